@@ -1,0 +1,1 @@
+"""Building the engine appliance disk: one interface, several backends."""

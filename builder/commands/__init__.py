@@ -1,0 +1,1 @@
+"""Subcommands of he-build: argument parsing and result shaping only."""

@@ -1,0 +1,84 @@
+"""What the user sees: progress and notes on stderr, results on stdout (text or JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass
+class CommandResult:
+    """What a command returns: `data` for --json, `text` for people."""
+
+    data: dict[str, Any]
+    text: str
+    exit_code: int = 0
+
+
+@dataclass
+class Console:
+    """Progress and messages for one command run; quiet progress when not a terminal."""
+
+    json_mode: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _last_progress: float = 0.0
+    _open_line: bool = False
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.isatty()
+
+    def note(self, message: str) -> None:
+        """A one-line status message (stderr, so stdout stays machine-readable)."""
+        self._end_progress_line()
+        print(message, file=self.err, flush=True)
+
+    def step(self, message: str) -> None:
+        self.note(f"==> {message}")
+
+    def progress(self, label: str, done: int, total: int | None) -> None:
+        """A progress bar on a terminal; an occasional line otherwise."""
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not final and now - self._last_progress < (0.1 if self.interactive else 5.0):
+            return
+        self._last_progress = now
+        if total:
+            pct = min(100.0, 100.0 * done / total)
+            filled = int(pct / 5)
+            text = f"{label} [{'#' * filled}{'.' * (20 - filled)}] {pct:5.1f}%"
+        else:
+            text = f"{label} {done}"
+        if self.interactive:
+            self.err.write("\r\x1b[K" + text + ("\n" if final else ""))
+            self.err.flush()
+            self._open_line = not final
+        else:
+            print(text, file=self.err, flush=True)
+
+    def _end_progress_line(self) -> None:
+        if self._open_line:
+            self.err.write("\n")
+            self._open_line = False
+
+    def emit(self, result: CommandResult) -> None:
+        self._end_progress_line()
+        if self.json_mode:
+            json.dump(result.data, self.out, indent=2, sort_keys=True)
+            self.out.write("\n")
+        elif result.text:
+            self.out.write(result.text.rstrip("\n") + "\n")
+        self.out.flush()
+
+    def emit_error(self, prog: str, data: dict[str, Any], lines: list[str]) -> None:
+        self._end_progress_line()
+        if self.json_mode:
+            json.dump(data, self.out, indent=2, sort_keys=True)
+            self.out.write("\n")
+            self.out.flush()
+        for line in lines:
+            print(f"{prog}: {line}", file=self.err, flush=True)

@@ -1,0 +1,101 @@
+"""The exception tree: every user-facing failure is one of these, with its exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ExitCode:
+    """Documented process exit codes (README: "Exit codes")."""
+
+    OK = 0
+    INTERNAL = 1
+    BAD_INPUT = 2
+    COMMAND_FAILED = 3
+    MISSING_PREREQUISITE = 4
+    INTEGRITY = 5
+    STORAGE = 6
+    VM_NOT_STARTED = 20
+    BOOT_TIMEOUT = 21
+    SETUP_TIMEOUT = 22
+    CHANNEL_CLOSED = 23
+    INTERRUPTED = 130
+
+
+class BuilderError(Exception):
+    """Base of all expected failures; the CLI prints `message` on one line."""
+
+    exit_code: int = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InputError(BuilderError):
+    """Bad input from the user: a file, a site, a field, an option."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(
+        self, message: str, *, problems: Sequence[str] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = tuple(problems)
+
+
+class CommandError(BuilderError):
+    """An external command exited non-zero; carries argv (redacted), code and stderr tail."""
+
+    exit_code = ExitCode.COMMAND_FAILED
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr_tail: str) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        last = stderr_tail.strip().splitlines()[-1:] or [""]
+        detail = f": {last[0]}" if last[0] else ""
+        super().__init__(f"{self.argv[0]} exited with {returncode}{detail}")
+
+
+class MissingPrerequisiteError(BuilderError):
+    """A tool, library or service this step needs is not available."""
+
+    exit_code = ExitCode.MISSING_PREREQUISITE
+
+
+class IntegrityError(BuilderError):
+    """An artifact failed verification (checksum, manifest, descriptor)."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class StorageError(BuilderError):
+    """Not enough space, or a write failed."""
+
+    exit_code = ExitCode.STORAGE
+
+
+class LaunchError(BuilderError):
+    """Base of launcher failures that have their own exit codes."""
+
+
+class VmNotStartedError(LaunchError):
+    exit_code = ExitCode.VM_NOT_STARTED
+
+
+class BootTimeoutError(LaunchError):
+    exit_code = ExitCode.BOOT_TIMEOUT
+
+
+class SetupTimeoutError(LaunchError):
+    exit_code = ExitCode.SETUP_TIMEOUT
+
+
+class ChannelClosedError(LaunchError):
+    exit_code = ExitCode.CHANNEL_CLOSED
+
+
+class InterruptedByUserError(BuilderError):
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,88 @@
+"""The one way to run an external command: argv lists, redacted logging, typed failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import CommandError, MissingPrerequisiteError
+
+log = logging.getLogger(__name__)
+
+REDACTED = "***"
+STDERR_TAIL_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every non-empty secret in `text`, longest first so overlaps vanish whole."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def require_tool(name: str, *, package: str | None = None) -> str:
+    """Return the absolute path of `name` on PATH, or fail with the package that provides it."""
+    found = shutil.which(name)
+    if found is None:
+        hint = f"install the Debian package {package}" if package else None
+        raise MissingPrerequisiteError(f"required tool not found: {name}", hint=hint)
+    return found
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    secrets: Iterable[str] = (),
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    check: bool = True,
+) -> Completed:
+    """Run `argv` (never through a shell), capture its output, raise CommandError on failure.
+
+    `env` is merged over this process's environment; `secrets` are masked in the log line
+    and in the error's stderr tail.
+    """
+    args = tuple(os.fspath(a) for a in argv)
+    hidden = tuple(secrets)
+    log.debug("run: %s", redact(" ".join(args), hidden))
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        proc = subprocess.run(
+            args,
+            input=stdin,
+            capture_output=True,
+            cwd=cwd,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise MissingPrerequisiteError(f"required tool not found: {args[0]}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(
+            [redact(a, hidden) for a in args], -1, f"timed out after {timeout} s"
+        ) from exc
+    done = Completed(args, proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        tail = redact(proc.stderr.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:], hidden)
+        raise CommandError([redact(a, hidden) for a in args], proc.returncode, tail)
+    return done
