@@ -1,0 +1,1 @@
+"""The site inventory: loaded and validated once, then frozen typed models."""
