@@ -8,7 +8,25 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from builder.inventory.syntax import (
+    ANSWER_TYPES,
+    answer_value_matches,
+    check_answer_shape,
+    check_ssh_key,
+    check_timezone,
+    lower_text,
+    parse_ip,
+)
 
 FQDN_PATTERN = (
     r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
@@ -16,15 +34,30 @@ FQDN_PATTERN = (
 MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|prompt)$"
 ANSWER_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$"
+SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+# A short host name (one label) or an FQDN, as /etc/hosts accepts.
+HOST_NAME_PATTERN = (
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$"
+)
+INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 Fqdn = Annotated[str, StringConstraints(pattern=FQDN_PATTERN)]
-Mac = Annotated[str, StringConstraints(pattern=MAC_PATTERN, to_lower=True)]
+# Lowered before the pattern check, so 00:16:3E:... is accepted and stored as 00:16:3e:...
+Mac = Annotated[str, StringConstraints(pattern=MAC_PATTERN), BeforeValidator(lower_text)]
 SecretRef = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN)]
-SiteName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+SiteName = Annotated[str, StringConstraints(pattern=SITE_NAME_PATTERN)]
+HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
+IpAddress = Annotated[IPv4Address | IPv6Address, BeforeValidator(parse_ip)]
+AnswerKey = Annotated[str, StringConstraints(pattern=ANSWER_KEY_PATTERN)]
+Timezone = Annotated[str, AfterValidator(check_timezone)]
+SshKey = Annotated[str, AfterValidator(check_ssh_key)]
+AnswerValue = Annotated[str | bool | int | list[str] | None, BeforeValidator(check_answer_shape)]
+InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # python-re: the FQDN and host name patterns need look-arounds, which the default lacks.
+    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
 
 
 class StaticIPv4(Frozen):
@@ -45,22 +78,29 @@ class Network(Frozen):
     interface: str = "eth0"
     ipv4: StaticIPv4 | None = None
     ipv6: StaticIPv6 | None = None
-    dns_servers: tuple[IPv4Address | IPv6Address, ...] = ()
+    dns_servers: tuple[IpAddress, ...] = ()
     search_domains: tuple[Fqdn, ...] = ()
 
 
 class HostEntry(Frozen):
     """One /etc/hosts line in the engine VM (e.g. the hosts, when there is no local DNS)."""
 
-    ip: IPv4Address | IPv6Address
-    names: tuple[Fqdn | SiteName, ...] = Field(min_length=1)
+    ip: IpAddress
+    names: tuple[HostName, ...] = Field(min_length=1)
 
 
 class TypedAnswer(Frozen):
     """A free-form answer-file key with its otopi type."""
 
     type: Literal["str", "bool", "int", "none", "multi-str"]
-    value: str | bool | int | list[str] | None = None
+    value: AnswerValue = None
+
+    @model_validator(mode="after")
+    def _value_fits_type(self) -> TypedAnswer:
+        if not answer_value_matches(self.type, self.value):
+            raise ValueError(f"value {self.value!r} is not {ANSWER_TYPES[self.type]} "
+                             f"(type: {self.type})")
+        return self
 
 
 class EngineOptions(Frozen):
@@ -86,13 +126,16 @@ class Site(Frozen):
     memory_mib: int = Field(default=16384, ge=1024)
     network: Network = Network()
     hosts_entries: tuple[HostEntry, ...] = ()
-    timezone: str = "UTC"
+    timezone: Timezone = "UTC"
     ntp_servers: tuple[str, ...] = ()
-    ssh_keys: tuple[str, ...] = ()
+    ssh_keys: tuple[SshKey, ...] = ()
     root_password: SecretRef
     admin_password: SecretRef
     engine: EngineOptions = EngineOptions()
-    extra_answers: dict[str, TypedAnswer] = Field(default_factory=dict)
+    extra_answers: dict[AnswerKey, TypedAnswer] = Field(default_factory=dict)
+    instance_id: InstanceId | None = Field(
+        default=None, description="pins meta-data's instance-id; derived from the seed when absent"
+    )
 
     @property
     def hostname(self) -> str:

@@ -1,0 +1,70 @@
+"""`he-build inventory check|schema`: validate the inventory, print its JSON Schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.console import CommandResult, Console
+from builder.inventory.load import DEFAULT_INVENTORY, Inventory, load_inventory
+from builder.inventory.models import Site
+from builder.inventory.schema import render_schema
+
+
+def add_inventory_option(parser: argparse.ArgumentParser) -> None:
+    """`--inventory FILE`, shared by every command that reads the inventory."""
+    parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="FILE",
+                        help="the inventory YAML file (default: the bundled example)")
+
+
+def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    group = subparsers.add_parser("inventory", parents=[parent],
+                                  help="validate the site inventory or print its schema")
+    commands = group.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
+    check = commands.add_parser("check", parents=[parent],
+                                help="validate the inventory and list its sites (nothing written)")
+    add_inventory_option(check)
+    check.set_defaults(handler=run_check)
+    schema = commands.add_parser("schema", parents=[parent],
+                                 help="print the inventory's JSON Schema (for editors)")
+    schema.set_defaults(handler=run_schema)
+
+
+def run_check(args: argparse.Namespace, console: Console) -> CommandResult:
+    inventory = load_inventory(args.inventory)
+    rows = [site_summary(site) for site in inventory.sites.values()]
+    data = {"ok": True, "inventory": str(inventory.path), "sites": rows}
+    return CommandResult(data=data, text=render_check(inventory, rows))
+
+
+def run_schema(args: argparse.Namespace, console: Console) -> CommandResult:
+    schema = render_schema()
+    return CommandResult(data=schema, text=json.dumps(schema, indent=2, sort_keys=True))
+
+
+def site_summary(site: Site) -> dict[str, str]:
+    """One row: in DHCP mode the MAC is what identifies the VM, in static mode the address."""
+    net = site.network
+    addresses = [str(s.address) for s in (net.ipv4, net.ipv6) if s is not None]
+    return {
+        "site": site.name,
+        "fqdn": site.fqdn,
+        "mode": net.mode,
+        "address": ", ".join(addresses),
+        "mac": net.mac or "",
+    }
+
+
+def render_check(inventory: Inventory, rows: list[dict[str, str]]) -> str:
+    table = [("SITE", "FQDN", "NETWORK", "ADDRESS OR MAC")]
+    for row in rows:
+        where = row["address"] if row["mode"] == "static" else row["mac"]
+        table.append((row["site"], row["fqdn"], row["mode"], where))
+    widths = [max(len(line[col]) for line in table) for col in range(3)]
+    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)),
+                        line[3]]) for line in table]
+    count = len(rows)
+    lines.append(f"{inventory.path}: {count} site{'s' if count != 1 else ''}, no problems")
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""Load and validate the inventory file: every problem found before any work, one line each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from builder.errors import InputError
+from builder.inventory.checks import check_conflicts, check_network, check_site
+from builder.inventory.models import SITE_NAME_PATTERN, Network, Site
+from builder.inventory.problems import (
+    PATTERN_MESSAGES,
+    Problem,
+    dotted,
+    from_validation_error,
+)
+from builder.inventory.source import LineDict, LineList, Path_, line_of, parse_yaml
+from builder.repro import stable_mac
+
+# The bundled example, found from the package so it works from a checkout and an editable install.
+DEFAULT_INVENTORY: Path = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
+
+TOP_LEVEL_KEYS = ("defaults", "sites")
+NOT_IN_DEFAULTS = ("name", "fqdn", "instance_id")
+# Stand-ins so the defaults can be validated alone, without the fields only a site has.
+DEFAULTS_PROBE = {"name": "defaults", "fqdn": "defaults.invalid",
+                  "root_password": "prompt", "admin_password": "prompt"}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The validated inventory: sites in file order, defaults merged, MACs filled in."""
+
+    path: Path
+    sites: Mapping[str, Site]
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative `file:` secret references are resolved."""
+        return self.path.parent
+
+
+@dataclass
+class Report:
+    """The problems of one load, each already formatted as `FILE:LINE: [scope: ]FIELD: msg`."""
+
+    file: str
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line: int | None, scope: str, path: Path_, message: str) -> None:
+        where = f"{self.file}:{line or 1}: "
+        subject = dotted(path)
+        text = where + (f"{scope}: " if scope else "") + (f"{subject}: " if subject else "")
+        self.lines.append((line or 1, text + message))
+
+    def raise_if_any(self) -> None:
+        if not self.lines:
+            return
+        count = len(self.lines)
+        noun = "problem" if count == 1 else "problems"
+        problems = [text for _, text in sorted(self.lines, key=lambda item: item[0])]
+        raise InputError(f"inventory {self.file} has {count} {noun}", problems=problems)
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read, parse and validate `path`; raise one InputError listing every problem."""
+    report = Report(str(path))
+    tree = read_tree(path)
+    report_duplicates(tree, (), report)
+    defaults, entries = split_top_level(tree, report)
+    defaults = check_defaults(defaults, report)
+    sites: list[Site] = []
+    derived: set[str] = set()
+    for name, raw in entries.items():
+        site = build_site(SiteEntry(name, raw, entries.key_lines[name], defaults), report)
+        if site is None:
+            continue
+        if site.network.mac is None:
+            site = with_derived_mac(site)
+            derived.add(site.name)
+        sites.append(site)
+    for name, problem in check_conflicts(sites, derived):
+        SiteEntry(name, entries[name], entries.key_lines[name], defaults).report(report, problem)
+    report.raise_if_any()
+    return Inventory(path=path, sites=MappingProxyType({site.name: site for site in sites}))
+
+
+def read_tree(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"cannot read inventory {path}: {reason}") from None
+    try:
+        return parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"inventory {path} is not valid YAML",
+                         problems=[f"{path}:{line}: {problem}"]) from None
+
+
+def report_duplicates(node: Any, path: Path_, report: Report) -> None:
+    """Duplicate keys anywhere; YAML would silently keep the last one."""
+    if isinstance(node, LineDict):
+        for key, line, first in node.duplicates:
+            scope, rest = scope_of((*path, key))
+            what = "duplicate site" if path == ("sites",) else "duplicate key"
+            report.add(line, scope, rest, f"{what} (first at line {first})")
+        for key, value in node.items():
+            report_duplicates(value, (*path, key), report)
+    elif isinstance(node, LineList):
+        for index, value in enumerate(node):
+            report_duplicates(value, (*path, index), report)
+
+
+def scope_of(path: Path_) -> tuple[str, Path_]:
+    """('sites', 'dc1', 'vcpus') -> ('site dc1', ('vcpus',)); defaults likewise."""
+    if len(path) >= 2 and path[0] == "sites":
+        return f"site {path[1]}", path[2:]
+    if path and path[0] == "defaults":
+        return "defaults", path[1:]
+    return "", path
+
+
+def split_top_level(tree: Any, report: Report) -> tuple[LineDict, LineDict]:
+    """The `defaults` and `sites` mappings (empty when absent or wrong)."""
+    empty = LineDict(1)
+    if not isinstance(tree, LineDict):
+        report.add(1, "", (), "the inventory must be a mapping with 'sites:' (and 'defaults:')")
+        return empty, empty
+    for key in tree:
+        if key not in TOP_LEVEL_KEYS:
+            report.add(tree.key_lines[key], "", (str(key),),
+                       "unknown top-level key (expected 'defaults' or 'sites')")
+    defaults = top_level_mapping(tree, "defaults", report, required=False)
+    sites = top_level_mapping(tree, "sites", report, required=True)
+    return defaults, sites
+
+
+def top_level_mapping(tree: LineDict, key: str, report: Report, *, required: bool) -> LineDict:
+    value = tree.get(key)
+    if value is None and not required:
+        return LineDict(tree.key_lines.get(key, 1))
+    if not isinstance(value, LineDict) or (required and not value):
+        line = tree.key_lines.get(key, 1)
+        report.add(line, "", (key,), "expected a mapping of site names to sites" if required
+                   else "expected a mapping of site fields")
+        return LineDict(line)
+    return value
+
+
+def check_defaults(defaults: LineDict, report: Report) -> LineDict:
+    """Validate the defaults once, alone; return them without the fields that have problems.
+
+    So a bad default is reported once, not again for every site, and the sites are still
+    checked with the rest.
+    """
+    bad = {key for key in NOT_IN_DEFAULTS if key in defaults}
+    for key in sorted(bad):
+        report.add(defaults.key_lines[key], "defaults", (key,), "set per site, not in defaults")
+    try:
+        Site.model_validate({**DEFAULTS_PROBE, **without(defaults, bad)})
+    except ValidationError as exc:
+        for problem in from_validation_error(exc):
+            line, _ = line_of(defaults, problem.path)
+            report.add(line or defaults.line, "defaults", problem.path, problem.message)
+            if problem.path:
+                bad.add(str(problem.path[0]))
+    return without(defaults, bad)
+
+
+def without(mapping: LineDict, keys: set[str]) -> LineDict:
+    kept = LineDict(mapping.line)
+    for key, value in mapping.items():
+        if key not in keys:
+            kept[key], kept.key_lines[key] = value, mapping.key_lines[key]
+    return kept
+
+
+@dataclass(frozen=True)
+class SiteEntry:
+    """A site as written: its raw mapping, the line of its name, and the defaults under it."""
+
+    name: Any
+    raw: Any
+    line: int
+    defaults: LineDict
+
+    def line_of(self, path: Path_) -> int:
+        """The offending key in the site, else in the defaults, else its closest parent."""
+        line, complete = line_of(self.raw, path)
+        if complete and line is not None:
+            return line
+        default_line, in_defaults = line_of(self.defaults, path)
+        if in_defaults and default_line is not None:
+            return default_line
+        return line or self.line
+
+    def report(self, report: Report, problem: Problem) -> None:
+        report.add(self.line_of(problem.path), f"site {self.name}", problem.path, problem.message)
+
+
+def build_site(entry: SiteEntry, report: Report) -> Site | None:
+    """One site: defaults merged under it, validated; None when it has problems."""
+    shape = check_entry_shape(entry)
+    if shape is not None:
+        entry.report(report, shape)
+        return None
+    merged = {**deep_merge(entry.defaults, entry.raw), "name": entry.name}
+    try:
+        site = Site.model_validate(merged)
+    except ValidationError as exc:
+        for problem in [*from_validation_error(exc), *check_network_alone(merged)]:
+            entry.report(report, problem)
+        return None
+    for problem in check_site(site):
+        entry.report(report, problem)
+    return site
+
+
+def check_network_alone(merged: Mapping[str, Any]) -> list[Problem]:
+    """When other fields fail, still check the network section, so all problems show at once."""
+    try:
+        network = Network.model_validate(merged.get("network", {}))
+    except ValidationError:
+        return []  # already reported by the site's validation
+    return check_network(network)
+
+
+def check_entry_shape(entry: SiteEntry) -> Problem | None:
+    """A site name pydantic can't see (it is a key) and a body that must be a mapping."""
+    if not isinstance(entry.name, str) or not re.match(SITE_NAME_PATTERN, entry.name):
+        return Problem(("name",), PATTERN_MESSAGES[SITE_NAME_PATTERN].format(input=entry.name))
+    if not isinstance(entry.raw, LineDict):
+        return Problem((), "expected a mapping of site fields (at least fqdn)")
+    if "name" in entry.raw:
+        return Problem(("name",), "not a field: the site's name is its key under 'sites'")
+    return None
+
+
+def deep_merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Mappings merge key by key; anything else in `override` replaces the value in `base`."""
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        merged[key] = deep_merge(old, value) if both else value  # type: ignore[arg-type]
+    return merged
+
+
+def with_derived_mac(site: Site) -> Site:
+    """The same site name always gives the same MAC, so re-runs keep DHCP leases."""
+    network = site.network.model_copy(update={"mac": stable_mac(site.name)})
+    return site.model_copy(update={"network": network})
+
+
+def select_sites(inv: Inventory, names: Sequence[str], all_sites: bool) -> list[Site]:
+    """The sites named (in the order given, once each), or all of them in file order."""
+    if all_sites:
+        return list(inv.sites.values())
+    unknown = [name for name in names if name not in inv.sites]
+    if unknown:
+        known = ", ".join(inv.sites) or "none"
+        noun = "site" if len(unknown) == 1 else "sites"
+        raise InputError(f"inventory {inv.path} has no {noun} {', '.join(unknown)} "
+                         f"(known: {known})")
+    if not names:
+        raise InputError("no site chosen", hint="use --site NAME (repeatable) or --all")
+    return [inv.sites[name] for name in dict.fromkeys(names)]

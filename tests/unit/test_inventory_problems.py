@@ -1,0 +1,235 @@
+"""The table of bad inventories: each gets one problem line naming file, line, site, field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from builder.errors import ExitCode, InputError
+from builder.inventory.load import load_inventory
+
+# Lines 1-5; a case's extra lines for dc1 start at line 6.
+BASE = """\
+sites:
+  dc1:
+    fqdn: engine.dc1.example.com
+    root_password: env:ROOT_PW
+    admin_password: env:ADMIN_PW
+"""
+
+KEY_ED25519 = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f a@b"
+)
+# The same blob, claimed to be an RSA key.
+KEY_MISLABELLED = KEY_ED25519.replace("ssh-ed25519", "ssh-rsa", 1)
+
+
+def site(extra: str) -> str:
+    """BASE plus extra fields for dc1 (written unindented)."""
+    return BASE + textwrap.indent(textwrap.dedent(extra), "    ")
+
+
+def two_sites(dc2: str, dc1_extra: str = "") -> str:
+    """dc1 (lines 1-5, plus extras) and a dc2 whose body is `dc2` (written unindented)."""
+    return site(dc1_extra) + "  dc2:\n" + textwrap.indent(textwrap.dedent(dc2), "    ")
+
+
+DC2 = """\
+fqdn: engine.dc2.example.com
+root_password: prompt
+admin_password: prompt
+"""
+
+CASES: list[tuple[str, str, str]] = [
+    ("unknown field", site("colour: red\n"), "6: site dc1: colour: unknown field"),
+    ("misspelt field", site("vcpu: 4\n"),
+     "6: site dc1: vcpu: unknown field; did you mean 'vcpus'?"),
+    ("not an integer", site("vcpus: many\n"),
+     "6: site dc1: vcpus: expected an integer, got 'many'"),
+    ("too few vcpus", site("vcpus: 0\n"), "6: site dc1: vcpus: must be at least 1, got 0"),
+    ("too little memory", site("memory_mib: 512\n"),
+     "6: site dc1: memory_mib: must be at least 1024, got 512"),
+    ("bad fqdn", BASE.replace("engine.dc1.example.com", "engine_dc1"),
+     "3: site dc1: fqdn: not a fully qualified domain name: 'engine_dc1'"),
+    ("single-label fqdn", BASE.replace("engine.dc1.example.com", "engine"),
+     "3: site dc1: fqdn: not a fully qualified domain name: 'engine'"),
+    ("missing fqdn", BASE.replace("    fqdn: engine.dc1.example.com\n", ""),
+     "2: site dc1: fqdn: required"),
+    ("missing password", BASE.replace("    admin_password: env:ADMIN_PW\n", ""),
+     "2: site dc1: admin_password: required"),
+    ("literal password", BASE.replace("env:ROOT_PW", "hunter2"),
+     "4: site dc1: root_password: must be a secret reference (env:NAME, file:PATH or prompt), "
+     "not a literal value"),
+    ("bad env name", BASE.replace("env:ROOT_PW", "env:1PW"),
+     "4: site dc1: root_password: must be a secret reference (env:NAME, file:PATH or prompt), "
+     "not a literal value"),
+    ("numeric password", BASE.replace("env:ROOT_PW", "123456"),
+     "4: site dc1: root_password: must be a secret reference (env:NAME, file:PATH or prompt), "
+     "not a literal value"),
+    ("name as a field", site("name: other\n"),
+     "6: site dc1: name: not a field: the site's name is its key under 'sites'"),
+    ("bad MAC", site("network:\n  mac: 00:16:3e:zz:00:01\n"),
+     "7: site dc1: network.mac: not a MAC address like 00:16:3e:12:34:56: '00:16:3e:zz:00:01'"),
+    ("short MAC", site("network:\n  mac: '00:16:3e:00:01'\n"),
+     "7: site dc1: network.mac: not a MAC address like 00:16:3e:12:34:56: '00:16:3e:00:01'"),
+    ("bad mode", site("network:\n  mode: bridge\n"),
+     "7: site dc1: network.mode: must be 'dhcp' or 'static', got 'bridge'"),
+    ("static without address", site("network:\n  mode: static\n"),
+     "7: site dc1: network.mode: static mode needs ipv4 and/or ipv6"),
+    ("dhcp with address", site("network:\n  ipv4:\n    address: 192.0.2.10/24\n"),
+     "7: site dc1: network.ipv4: only allowed with mode: static"),
+    ("bad IPv4 interface",
+     site("network:\n  mode: static\n  ipv4:\n    address: 192.0.2.300/24\n"),
+     "9: site dc1: network.ipv4.address: not an IPv4 address with prefix (e.g. 192.0.2.10/24): "
+     "'192.0.2.300/24'"),
+    ("IPv6 as IPv4", site("network:\n  mode: static\n  ipv4:\n    address: 2001:db8::10/64\n"),
+     "9: site dc1: network.ipv4.address: not an IPv4 address with prefix (e.g. 192.0.2.10/24): "
+     "'2001:db8::10/64'"),
+    ("missing address", site("network:\n  mode: static\n  ipv4:\n    gateway: 192.0.2.1\n"),
+     "8: site dc1: network.ipv4.address: required"),
+    ("IPv4 gateway outside",
+     site("network:\n  mode: static\n  ipv4:\n    address: 192.0.2.10/24\n"
+          "    gateway: 198.51.100.1\n"),
+     "10: site dc1: network.ipv4.gateway: 198.51.100.1 is outside the subnet 192.0.2.0/24"),
+    ("IPv6 gateway outside",
+     site("network:\n  mode: static\n  ipv6:\n    address: 2001:db8:1::10/64\n"
+          "    gateway: 2001:db8:2::1\n"),
+     "10: site dc1: network.ipv6.gateway: 2001:db8:2::1 is outside the subnet 2001:db8:1::/64"),
+    ("gateway is the address",
+     site("network:\n  mode: static\n  ipv4:\n    address: 192.0.2.10/24\n"
+          "    gateway: 192.0.2.10\n"),
+     "10: site dc1: network.ipv4.gateway: 192.0.2.10 is the site's own address"),
+    ("bad DNS server", site("network:\n  dns_servers: [192.0.2.53, dns.example.com]\n"),
+     "7: site dc1: network.dns_servers[1]: not an IPv4 or IPv6 address: 'dns.example.com'"),
+    ("bad search domain", site("network:\n  search_domains: [example]\n"),
+     "7: site dc1: network.search_domains[0]: not a fully qualified domain name: 'example'"),
+    ("bad hosts ip", site("hosts_entries:\n  - ip: 192.0.2.256\n    names: [host1]\n"),
+     "7: site dc1: hosts_entries[0].ip: not an IPv4 or IPv6 address: '192.0.2.256'"),
+    ("bad hosts name", site("hosts_entries:\n  - ip: 192.0.2.11\n    names: [host_1]\n"),
+     "8: site dc1: hosts_entries[0].names[0]: not a host name or FQDN: 'host_1'"),
+    ("no hosts names", site("hosts_entries:\n  - ip: 192.0.2.11\n    names: []\n"),
+     "8: site dc1: hosts_entries[0].names: must not be empty"),
+    ("hosts entry not a mapping", site("hosts_entries:\n  - 192.0.2.11 host1\n"),
+     "7: site dc1: hosts_entries[0]: expected a mapping, got '192.0.2.11 host1'"),
+    ("list expected", site("ntp_servers: ntp.example.com\n"),
+     "6: site dc1: ntp_servers: expected a list, got 'ntp.example.com'"),
+    ("bad timezone", site("timezone: Mars/Olympus_Mons\n"),
+     "6: site dc1: timezone: unknown timezone 'Mars/Olympus_Mons' (e.g. UTC, Europe/Paris)"),
+    ("ssh key without data", site("ssh_keys: [ssh-ed25519]\n"),
+     "6: site dc1: ssh_keys[0]: not an SSH public key (expected 'TYPE BASE64 [comment]')"),
+    ("ssh key bad type", site("ssh_keys: ['ssh-foo AAAA']\n"),
+     "6: site dc1: ssh_keys[0]: unknown SSH key type 'ssh-foo'"),
+    ("ssh key bad base64", site("ssh_keys: ['ssh-ed25519 not*base64']\n"),
+     "6: site dc1: ssh_keys[0]: ssh-ed25519 key data is not a base64 SSH key blob"),
+    ("ssh key mislabelled", site(f"ssh_keys:\n  - {KEY_ED25519}\n  - {KEY_MISLABELLED}\n"),
+     "8: site dc1: ssh_keys[1]: key data is for 'ssh-ed25519', not 'ssh-rsa'"),
+    ("answer key format", site("extra_answers:\n  fqdn:\n    type: str\n    value: x\n"),
+     "7: site dc1: extra_answers.fqdn: key 'fqdn' is not SECTION/name (e.g. OVESETUP_CONFIG/fqdn)"),
+    ("answer unknown type",
+     site("extra_answers:\n  OVESETUP_A/b:\n    type: float\n    value: x\n"),
+     "8: site dc1: extra_answers.OVESETUP_A/b.type: "
+     "must be 'str', 'bool', 'int', 'none' or 'multi-str', got 'float'"),
+    ("answer value type",
+     site("extra_answers:\n  OVESETUP_A/b:\n    type: int\n    value: 'ten'\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: value 'ten' is not an integer (type: int)"),
+    ("answer bool is not int",
+     site("extra_answers:\n  OVESETUP_A/b:\n    type: int\n    value: true\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: value True is not an integer (type: int)"),
+    ("answer none with value",
+     site("extra_answers:\n  OVESETUP_A/b:\n    type: none\n    value: x\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: value 'x' is not empty (null) (type: none)"),
+    ("answer mapping value",
+     site("extra_answers:\n  OVESETUP_A/b:\n    type: str\n    value: {a: 1}\n"),
+     "9: site dc1: extra_answers.OVESETUP_A/b.value: expected a string, true/false, an integer, "
+     "null or a list of strings, got a mapping"),
+    ("bad instance-id", site("instance_id: 'a b'\n"),
+     "6: site dc1: instance_id: not an instance-id (letters, digits, '.', '_', '-'): 'a b'"),
+    ("engine option", site("engine:\n  storage_type: ceph\n"),
+     "7: site dc1: engine.storage_type: "
+     "must be 'nfs', 'fc', 'iscsi', 'posixfs' or 'glusterfs', got 'ceph'"),
+    ("duplicate key", site("vcpus: 2\nvcpus: 4\n"),
+     "7: site dc1: vcpus: duplicate key (first at line 6)"),
+    ("duplicate nested key", site("network:\n  mode: dhcp\n  mode: static\n"),
+     "8: site dc1: network.mode: duplicate key (first at line 7)"),
+    ("bad site name", BASE.replace("  dc1:", "  DC_1:"),
+     "2: site DC_1: name: 'DC_1' is not a site name "
+     "(lowercase letters, digits and '-', starting with a letter)"),
+    ("site not a mapping", "sites:\n  dc1: engine.example.com\n",
+     "2: site dc1: expected a mapping of site fields (at least fqdn)"),
+    ("no sites", "defaults:\n  vcpus: 2\nsites: {}\n",
+     "3: sites: expected a mapping of site names to sites"),
+    ("missing sites", "defaults:\n  vcpus: 2\n",
+     "1: sites: expected a mapping of site names to sites"),
+    ("not a mapping", "- dc1\n",
+     "1: the inventory must be a mapping with 'sites:' (and 'defaults:')"),
+    ("unknown top-level key", "site:\n  dc1: {}\n" + BASE,
+     "1: site: unknown top-level key (expected 'defaults' or 'sites')"),
+    ("fqdn in defaults", "defaults:\n  fqdn: engine.example.com\n" + BASE,
+     "2: defaults: fqdn: set per site, not in defaults"),
+    ("bad default, reported once", "defaults:\n  vcpus: lots\n" + two_sites(DC2),
+     "2: defaults: vcpus: expected an integer, got 'lots'"),
+    ("unknown default", "defaults:\n  network:\n    moed: static\n" + BASE,
+     "3: defaults: network.moed: unknown field; did you mean 'mode'?"),
+    ("default breaks a site", "defaults:\n  network:\n    mode: static\n" + BASE,
+     "3: site dc1: network.mode: static mode needs ipv4 and/or ipv6"),
+    ("duplicate site", BASE + BASE.removeprefix("sites:\n"),
+     "6: site dc1: duplicate site (first at line 2)"),
+    ("duplicate fqdn", two_sites(DC2.replace("dc2", "dc1")),
+     "7: site dc2: fqdn: FQDN engine.dc1.example.com is also used by site dc1"),
+    ("duplicate fqdn, other case", two_sites(DC2.replace("engine.dc2", "ENGINE.dc1")),
+     "7: site dc2: fqdn: FQDN engine.dc1.example.com is also used by site dc1"),
+    ("duplicate MAC", two_sites(DC2 + "network:\n  mac: 00:16:3e:00:00:01\n",
+                                "network:\n  mac: 00:16:3e:00:00:01\n"),
+     "13: site dc2: network.mac: MAC 00:16:3e:00:00:01 is also used by site dc1"),
+    ("derived MAC taken", two_sites(DC2, "network:\n  mac: 00:16:3e:88:ac:22\n"),
+     "8: site dc2: network.mac: derived MAC 00:16:3e:88:ac:22 is also used by site dc1"),
+    ("duplicate IPv4", two_sites(
+        DC2 + "network:\n  mode: static\n  ipv4:\n    address: 192.0.2.10/25\n",
+        "network:\n  mode: static\n  ipv4:\n    address: 192.0.2.10/24\n"),
+     "17: site dc2: network.ipv4.address: address 192.0.2.10 is also used by site dc1"),
+    ("duplicate IPv6", two_sites(
+        DC2 + "network:\n  mode: static\n  ipv6:\n    address: 2001:db8::a/64\n",
+        "network:\n  mode: static\n  ipv6:\n    address: 2001:DB8::A/64\n"),
+     "17: site dc2: network.ipv6.address: address 2001:db8::a is also used by site dc1"),
+    ("duplicate instance-id", two_sites(DC2 + "instance_id: i-1\n", "instance_id: i-1\n"),
+     "11: site dc2: instance_id: instance-id i-1 is also used by site dc1"),
+    ("YAML syntax", "sites:\n  dc1: [\n", "3: did not find expected node content"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_inventory_gets_exact_message(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_inventory(path)
+    assert list(info.value.problems) == [f"{path}:{expected}"]
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_all_problems_are_collected_in_file_order(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(two_sites(DC2 + "vcpus: 0\n", "colour: red\ntimezone: Nowhere\n"))
+    with pytest.raises(InputError) as info:
+        load_inventory(path)
+    assert info.value.message == f"inventory {path} has 3 problems"
+    assert [line.split(": ", 2)[1] for line in info.value.problems] == [
+        "site dc1", "site dc1", "site dc2"]
+    lines = [int(line.removeprefix(f"{path}:").split(":")[0]) for line in info.value.problems]
+    assert lines == [6, 7, 12]
+
+
+def test_literal_password_is_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(BASE.replace("env:ROOT_PW", "S3cret-Pa55"))
+    with pytest.raises(InputError) as info:
+        load_inventory(path)
+    assert "S3cret-Pa55" not in info.value.message + "\n".join(info.value.problems)
+
+
+def test_missing_file_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(InputError, match=f"cannot read inventory {path}: No such file"):
+        load_inventory(path)
