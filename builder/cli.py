@@ -17,7 +17,7 @@ from builder.errors import BuilderError, ExitCode, InputError
 Handler = Callable[[argparse.Namespace, Console], CommandResult]
 
 # Each module exposes `register(subparsers)` and sets `handler=` on its parsers.
-COMMAND_MODULES: tuple[str, ...] = ("builder.commands.inventory",)
+COMMAND_MODULES: tuple[str, ...] = ("builder.commands.inventory", "builder.commands.seed")
 
 
 def common_options() -> argparse.ArgumentParser:

@@ -1,0 +1,107 @@
+"""`he-build seed`: render and master each selected site's seed under OUT/SITE/."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from builder.commands.inventory import add_inventory_option
+from builder.console import CommandResult, Console
+from builder.inventory.load import load_inventory, select_sites
+from builder.inventory.models import Site
+from builder.inventory.secrets import resolve_secrets
+from builder.repro import build_time
+from builder.seed.build import SeedArtifacts, build_seeds
+from builder.seed.dhcp import build_dhcp_export, write_dhcp_export
+
+DEFAULT_OUT = Path("out/seeds")
+DHCP_DIR = "dhcp"
+# A progress bar for a handful of sites is only noise.
+PROGRESS_MIN_SITES = 10
+
+
+def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "seed", parents=[parent], help="render each site's cloud-init seed ISO and answer file",
+        description="Render and master the NoCloud seed of each selected site into OUT/SITE/.",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--site", action="append", metavar="NAME",
+                       help="a site of the inventory (repeatable)")
+    which.add_argument("--all", action="store_true", help="every site of the inventory")
+    add_inventory_option(parser)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help=f"output directory (default: {DEFAULT_OUT})")
+    parser.add_argument("--dhcp-export", action="store_true",
+                        help="also write dnsmasq, ISC dhcpd and zone-file records to OUT/dhcp/")
+    parser.set_defaults(handler=run_seed)
+
+
+def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
+    inventory = load_inventory(args.inventory)
+    sites = select_sites(inventory, args.site or (), args.all)
+    env = dict(os.environ)
+    prompt = _prompt if sys.stdin.isatty() else None
+    jobs = [(site, resolve_secrets(site, base_dir=inventory.base_dir, env=env, prompt=prompt))
+            for site in sites]
+    progress = _progress(console) if len(jobs) >= PROGRESS_MIN_SITES else None
+    artifacts = build_seeds(jobs, args.out, epoch=build_time(env), progress=progress)
+    dhcp = _export_dhcp(sites, args.out) if args.dhcp_export else None
+    return CommandResult(data=result_data(args.out, artifacts, dhcp),
+                         text=result_text(artifacts, dhcp))
+
+
+def _prompt(label: str) -> str:
+    return getpass.getpass(f"{label}: ")
+
+
+def _progress(console: Console) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        console.progress("seeds", done, total)
+    return report
+
+
+def _export_dhcp(sites: Sequence[Site], out: Path) -> dict[str, Any]:
+    export = build_dhcp_export(sites)
+    paths = write_dhcp_export(export, out / DHCP_DIR)
+    return {
+        "files": {name: str(path) for name, path in paths.items()},
+        "dnsmasq": export.dnsmasq, "dhcpd": export.dhcpd, "zone": export.zone,
+        "registrations": [
+            {"site": r.site, "fqdn": r.fqdn, "mac": r.mac, "dhcp": r.dhcp,
+             "addresses": [str(a) for a in r.addresses]}
+            for r in export.registrations
+        ],
+    }
+
+
+def result_data(out: Path, artifacts: Sequence[SeedArtifacts],
+                dhcp: dict[str, Any] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"ok": True, "out": str(out), "sites": [
+        {"site": a.site, "directory": str(a.directory), "iso": str(a.iso),
+         "instance_id": a.instance_id, "mac": a.mac,
+         "files": [{"name": f.name, "path": str(f.path), "sha256": f.sha256, "size": f.size,
+                    "mode": f"{f.mode:04o}"} for f in a.files]}
+        for a in artifacts
+    ]}
+    if dhcp is not None:
+        data["dhcp"] = dhcp
+    return data
+
+
+def result_text(artifacts: Sequence[SeedArtifacts], dhcp: dict[str, Any] | None) -> str:
+    rows = [("SITE", "FILE", "SHA256", "MODE")]
+    rows += [(a.site, str(f.path), f.sha256, f"{f.mode:04o}") for a in artifacts for f in a.files]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
+             for r in rows]
+    if dhcp is not None:
+        lines.append("")
+        lines += [f"DHCP/DNS records: {path}" for path in dhcp["files"].values()]
+    return "\n".join(lines)
+

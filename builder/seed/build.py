@@ -1,0 +1,248 @@
+"""Seed directories: render and master in memory, stage on disk, flush once, swap in whole."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.atomic import staged_dir
+from builder.errors import InputError, StorageError
+from builder.inventory.models import Site
+from builder.repro import build_time
+from builder.seed.answers import SeedSecrets, render_answers
+from builder.seed.iso import master_iso
+from builder.seed.metadata import derive_instance_id, render_meta_data
+from builder.seed.network import render_network_config, site_mac
+from builder.seed.passwords import hash_root_password
+from builder.seed.userdata import render_user_data
+
+ISO_NAME = "seed.iso"
+ANSWERS_NAME = "heanswers.conf"
+MANIFEST_NAME = "manifest.json"
+SECRET_MODE = 0o600
+PUBLIC_MODE = 0o644
+# From this many sites on, a batch is rendered on a process pool and flushed with one sync:
+# below it, a pool costs more than it saves and an fsync per file is cheap enough.
+POOL_THRESHOLD = 16
+POOL_CHUNK = 32
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RenderedSeed:
+    """Everything a seed holds, as text, before anything touches the disk."""
+
+    site: str
+    user_data: str
+    meta_data: str
+    network_config: str | None
+    answers: str
+    instance_id: str
+    mac: str
+
+    def iso_files(self) -> list[tuple[str, bytes]]:
+        """The files cloud-init reads from the ISO, in the order they are mastered."""
+        files = [("user-data", self.user_data), ("meta-data", self.meta_data)]
+        if self.network_config is not None:
+            files.append(("network-config", self.network_config))
+        return [(name, text.encode("utf-8")) for name, text in files]
+
+
+@dataclass(frozen=True)
+class MasteredSeed:
+    """A rendered seed and its ISO image, still in memory."""
+
+    rendered: RenderedSeed
+    image: bytes
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    """One file of a seed directory, described the same way for every file."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class SeedArtifacts:
+    """What was written for one site: paths, checksums, and the ids the launcher needs."""
+
+    site: str
+    directory: Path
+    iso: Path
+    files: tuple[SeedFile, ...]
+    instance_id: str
+    mac: str
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        return {f.name: f.sha256 for f in self.files}
+
+    def file(self, name: str) -> SeedFile:
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+
+def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
+    """Render every text of the seed; InputError (and nothing written) on a bad value."""
+    answers = render_answers(site, secrets.admin_password)
+    root_hash = hash_root_password(site.name, secrets.root_password)
+    user_data = render_user_data(site, root_hash=root_hash, answers_text=answers)
+    network_config = render_network_config(site)
+    instance_id = derive_instance_id(site, user_data=user_data, network_config=network_config)
+    return RenderedSeed(
+        site=site.name, user_data=user_data, meta_data=render_meta_data(site, instance_id),
+        network_config=network_config, answers=answers, instance_id=instance_id,
+        mac=site_mac(site),
+    )
+
+
+def master_seed(site: Site, secrets: SeedSecrets, *, epoch: int) -> MasteredSeed:
+    rendered = render_seed(site, secrets)
+    return MasteredSeed(rendered, master_iso(rendered.iso_files(), epoch=epoch))
+
+
+def write_site_seed(
+    site: Site, secrets: SeedSecrets, out_root: Path, *, env: Mapping[str, str]
+) -> SeedArtifacts:
+    """Write `out_root/SITE/` (seed.iso, user-data, meta-data, network-config, heanswers.conf,
+    manifest.json); the directory appears complete or not at all. ISO dates come from
+    SOURCE_DATE_EPOCH in `env` (else now)."""
+    return build_seeds([(site, secrets)], out_root, epoch=build_time(env))[0]
+
+
+def build_seeds(
+    jobs: Sequence[tuple[Site, SeedSecrets]], out_root: Path, *, epoch: int,
+    progress: Progress | None = None,
+) -> list[SeedArtifacts]:
+    """Render, master and write every site's seed directory, all of them or none.
+
+    Big batches are rendered on every CPU while this process writes the finished ones into
+    staging directories. Every bad value of every site is collected into one InputError, and
+    then no staged directory survives. Otherwise every file is on disk before any directory is
+    swapped into place: an fsync per file for a few sites; for a big batch one sync of the
+    disks instead (far cheaper than thousands of fsyncs, though it also waits for other
+    processes' pending writes).
+    """
+    artifacts: list[SeedArtifacts] = []
+    problems: list[str] = []
+    big = len(jobs) >= POOL_THRESHOLD
+    with contextlib.ExitStack() as stack:
+        for done, outcome in enumerate(_master_each(jobs, epoch), start=1):
+            if not isinstance(outcome, MasteredSeed):
+                problems.extend(outcome)
+            elif not problems:
+                artifacts.append(_stage_seed(stack, outcome, out_root, fsync=not big))
+            if progress is not None:
+                progress(done, len(jobs))
+        if problems:
+            count = len(problems)
+            raise InputError(f"{count} value{'s' if count > 1 else ''} cannot go into a seed; "
+                             "nothing was written", problems=problems)
+        if big:
+            os.sync()
+    return artifacts
+
+
+def _master_each(
+    jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int
+) -> Iterator[MasteredSeed | tuple[str, ...]]:
+    epochs = [epoch] * len(jobs)
+    if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
+        yield from map(_master_job, jobs, epochs)
+        return
+    with ProcessPoolExecutor(max_workers=_cpu_count()) as pool:
+        yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
+
+
+def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> MasteredSeed | tuple[str, ...]:
+    """One site, in a worker: problems come back as data (exceptions lose their fields)."""
+    site, secrets = job
+    try:
+        return master_seed(site, secrets, epoch=epoch)
+    except InputError as exc:
+        return exc.problems or (exc.message,)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _stage_seed(stack: contextlib.ExitStack, seed: MasteredSeed, out_root: Path, *,
+                fsync: bool) -> SeedArtifacts:
+    """Write the site directory into a staging directory that `stack` swaps in on success."""
+    contents = seed_contents(seed)
+    final = out_root / seed.rendered.site
+    stage = stack.enter_context(staged_dir(final))
+    for name, (data, mode) in contents.items():
+        _write_new(stage / name, data, mode, fsync=fsync)
+    return _artifacts(seed.rendered, final, contents)
+
+
+def seed_contents(seed: MasteredSeed) -> dict[str, tuple[bytes, int]]:
+    """File name -> (bytes, mode) of a site directory, manifest.json included."""
+    rendered = seed.rendered
+    contents = {
+        ISO_NAME: (seed.image, SECRET_MODE),
+        "user-data": (rendered.user_data.encode("utf-8"), SECRET_MODE),
+        "meta-data": (rendered.meta_data.encode("utf-8"), PUBLIC_MODE),
+        ANSWERS_NAME: (rendered.answers.encode("utf-8"), SECRET_MODE),
+    }
+    if rendered.network_config is not None:
+        contents["network-config"] = (rendered.network_config.encode("utf-8"), PUBLIC_MODE)
+    contents[MANIFEST_NAME] = (render_manifest(rendered, contents), PUBLIC_MODE)
+    return contents
+
+
+def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, int]]) -> bytes:
+    """manifest.json: the SHA-256, size and mode of every other file, plus the seed's ids."""
+    files = {
+        name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+               "mode": f"{mode:04o}"}
+        for name, (data, mode) in sorted(contents.items())
+    }
+    manifest = {"site": rendered.site, "instance_id": rendered.instance_id,
+                "mac": rendered.mac, "files": files}
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _artifacts(rendered: RenderedSeed, final: Path,
+               contents: Mapping[str, tuple[bytes, int]]) -> SeedArtifacts:
+    files = tuple(
+        SeedFile(name, final / name, hashlib.sha256(data).hexdigest(), len(data), mode)
+        for name, (data, mode) in sorted(contents.items())
+    )
+    return SeedArtifacts(site=rendered.site, directory=final, iso=final / ISO_NAME,
+                         files=files, instance_id=rendered.instance_id, mac=rendered.mac)
+
+
+def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
+    """Create `path` with `mode` from the first byte (inside a private staging directory)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)

@@ -1,0 +1,133 @@
+"""The NoCloud seed ISO, mastered in-process with pycdlib, byte-identical for a fixed epoch.
+
+pycdlib stamps the current local time in several places: the volume descriptors (creation,
+effective, and a modification date it computes while writing), every directory record
+(including '.' and '..' and both the ISO9660 and Joliet trees) and every Rock Ridge TF entry.
+All of them are replaced here by one UTC date.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pycdlib
+from pycdlib import dates
+
+from builder.atomic import write_atomic
+
+VOLUME_ID = "cidata"
+APPLICATION_ID = "HE-BUILDER SEED"
+SECTOR = 2048
+# Offset of the volume modification date inside a primary/supplementary volume descriptor.
+VD_MODIFICATION_DATE_OFFSET = 830
+TF_FIELDS = ("creation_time", "access_time", "modification_time", "attribute_change_time",
+             "backup_time", "expiration_time", "effective_time")
+
+
+def iso9660_name(name: str) -> str:
+    """The level-1 ISO9660 name genisoimage gives: 8 upper-case characters, `_` for others."""
+    stem = "".join(c if c.isalnum() else "_" for c in name.upper())[:8]
+    return f"/{stem}.;1"
+
+
+def master_iso(files: Sequence[tuple[str, bytes]], *, epoch: int) -> bytes:
+    """An ISO9660 + Joliet + Rock Ridge image labelled `cidata` holding `files` in the root."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_ID,
+            app_ident_str=APPLICATION_ID)
+    for name, data in files:
+        iso.add_fp(io.BytesIO(data), len(data), iso9660_name(name), rr_name=name,
+                   joliet_path=f"/{name}")
+    _pin_dates(iso, epoch)
+    out = io.BytesIO()
+    iso.write_fp(out)
+    descriptor_sectors = [vd.extent_location() for vd in _volume_descriptors(iso)]
+    iso.close()
+    image = bytearray(out.getvalue())
+    _pin_modification_dates(image, descriptor_sectors, epoch)
+    return bytes(image)
+
+
+def write_iso(path: Path, files: Sequence[tuple[str, bytes]], *, epoch: int) -> bytes:
+    """Master and write the image atomically, mode 0600 (user-data holds secrets)."""
+    image = master_iso(files, epoch=epoch)
+    write_atomic(path, image, mode=0o600)
+    return image
+
+
+def _volume_descriptors(iso: pycdlib.PyCdlib) -> list[Any]:
+    return [*iso.pvds, *iso.svds]
+
+
+def _pin_dates(iso: pycdlib.PyCdlib, epoch: int) -> None:
+    for vd in _volume_descriptors(iso):
+        vd.volume_creation_date = _volume_date(epoch)
+        vd.volume_effective_date = _volume_date(epoch)
+        for record in _walk(vd.root_directory_record()):
+            _pin_record(record, epoch)
+
+
+def _walk(record: object) -> Iterator[object]:
+    """A directory record and everything below it, '.' and '..' included."""
+    yield record
+    for child in getattr(record, "children", ()):
+        if child is record:
+            continue
+        if child.is_dir() and not (child.is_dot() or child.is_dotdot()):
+            yield from _walk(child)
+        else:
+            yield child
+
+
+def _pin_record(record: object, epoch: int) -> None:
+    record.date = _record_date(epoch)  # type: ignore[attr-defined]
+    rock_ridge = getattr(record, "rock_ridge", None)
+    if rock_ridge is None:
+        return
+    for entries in (rock_ridge.dr_entries, rock_ridge.ce_entries):
+        tf = getattr(entries, "tf_record", None) if entries is not None else None
+        if tf is not None:
+            _pin_tf(tf, epoch)
+
+
+def _pin_tf(tf: object, epoch: int) -> None:
+    for field in TF_FIELDS:
+        current = getattr(tf, field)
+        if current is None:
+            continue
+        long_form = isinstance(current, dates.VolumeDescriptorDate)
+        setattr(tf, field, _volume_date(epoch) if long_form else _record_date(epoch))
+
+
+def _record_date(epoch: int) -> dates.DirectoryRecordDate:
+    """The 7-byte directory-record date, in UTC (offset 0) whatever the local zone."""
+    t = time.gmtime(epoch)
+    raw = struct.pack("=BBBBBBb", t.tm_year - 1900, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
+                      t.tm_sec, 0)
+    date = dates.DirectoryRecordDate()
+    date.parse(raw)
+    return date
+
+
+def _volume_date_bytes(epoch: int) -> bytes:
+    """The 17-byte volume-descriptor date: YYYYMMDDHHMMSS, hundredths, UTC offset 0."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch)).encode("ascii") + b"00\x00"
+
+
+def _volume_date(epoch: int) -> dates.VolumeDescriptorDate:
+    date = dates.VolumeDescriptorDate()
+    date.parse(_volume_date_bytes(epoch))
+    return date
+
+
+def _pin_modification_dates(image: bytearray, sectors: Sequence[int], epoch: int) -> None:
+    """pycdlib computes the modification date from the clock while writing: overwrite it."""
+    stamp = _volume_date_bytes(epoch)
+    for sector in sectors:
+        start = sector * SECTOR + VD_MODIFICATION_DATE_OFFSET
+        image[start : start + len(stamp)] = stamp

@@ -1,0 +1,61 @@
+"""`he-build seed` on the bundled example inventory, through main() as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+from builder.errors import ExitCode
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = main(["seed", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_all_sites_with_dhcp_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = run_json(capsys, "--all", "--out", str(tmp_path), "--dhcp-export")
+    assert code == ExitCode.OK
+    sites = data["sites"]
+    assert isinstance(sites, list)
+    assert [s["site"] for s in sites] == ["dc1", "dc2"]
+    for site in sites:
+        for entry in site["files"]:
+            assert Path(entry["path"]).is_file()
+    assert sorted(p.name for p in (tmp_path / "dhcp").iterdir()) == [
+        "dhcpd.conf", "dnsmasq.conf", "records.zone"]
+    dhcp = data["dhcp"]
+    assert isinstance(dhcp, dict)
+    assert "dhcp-host=00:16:3e:" in dhcp["dnsmasq"]
+    assert "engine.dc2.example.net. IN A 198.51.100.10" in dhcp["zone"]
+
+
+def test_text_table_lists_site_file_checksum_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["seed", "--site", "dc1", "--out", str(tmp_path)]) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["SITE", "FILE", "SHA256", "MODE"]
+    rows = [line.split() for line in lines[1:]]
+    assert {row[1].rsplit("/", 1)[1] for row in rows} == {
+        "seed.iso", "user-data", "meta-data", "heanswers.conf", "manifest.json"}
+    assert all(row[0] == "dc1" and len(row[2]) == 64 for row in rows)
+    assert {row[1].rsplit("/", 1)[1]: row[3] for row in rows}["seed.iso"] == "0600"
+
+
+def test_unknown_site_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed", "--site", "nope", "--out", str(tmp_path)]) == ExitCode.BAD_INPUT
+    assert "has no site nope" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_secrets_never_reach_the_output(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    secrets_dir = Path(__file__).resolve().parents[2] / "examples" / "secrets"
+    secrets = [p.read_text().strip() for p in secrets_dir.glob("dc*-password")]
+    main(["seed", "--all", "--out", str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+    assert secrets and not any(s in captured.out + captured.err for s in secrets)
