@@ -1,0 +1,165 @@
+"""Render the appliance kickstart from its Jinja2 template, escaping every value for kickstart."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from builder.errors import InputError, MissingPrerequisiteError
+
+KICKSTART_DIR = Path(__file__).resolve().parents[2] / "kickstarts"
+DEFAULT_TEMPLATE = "ovirt-engine-appliance.ks.j2"
+MIN_DISK_GIB = 50
+# /boot, the reserved partitions and some slack stay outside the LVM physical volume.
+NON_PV_MIB = 2048
+
+_WORD = re.compile(r"[A-Za-z0-9_+@*][A-Za-z0-9._+*-]*\Z")
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_TIMEZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
+_URL = re.compile(r"(https?|ftp|nfs|file|hd|cdrom):\S+\Z")
+_CRYPT_HASH = re.compile(r"\$(6|5|y|2b)\$[./A-Za-z0-9$=,]+\Z")
+
+
+class KsSafe(str):
+    """A value already escaped for kickstart; the template refuses anything else."""
+
+
+@dataclass(frozen=True)
+class Repo:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class KickstartInputs:
+    """Everything the template receives from a recipe."""
+
+    install_tree: str
+    timezone: str = "Etc/UTC"
+    root_password_hash: str | None = None
+    disk_size_gib: int = 60
+    repos: tuple[Repo, ...] = ()
+    extra_packages: tuple[str, ...] = field(default=())
+
+
+def ks_arg(value: object) -> KsSafe:
+    """One kickstart command argument, double-quoted the way pykickstart's shlex reads it."""
+    text = str(value)
+    if _UNSAFE_CHARS.search(text):
+        raise InputError(f"kickstart value contains a control character or newline: {text!r}")
+    if text == "" or text.startswith("-"):
+        raise InputError(f"kickstart value is empty or looks like an option: {text!r}")
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return KsSafe(f'"{escaped}"')
+
+
+def ks_word(value: object) -> KsSafe:
+    """A bare word (package or repository name): letters, digits and `._+-*@` only."""
+    text = str(value)
+    if not _WORD.match(text):
+        raise InputError(f"not a valid kickstart name (package or repo): {text!r}")
+    return KsSafe(text)
+
+
+def _refuse_unescaped(value: Any) -> Any:
+    # Jinja2 calls this on every {{ expression }}: a value that skipped the filters stops here.
+    if isinstance(value, KsSafe) or value is None or value == "":
+        return value
+    raise InputError(f"kickstart template printed a value without ks_arg/ks_word: {value!r}")
+
+
+def _environment(template_dir: Path) -> jinja2.Environment:
+    # Kickstart is not HTML: the finalize hook forces ks_arg/ks_word on every value instead.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        autoescape=False,  # noqa: S701
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=_refuse_unescaped,
+    )
+    env.filters["ks_arg"] = ks_arg
+    env.filters["ks_word"] = ks_word
+    return env
+
+
+def check_inputs(inputs: KickstartInputs) -> list[str]:
+    """Problems with the recipe's values, one line each (empty when all is well)."""
+    problems: list[str] = []
+    if not _URL.match(inputs.install_tree):
+        problems.append(f"install_tree: not a URL: {inputs.install_tree!r}")
+    if not _TIMEZONE.match(inputs.timezone):
+        problems.append(f"timezone: not a zone name: {inputs.timezone!r}")
+    if inputs.root_password_hash and not _CRYPT_HASH.match(inputs.root_password_hash):
+        problems.append("root_password_hash: not a crypt(3) hash ($6$..., $y$...)")
+    if inputs.disk_size_gib < MIN_DISK_GIB:
+        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is below {MIN_DISK_GIB}")
+    for index, repo in enumerate(inputs.repos):
+        if not _URL.match(repo.url):
+            problems.append(f"repos[{index}].url: not a URL: {repo.url!r}")
+        if not _WORD.match(repo.name):
+            problems.append(f"repos[{index}].name: not a valid name: {repo.name!r}")
+    problems.extend(
+        f"extra_packages[{index}]: not a package name: {name!r}"
+        for index, name in enumerate(inputs.extra_packages)
+        if not _WORD.match(name)
+    )
+    return problems
+
+
+def render_kickstart(
+    inputs: KickstartInputs,
+    *,
+    template_dir: Path = KICKSTART_DIR,
+    template: str = DEFAULT_TEMPLATE,
+) -> str:
+    """The kickstart text; refuses bad values before rendering (InputError with every problem)."""
+    problems = check_inputs(inputs)
+    if problems:
+        raise InputError("invalid kickstart inputs", problems=problems)
+    pv_size_mib = inputs.disk_size_gib * 1024 - NON_PV_MIB
+    try:
+        loaded = _environment(template_dir).get_template(template)
+    except jinja2.TemplateNotFound as exc:
+        raise InputError(f"kickstart template not found: {template_dir / template}") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(f"broken kickstart template {exc.filename}:{exc.lineno}: {exc}") from exc
+    return loaded.render(
+        install_tree=inputs.install_tree,
+        timezone=inputs.timezone,
+        root_password_hash=inputs.root_password_hash or "",
+        pv_size_mib=pv_size_mib,
+        repos=inputs.repos,
+        extra_packages=inputs.extra_packages,
+    )
+
+
+def validate_kickstart(text: str, *, version: str | None = None) -> None:
+    """Parse `text` with pykickstart (what ksvalidator does); InputError lists what it refused."""
+    try:
+        from pykickstart.errors import KickstartError  # noqa: PLC0415 - optional dependency
+        from pykickstart.parser import KickstartParser  # noqa: PLC0415
+        from pykickstart.version import makeVersion  # noqa: PLC0415
+    except ImportError as exc:
+        raise MissingPrerequisiteError(
+            "pykickstart is not installed", hint="pip install pykickstart"
+        ) from exc
+    parser = KickstartParser(makeVersion(version) if version else makeVersion())
+    try:
+        parser.readKickstartFromString(text)
+    except KickstartError as exc:
+        first = str(exc).strip().splitlines() or ["(no message)"]
+        raise InputError(f"kickstart rejected by pykickstart: {first[0]}") from exc
+
+
+def kickstart_available() -> bool:
+    """Whether `validate_kickstart` can run here (pykickstart importable)."""
+    try:
+        import pykickstart  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+

@@ -1,0 +1,89 @@
+"""Recipes: a small YAML file naming a disk backend and its options, validated before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from builder.appliance import debian_test
+from builder.appliance.backend import ApplianceMeta, DiskBackend
+from builder.appliance.options import Recipe, problem_line
+from builder.errors import InputError
+
+__all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
+
+# Bundled recipes ship beside the package (recipes/ at the repository root).
+RECIPE_DIR = Path(__file__).resolve().parent.parent.parent / "recipes"
+
+
+class _MetaModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")
+    version: str = Field(pattern=r"^[0-9][A-Za-z0-9._+~]*$")
+    release: str = Field(pattern=r"^[0-9][A-Za-z0-9._+~]*$")
+    memory_mib: int = Field(ge=512, le=1 << 22)
+    vcpus: int = Field(ge=1, le=512)
+    description: str = Field(min_length=1, max_length=500)
+
+
+class _RecipeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str
+    appliance: _MetaModel
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+BackendFactory = Callable[[Recipe], DiskBackend]
+
+# Each backend module offers `from_recipe(recipe) -> DiskBackend`, validating its own options.
+BACKENDS: dict[str, BackendFactory] = {
+    "debian-test": debian_test.from_recipe,
+}
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    """A bundled name (`debian-test`) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not candidate.is_file():
+            raise InputError(f"recipe file not found: {name_or_path}")
+        return candidate
+    bundled = RECIPE_DIR / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+        raise InputError(f"no such recipe: {name_or_path}", hint=f"bundled recipes: {known}")
+    return bundled
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Read, parse and validate a recipe; every problem is reported before any work starts."""
+    path = resolve_recipe_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"recipe {path} is not valid YAML: {exc}") from exc
+    model = _validate(path, raw)
+    if model.backend not in BACKENDS:
+        known = ", ".join(sorted(BACKENDS))
+        raise InputError(f"recipe {path}: unknown backend {model.backend!r} (known: {known})")
+    meta = ApplianceMeta(**model.appliance.model_dump())
+    return Recipe(path.stem, path, model.backend, meta, model.options)
+
+
+def _validate(path: Path, raw: object) -> _RecipeModel:
+    try:
+        return _RecipeModel.model_validate(raw)
+    except ValidationError as exc:
+        problems = [problem_line(dict(err)) for err in exc.errors()]
+        raise InputError(f"recipe {path} is invalid", problems=problems) from exc
+
+
+def create_backend(recipe: Recipe) -> DiskBackend:
+    """The backend the recipe names, built from its options (which it validates)."""
+    return BACKENDS[recipe.backend](recipe)

@@ -1,0 +1,45 @@
+"""`he-build ova verify FILE`: check an OVA's manifest and OVF, print what it describes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from builder.console import CommandResult, Console
+from builder.errors import InputError
+from builder.ova import verify_ova
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("ova", parents=[parent], help="inspect appliance OVAs")
+    actions = parser.add_subparsers(dest="ova_command", metavar="ACTION", required=True)
+    verify = actions.add_parser("verify", parents=[parent],
+                                help="check the manifest and the OVF (exit 5 when tampered)")
+    verify.add_argument("file", type=Path)
+    verify.set_defaults(handler=run_verify)
+
+
+def run_verify(args: argparse.Namespace, console: Console) -> CommandResult:
+    path: Path = args.file
+    if not path.is_file():
+        raise InputError(f"OVA not found: {path}")
+    console.step(f"verifying {path}")
+    info = verify_ova(path)
+    data = {
+        "ok": True, "path": str(path), "layout": info.layout, "name": info.name,
+        "memory_mib": info.memory_mib, "vcpus": info.vcpus, "ovf": info.ovf_member,
+        "disk": info.disk_member, "disk_format": info.disk_format,
+        "disk_virtual_size": info.virtual_size, "disk_size": info.disk_size,
+        "disk_sha256": info.disk_sha256,
+    }
+    text = "\n".join([
+        f"OK {path} ({info.layout} layout)",
+        f"  name      {info.name}",
+        f"  memory    {info.memory_mib} MiB",
+        f"  vcpus     {info.vcpus}",
+        f"  disk      {info.disk_member} ({info.disk_format}, "
+        f"{info.virtual_size / (1 << 30):.1f} GiB virtual, {info.disk_size} bytes)",
+        f"  ovf       {info.ovf_member}",
+    ])
+    return CommandResult(data=data, text=text)

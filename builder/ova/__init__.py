@@ -1,0 +1,6 @@
+"""The appliance OVA: pack a disk with its OVF into a tar, verify one, extract its disk."""
+
+from builder.ova.pack import OvaLayout, PackedOva, pack_ova
+from builder.ova.verify import OvaInfo, extract_disk, verify_ova
+
+__all__ = ["OvaInfo", "OvaLayout", "PackedOva", "extract_disk", "pack_ova", "verify_ova"]

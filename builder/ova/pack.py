@@ -1,0 +1,140 @@
+"""Pack an appliance disk into an OVA: qcow2 conversion, OVF, manifest, reproducible tar."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from builder.appliance.backend import ApplianceMeta, BuiltDisk
+from builder.atomic import staged_file
+from builder.console import Console
+from builder.errors import InputError
+from builder.ova.ovf import DiskFacts, render_ovf
+from builder.ova.tarball import TarWriter
+from builder.repro import build_time, stable_uuid
+from builder.run import require_tool, run
+
+Compression = Literal["none", "zlib", "zstd"]
+OvaLayout = Literal["ovirt", "ovf"]
+MANIFEST_LINE = "SHA256({name})= {digest}\n"
+HEX_DIGEST_LEN = 64
+
+
+@dataclass(frozen=True)
+class PackedOva:
+    path: Path
+    layout: OvaLayout
+    ovf_member: str
+    disk_member: str
+    disk_sha256: str
+
+
+@dataclass(frozen=True)
+class OvaNames:
+    """Member names inside the tar, and the ids they are made of (uuid5 of the appliance)."""
+
+    vm_id: str
+    image_id: str
+    volume_id: str
+    ovf: str
+    manifest: str
+    disk: str
+    href: str
+
+
+def names_for(meta: ApplianceMeta, layout: OvaLayout) -> OvaNames:
+    ident = (meta.name, meta.version, meta.release)
+    vm_id = str(stable_uuid("ova-vm", *ident))
+    image_id = str(stable_uuid("ova-image", *ident))
+    volume_id = str(stable_uuid("ova-volume", *ident))
+    if layout == "ovirt":
+        href = f"{image_id}/{volume_id}"
+        return OvaNames(vm_id, image_id, volume_id, f"master/vms/{vm_id}/{vm_id}.ovf",
+                        f"{meta.name}.mf", f"images/{href}", href)
+    disk = f"{meta.name}-disk1.qcow2"
+    return OvaNames(vm_id, image_id, volume_id, f"{meta.name}.ovf", f"{meta.name}.mf",
+                    disk, disk)
+
+
+def convert_disk(source: BuiltDisk, dest: Path, compression: Compression) -> None:
+    """qcow2 compat 1.1. No -W: out-of-order writes would make the file differ run to run."""
+    require_tool("qemu-img", package="qemu-utils")
+    options = "compat=1.1"
+    flags: list[str] = []
+    if compression != "none":
+        flags = ["-c"]
+        options += f",compression_type={compression}"
+    run(["qemu-img", "convert", "-f", source.format, "-O", "qcow2", "-o", options, *flags,
+         "-m", "4", source.path, dest])
+
+
+def image_facts(path: Path) -> tuple[str, int, int]:
+    """(format, virtual size, allocated bytes) as qemu-img sees the file."""
+    done = run(["qemu-img", "info", "--output=json", path], check=False)
+    if done.returncode != 0:
+        raise InputError(f"not a disk image qemu-img can read: {path}")
+    info = json.loads(done.text)
+    return str(info["format"]), int(info["virtual-size"]), int(info.get("actual-size", 0))
+
+
+def pack_ova(disk: BuiltDisk, dest: Path, *, layout: OvaLayout, compression: Compression,
+             console: Console, env: Mapping[str, str], work_dir: Path) -> PackedOva:
+    """Convert `disk`, write the OVF and the tar; `dest` appears only when complete."""
+    check_source(disk)
+    qcow2 = work_dir / f".{dest.name}.qcow2"
+    console.note(f"converting {disk.path.name} to qcow2 ({compression})")
+    try:
+        convert_disk(disk, qcow2, compression)
+        return write_ova(disk.meta, qcow2, dest, layout=layout, console=console,
+                         mtime=build_time(env))
+    finally:
+        qcow2.unlink(missing_ok=True)
+
+
+def check_source(disk: BuiltDisk) -> None:
+    if not disk.path.is_file():
+        raise InputError(f"disk image not found: {disk.path}")
+    found, _, _ = image_facts(disk.path)
+    if found != disk.format:
+        raise InputError(f"{disk.path} is {found}, not the {disk.format} image it should be")
+
+
+def write_ova(meta: ApplianceMeta, qcow2: Path, dest: Path, *, layout: OvaLayout,
+              console: Console, mtime: int) -> PackedOva:
+    names = names_for(meta, layout)
+    _, virtual, actual = image_facts(qcow2)
+    facts = DiskFacts(href=names.href, file_id=names.volume_id if layout == "ovirt" else
+                      "file1", disk_id=names.volume_id, image_id=names.image_id,
+                      file_size=qcow2.stat().st_size, virtual_size=virtual, actual_size=actual)
+    created = datetime.fromtimestamp(mtime, UTC).strftime("%Y/%m/%d %H:%M:%S")
+    ovf = render_ovf(meta, names.vm_id, facts, layout, created)
+    with staged_file(dest, mode=0o644) as temp:
+        fd = os.open(temp, os.O_WRONLY)
+        try:
+            disk_sha = _write_members(TarWriter(fd, mtime), names, ovf, qcow2, console)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return PackedOva(dest, layout, names.ovf, names.disk, disk_sha)
+
+
+def _write_members(tar: TarWriter, names: OvaNames, ovf: bytes, qcow2: Path,
+                   console: Console) -> str:
+    """OVF first, then the manifest (reserved, filled once the disk is hashed), then the disk."""
+    ovf_sha = tar.add_bytes(names.ovf, ovf)
+    lines = [(names.ovf, ovf_sha), (names.disk, "0" * HEX_DIGEST_LEN)]
+    manifest_at = tar.reserve(names.manifest, len(render_manifest(lines)))
+    disk_sha = tar.add_file(names.disk, qcow2,
+                            lambda done, total: console.progress("ova", done, total))
+    tar.fill(manifest_at, render_manifest([(names.ovf, ovf_sha), (names.disk, disk_sha)]))
+    tar.close()
+    return disk_sha
+
+
+def render_manifest(entries: list[tuple[str, str]]) -> bytes:
+    return "".join(MANIFEST_LINE.format(name=n, digest=d) for n, d in entries).encode()

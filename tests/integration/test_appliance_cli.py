@@ -1,0 +1,102 @@
+"""`he-build appliance` end to end: cached stages on re-run, byte-identical packaging with
+SOURCE_DATE_EPOCH, one-line errors and nothing published on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.appliance.debian_test import DebianTestBackend
+from builder.appliance.recipes import create_backend, load_recipe
+from builder.cache import StageCache, default_cache_root
+from builder.cli import main
+from builder.errors import ExitCode
+from tests.fixtures.appliance import DemoAppliance
+
+pytestmark = pytest.mark.integration
+
+
+def seeded_cache(tmp_path: Path, name: str, stages: tuple[str, ...]) -> Path:
+    """A fresh cache root sharing only the given (expensive) stages with the default cache,
+    so the packaging stages run from scratch."""
+    backend = create_backend(load_recipe("debian-test"))
+    assert isinstance(backend, DebianTestBackend)
+    keys = {"disk": backend.cache_key(), "rootfs": backend.rootfs_key()}
+    shared = StageCache(default_cache_root({}))
+    root = tmp_path / name
+    for stage in stages:
+        source = shared.lookup(stage, keys[stage])
+        assert source is not None, f"{stage} is not in the default cache yet"
+        (root / stage).mkdir(parents=True)
+        subprocess.run(["cp", "-al", str(source), str(root / stage / keys[stage])], check=True)
+    return root
+
+
+def build(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], cache: Path,
+          out: Path, *extra: str) -> dict[str, Any]:
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(cache))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    code = main(["appliance", "--recipe", "debian-test", "--out", str(out), "--json", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return {a["stage"]: a for a in json.loads(captured.out)["artifacts"]}
+
+
+def test_rerun_hits_the_cache_and_builds_are_reproducible(
+        demo_appliance: DemoAppliance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cache_a = seeded_cache(tmp_path, "cache-a", ("disk",))
+    first = build(monkeypatch, capsys, cache_a, tmp_path / "out1")
+    assert [first[s]["cache"] for s in ("disk", "ova", "rpm")] == ["hit", "built", "built"]
+    second = build(monkeypatch, capsys, cache_a, tmp_path / "out2")
+    assert {a["cache"] for a in second.values()} == {"hit"}
+    cache_b = seeded_cache(tmp_path, "cache-b", ("disk",))
+    other = build(monkeypatch, capsys, cache_b, tmp_path / "out3")
+    assert other["ova"]["cache"] == "built" and other["rpm"]["cache"] == "built"
+    for stage in ("ova", "rpm"):
+        assert first[stage]["sha256"] == second[stage]["sha256"] == other[stage]["sha256"]
+        path = Path(other[stage]["path"])
+        assert path.is_file() and path.stat().st_size == other[stage]["size"]
+    assert (tmp_path / "out1").joinpath(Path(first["ova"]["path"]).name).read_bytes() == \
+        Path(other["ova"]["path"]).read_bytes()
+
+
+def test_text_summary_table(demo_appliance: DemoAppliance, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(seeded_cache(tmp_path, "c", ("disk",))))
+    assert main(["appliance", "--out", str(tmp_path / "o"), "--format", "ovf",
+                 "--compress", "none"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["stage", "cache", "size", "sha256"]
+    assert [line.split()[0] for line in lines[1:]] == ["disk", "ova", "rpm"]
+
+
+def test_missing_recipe_is_one_line_and_publishes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["appliance", "--recipe", "no-such-recipe", "--out", str(out)]) == \
+        ExitCode.BAD_INPUT
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert errors == ["he-build: error: no such recipe: no-such-recipe"]
+    assert not out.exists()
+
+
+def test_disk_too_small_is_one_line_and_leaves_nothing(
+        demo_appliance: DemoAppliance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundled = load_recipe("debian-test").path.read_text()
+    recipe = tmp_path / "small.yaml"
+    recipe.write_text(bundled.replace("disk_size_gib: 3", "disk_size_gib: 1"))
+    cache = seeded_cache(tmp_path, "cache", ("rootfs",))
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(cache))
+    out = tmp_path / "out"
+    assert main(["appliance", "--recipe", str(recipe), "--out", str(out)]) == ExitCode.BAD_INPUT
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "disk too small" in errors[0]
+    assert not out.exists()
+    assert not (cache / "disk").exists() or list((cache / "disk").iterdir()) == []

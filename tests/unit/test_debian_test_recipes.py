@@ -1,0 +1,72 @@
+"""Recipes: bundled names, validation before any work, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.appliance.debian_test import DebianTestBackend
+from builder.appliance.recipes import BACKENDS, create_backend, load_recipe
+from builder.errors import InputError
+
+
+def test_bundled_recipe_loads() -> None:
+    recipe = load_recipe("debian-test")
+    assert recipe.backend == "debian-test"
+    assert recipe.meta.name == "ovirt-engine-appliance"
+    assert recipe.meta.memory_mib >= 512
+    backend = create_backend(recipe)
+    assert isinstance(backend, DebianTestBackend)
+    assert backend.cache_key() == create_backend(load_recipe("debian-test")).cache_key()
+
+
+def test_registry_is_a_plain_dict() -> None:
+    assert isinstance(BACKENDS, dict) and "debian-test" in BACKENDS
+
+
+def test_missing_recipe_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="no such recipe: nope"):
+        load_recipe("nope")
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+BASE = """backend: {backend}
+appliance: {{name: x-appliance, version: "1.0", release: "1", memory_mib: {mem}, vcpus: 2,
+            description: d}}
+options: {options}
+"""
+
+
+@pytest.mark.parametrize(("backend", "mem", "options", "expected"), [
+    ("debian-test", 1024, "{}", None),
+    ("nope", 1024, "{}", "unknown backend 'nope'"),
+    ("debian-test", 12, "{}", None),
+    ("debian-test", 1024, "{disk_size_gib: 0}", None),
+    ("debian-test", 1024, "{color: red}", None),
+    ("debian-test", 1024, "{extra_packages: ['bad name;rm']}", "not Debian package names"),
+])
+def test_recipe_validation(tmp_path: Path, backend: str, mem: int, options: str,
+                           expected: str | None) -> None:
+    path = write(tmp_path, BASE.format(backend=backend, mem=mem, options=options))
+    if (backend, mem, options) == ("debian-test", 1024, "{}"):
+        assert create_backend(load_recipe(path)).name == "debian-test"
+        return
+    with pytest.raises(InputError) as info:
+        create_backend(load_recipe(path))
+    text = info.value.message + " ".join(info.value.problems)
+    assert "\n" not in info.value.message
+    if expected:
+        assert expected in text
+    else:
+        assert info.value.problems
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "backend: [unclosed\n"))
