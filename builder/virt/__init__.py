@@ -1,0 +1,1 @@
+"""The one libvirt adapter and the domain XML object model."""

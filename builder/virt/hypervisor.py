@@ -1,0 +1,266 @@
+"""The one libvirt adapter: a connection by URI, domains by handle, libvirt errors made typed."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from builder.errors import MissingPrerequisiteError
+from builder.virt.domain import (
+    DiskDevice,
+    DomainSpec,
+    VirtType,
+    render_domain_xml,
+)
+from builder.virt.errors import DomainNotFoundError, VirtError, VmStartError
+
+KVM_DEVICE = Path("/dev/kvm")
+POLL_S = 0.2
+
+
+def _silence_default_handler(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; ours are raised as typed errors."""
+
+
+def _first_line(exc: libvirt.libvirtError) -> str:
+    text = str(exc.get_error_message() or exc).strip()
+    return text.splitlines()[0] if text else "unknown libvirt error"
+
+
+@contextmanager
+def _libvirt_errors(what: str, error: type[VirtError] = VirtError) -> Iterator[None]:
+    """Turn a libvirtError raised inside into `error` with `what` as context."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise error(f"{what}: {_first_line(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class DomainHandle:
+    """One domain on an open connection."""
+
+    domain: Any  # libvirt.virDomain: the binding has no type information
+
+    @property
+    def name(self) -> str:
+        return str(self.domain.name())
+
+    @property
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.domain.UUIDString())
+
+    def xml(self) -> bytes:
+        with _libvirt_errors(f"cannot read the XML of {self.name}"):
+            return str(self.domain.XMLDesc(0)).encode("utf-8")
+
+    def is_active(self) -> bool:
+        try:
+            return bool(self.domain.isActive())
+        except libvirt.libvirtError:
+            return False  # a transient domain that stopped is gone: not active
+
+    def state(self) -> tuple[int, int]:
+        """libvirt's (state, reason) pair, e.g. (VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_CRASHED)."""
+        with _libvirt_errors(f"cannot read the state of {self.name}"):
+            state, reason = self.domain.state()
+        return int(state), int(reason)
+
+    def is_persistent(self) -> bool:
+        with _libvirt_errors(f"cannot query {self.name}"):
+            return bool(self.domain.isPersistent())
+
+    def channel_socket(self, name: str) -> Path | None:
+        """The host path of the unix socket behind the virtio-serial port `name` (live XML)."""
+        root = etree.fromstring(self.xml())
+        for channel in root.iterfind("devices/channel[@type='unix']"):
+            target = channel.find("target")
+            source = channel.find("source")
+            if target is not None and target.get("name") == name and source is not None:
+                path = source.get("path")
+                return Path(path) if path else None
+        return None
+
+    def update_disk(self, disk: DiskDevice) -> None:
+        """Change a disk in place (an empty CD-ROM `DiskDevice` ejects its medium)."""
+        spec = DomainSpec(name="x", uuid=uuid.UUID(int=0), virt_type="qemu", memory_mib=1,
+                          vcpus=1, disks=(disk,))
+        element = etree.fromstring(render_domain_xml(spec)).find("devices/disk")
+        assert element is not None
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+        if self.is_persistent():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        with _libvirt_errors(f"cannot change disk {disk.target} of {self.name}"):
+            self.domain.updateDeviceFlags(etree.tostring(element, encoding="unicode"), flags)
+
+    def destroy(self) -> None:
+        """Stop the domain at once; a domain already stopped is fine."""
+        if not self.is_active():
+            return
+        try:
+            self.domain.destroy()
+        except libvirt.libvirtError as exc:
+            if self.is_active():
+                raise VirtError(f"cannot destroy {self.name}: {_first_line(exc)}") from exc
+
+    def undefine(self) -> None:
+        """Remove a persistent definition; no-op when transient or gone (BIOS guests: no NVRAM)."""
+        try:
+            if not self.domain.isPersistent():
+                return
+            self.domain.undefine()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise VirtError(f"cannot undefine {self.name}: {_first_line(exc)}") from exc
+
+    def remove(self) -> None:
+        """Destroy, then undefine: the domain leaves no trace in libvirt."""
+        self.destroy()
+        self.undefine()
+
+    def wait_for_shutdown(self, timeout: float) -> bool:
+        """Wait until the domain is no longer running; False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.is_active():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
+
+
+class Hypervisor:
+    """A libvirt connection by URI, used as a context manager."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._conn: Any = None
+
+    def __enter__(self) -> Hypervisor:
+        libvirt.registerErrorHandler(_silence_default_handler, None)
+        try:
+            self._conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise MissingPrerequisiteError(
+                f"cannot connect to libvirt at {self.uri}: {_first_line(exc)}",
+                hint="start libvirtd (and virtlogd), or pass another --uri",
+            ) from exc
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            # Closing a dead connection: nothing left to release.
+            with suppress(libvirt.libvirtError):
+                self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            raise VirtError(f"not connected to {self.uri}")
+        return self._conn
+
+    def create(self, xml: bytes, *, persistent: bool = False) -> DomainHandle:
+        """Start a domain from XML: transient by default, or defined first when `persistent`."""
+        text = xml.decode("utf-8")
+        with _libvirt_errors("the VM did not start", VmStartError):
+            if not persistent:
+                return DomainHandle(self.conn.createXML(text, 0))
+            domain = self.conn.defineXML(text)
+        handle = DomainHandle(domain)
+        try:
+            with _libvirt_errors("the VM did not start", VmStartError):
+                domain.create()
+        except VmStartError:
+            handle.undefine()
+            raise
+        return handle
+
+    def define(self, xml: bytes) -> DomainHandle:
+        """Define a persistent domain without starting it."""
+        with _libvirt_errors("cannot define the domain"):
+            return DomainHandle(self.conn.defineXML(xml.decode("utf-8")))
+
+    def lookup(self, name: str) -> DomainHandle | None:
+        """The domain called `name`, or None."""
+        try:
+            return DomainHandle(self.conn.lookupByName(name))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise VirtError(f"cannot look up domain {name}: {_first_line(exc)}") from exc
+
+    def require(self, name: str) -> DomainHandle:
+        handle = self.lookup(name)
+        if handle is None:
+            raise DomainNotFoundError(f"no domain called {name} at {self.uri}")
+        return handle
+
+    def destroy(self, name: str) -> None:
+        handle = self.lookup(name)
+        if handle is not None:
+            handle.destroy()
+
+    def undefine(self, name: str) -> None:
+        handle = self.lookup(name)
+        if handle is not None:
+            handle.undefine()
+
+    def domain_names(self) -> list[str]:
+        with _libvirt_errors("cannot list domains"):
+            return sorted(str(d.name()) for d in self.conn.listAllDomains(0))
+
+    def kvm_offered(self) -> tuple[bool, str]:
+        """Whether /dev/kvm is usable and libvirt offers the kvm domain type (no VM started)."""
+        if not KVM_DEVICE.exists():
+            return False, f"{KVM_DEVICE} does not exist"
+        if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+            return False, f"{KVM_DEVICE} is not accessible"
+        try:
+            self.conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
+        except libvirt.libvirtError as exc:
+            return False, f"libvirt offers no kvm domains: {_first_line(exc)}"
+        return True, "libvirt offers kvm"
+
+    def probe_virt_type(self) -> tuple[VirtType, str]:
+        """`kvm` when a tiny paused KVM domain really starts, else `qemu` (TCG); and why.
+
+        Nested hosts can expose /dev/kvm while qemu aborts on the first vCPU setup, so the
+        probe starts a real domain with the CPU mode a launch uses.
+        """
+        offered, why = self.kvm_offered()
+        if not offered:
+            return "qemu", why
+        spec = DomainSpec(name=f"he-kvm-probe-{uuid.uuid4().hex[:8]}", uuid=uuid.uuid4(),
+                          virt_type="kvm", memory_mib=16, vcpus=1)
+        try:
+            domain = self.conn.createXML(render_domain_xml(spec).decode("utf-8"),
+                                         libvirt.VIR_DOMAIN_START_PAUSED)
+        except libvirt.libvirtError as exc:
+            return "qemu", f"KVM does not work here: {_last_qemu_line(exc)}"
+        DomainHandle(domain).destroy()
+        return "kvm", "KVM works"
+
+
+def _last_qemu_line(exc: libvirt.libvirtError) -> str:
+    """The most telling line of a failed start: qemu's own error, not libvirt's preamble."""
+    lines = [ln.strip() for ln in str(exc.get_error_message() or exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line:
+            return line.rsplit("error:", 1)[1].strip()
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,91 @@
+"""The libvirt adapter against libvirt's in-process test driver and the real libvirtd."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from builder.virt.domain import DomainSpec, render_domain_xml
+from builder.virt.errors import DomainNotFoundError, VmStartError
+from builder.virt.hypervisor import Hypervisor
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+TEST_URI = "test:///default"
+
+
+@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("domain-*.xml")), ids=lambda p: p.stem)
+def test_every_golden_domain_defines_on_the_test_driver(golden: Path) -> None:
+    with Hypervisor(TEST_URI) as hv:
+        handle = hv.define(golden.read_bytes())
+        try:
+            live = etree.fromstring(handle.xml())
+            sent = etree.fromstring(golden.read_bytes())
+            assert live.findtext("name") == sent.findtext("name")
+            assert live.get("type") == sent.get("type")
+            assert len(live.findall("devices/disk")) == len(sent.findall("devices/disk"))
+            assert hv.lookup(handle.name) is not None
+        finally:
+            handle.remove()
+        assert hv.lookup(handle.name) is None
+
+
+def test_a_persistent_domain_starts_and_is_removed_without_a_trace() -> None:
+    xml = (GOLDEN / "domain-engine-seed-network.xml").read_bytes()
+    with Hypervisor(TEST_URI) as hv:
+        handle = hv.create(xml, persistent=True)
+        assert handle.is_active() and handle.is_persistent()
+        handle.remove()
+        assert hv.lookup("he-engine-dc1") is None
+
+
+def test_a_transient_domain_vanishes_when_destroyed() -> None:
+    xml = (GOLDEN / "domain-engine-no-nic-no-seed.xml").read_bytes()
+    with Hypervisor(TEST_URI) as hv:
+        handle = hv.create(xml)
+        assert not handle.is_persistent()
+        assert not handle.wait_for_shutdown(0.3)
+        handle.destroy()
+        assert handle.wait_for_shutdown(5)
+        assert hv.lookup("he-engine-lab") is None
+
+
+def test_libvirt_failures_become_typed_errors() -> None:
+    broken = render_domain_xml(DomainSpec(name="he-dup", uuid=uuid.uuid4(), virt_type="qemu",
+                                          memory_mib=64, vcpus=1))
+    with Hypervisor(TEST_URI) as hv:
+        first = hv.create(broken)
+        try:
+            with pytest.raises(VmStartError) as caught:
+                hv.create(broken)
+            assert caught.value.exit_code == 20
+            assert "he-dup" in caught.value.message
+        finally:
+            first.destroy()
+        with pytest.raises(DomainNotFoundError):
+            hv.require("no-such-domain")
+
+
+def test_the_test_driver_offers_no_kvm() -> None:
+    with Hypervisor(TEST_URI) as hv:
+        virt_type, why = hv.probe_virt_type()
+    assert virt_type == "qemu" and why
+
+
+def test_the_probed_virt_type_really_starts_on_libvirtd(libvirt_uri: str) -> None:
+    """The probe says kvm only when a KVM domain starts here; whatever it says must start."""
+    with Hypervisor(libvirt_uri) as hv:
+        virt_type, why = hv.probe_virt_type()
+        spec = DomainSpec(name=f"he-probe-check-{uuid.uuid4().hex[:6]}", uuid=uuid.uuid4(),
+                          virt_type=virt_type, memory_mib=32, vcpus=1)
+        handle = hv.create(render_domain_xml(spec))
+        try:
+            assert handle.is_active(), why
+            assert etree.fromstring(handle.xml()).get("type") == virt_type
+        finally:
+            handle.remove()
+        assert hv.lookup(spec.name) is None

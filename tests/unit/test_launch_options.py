@@ -1,0 +1,143 @@
+"""he-launch's options, the host-derived static network, and the health poll (loopback only)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from builder.errors import InputError, SetupTimeoutError
+from builder.inventory.models import Network, Site, StaticIPv4
+from builder.launch.health import wait_for_health
+from builder.launch.hostnet import (
+    HostNetwork,
+    apply_host_network,
+    read_dns_servers,
+    read_host_network,
+)
+from builder.launch.options import build_parser, options_from_args
+
+BASE = ["--appliance", "a.ova", "--seed", "s.iso", "--site", "dc1"]
+
+
+def parse(*extra: str) -> object:
+    return options_from_args(build_parser().parse_args([*BASE, *extra]))
+
+
+def test_defaults_are_for_real_hardware() -> None:
+    opts = options_from_args(build_parser().parse_args([*BASE, "--network", "ovirtmgmt"]))
+    assert opts.uri == "qemu:///system" and opts.virt_type == "auto"
+    assert opts.boot_timeout >= 600 and opts.setup_timeout >= 3600
+    assert opts.network == "ovirtmgmt" and opts.bridge is None
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    (["--no-network", "--mac", "zz:16:3e:00:00:01"], "not a MAC address"),
+    (["--no-network", "--boot-timeout", "0"], "--boot-timeout must be positive"),
+    (["--no-network", "--vcpus", "0"], "--vcpus must be positive"),
+    (["--no-network", "--name", "bad name"], "--name bad name"),
+    (["--no-network", "--network-from-host", "eth0"], "needs --inventory"),
+])
+def test_bad_options_are_refused_with_one_line_each(extra: list[str], problem: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse(*extra)
+    assert caught.value.exit_code == 2
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_a_nic_choice_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args(BASE)
+    assert caught.value.code == 2
+    assert "--network" in capsys.readouterr().err
+
+
+def site(ipv4: str | None = None) -> Site:
+    network = Network(mode="static", mac="00:16:3e:00:00:01",
+                      ipv4=StaticIPv4(address=IPv4Interface(ipv4)) if ipv4 else None)
+    return Site(name="dc1", fqdn="engine.dc1.example.com", network=network,
+                root_password="prompt", admin_password="prompt")
+
+
+HOST = HostNetwork(interface="eth0", address=IPv4Interface("192.0.2.5/24"),
+                   gateway=IPv4Address("192.0.2.1"), dns_servers=(IPv4Address("192.0.2.53"),))
+
+
+def test_the_host_network_gives_prefix_gateway_and_dns() -> None:
+    derived = apply_host_network(site("192.0.2.10/32"), HOST, None)
+    assert derived.network.ipv4 is not None
+    assert derived.network.ipv4.address == IPv4Interface("192.0.2.10/24")
+    assert derived.network.ipv4.gateway == IPv4Address("192.0.2.1")
+    assert derived.network.dns_servers == (IPv4Address("192.0.2.53"),)
+    assert derived.network.mac == "00:16:3e:00:00:01"
+
+
+def test_the_address_option_wins_and_must_be_in_the_host_subnet() -> None:
+    derived = apply_host_network(site(), HOST, IPv4Address("192.0.2.20"))
+    assert derived.network.ipv4 is not None
+    assert str(derived.network.ipv4.address) == "192.0.2.20/24"
+    with pytest.raises(InputError, match="not in eth0's subnet"):
+        apply_host_network(site(), HOST, IPv4Address("198.51.100.20"))
+    with pytest.raises(InputError, match="host's own address"):
+        apply_host_network(site(), HOST, IPv4Address("192.0.2.5"))
+    with pytest.raises(InputError, match="no IPv4 address"):
+        apply_host_network(site(), HOST, None)
+
+
+def test_dns_servers_skip_loopback_stubs(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("# x\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver 2001:db8::1\n"
+                    "search example.com\n")
+    assert read_dns_servers(conf) == (IPv4Address("192.0.2.53"),)
+
+
+class Page(BaseHTTPRequestHandler):
+    answers: ClassVar[list[bytes]] = []
+
+    def do_GET(self) -> None:
+        body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def page() -> Iterator[tuple[str, type[Page]]]:
+    handler = type("P", (Page,), {"answers": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ovirt-engine/services/health", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_health_poll_waits_for_the_database(page: tuple[str, type[Page]]) -> None:
+    url, handler = page
+    handler.answers.extend([b"DB Down", b"DB Up!Welcome to Health Status!"])
+    wait_for_health(url, 30, poll_s=0.05)
+    assert handler.answers == [b"DB Up!Welcome to Health Status!"]
+
+
+def test_health_poll_gives_up_with_a_timeout(page: tuple[str, type[Page]]) -> None:
+    url, handler = page
+    handler.answers.append(b"DB Down")
+    with pytest.raises(SetupTimeoutError, match="did not answer"):
+        wait_for_health(url, 0.3, poll_s=0.05)
+
+
+def test_the_host_network_is_read_from_the_real_interface() -> None:
+    host = read_host_network("lo")
+    assert host.address == IPv4Interface("127.0.0.1/8")
+    assert host.gateway is None
+    with pytest.raises(InputError, match="no IPv4 address"):
+        read_host_network("he-no-such-if0")

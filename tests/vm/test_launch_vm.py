@@ -1,0 +1,243 @@
+"""he-launch boots the demo appliance under libvirt/TCG and returns engine-setup's verdict.
+
+The appliance's engine-setup is the stand-in (no real oVirt engine can exist here); everything
+around it is real: the OVA, its manifest, libvirtd, qemu, cloud-init, the seed, the channel.
+Boots are few on purpose (each ~35-60 s under TCG): every test checks all it can of one boot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from builder.inventory.load import load_inventory
+from builder.inventory.secrets import resolve_secrets
+from builder.seed.build import write_site_seed
+from tests.fixtures.appliance import DemoAppliance, demo_appliance
+
+pytestmark = pytest.mark.vm
+__all__ = ["demo_appliance"]
+
+TCG_TIMEOUTS = ["--boot-timeout", "400", "--setup-timeout", "400"]
+STATIC_ADDRESS = "192.0.2.10/24"
+INVENTORY = f"""
+defaults:
+  vcpus: 1
+  memory_mib: 1024
+  root_password: file:root-password
+  admin_password: file:admin-password
+sites:
+  vmok:
+    fqdn: engine.vmok.example.com
+    network:
+      mode: static
+      ipv4: {{address: {STATIC_ADDRESS}, gateway: 192.0.2.1}}
+      dns_servers: [192.0.2.53]
+  vmfail:
+    fqdn: engine.vmfail.example.com
+    extra_answers:
+      OVESETUP_STANDIN/exitCode: {{type: int, value: 3}}
+  vmsigint:
+    fqdn: engine.vmsigint.example.com
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("inventory")
+    for name, value in (("root-password", "Root-pass-4-tests"),
+                        ("admin-password", "Admin-pass-4-tests")):
+        (folder / name).write_text(value + "\n")
+        (folder / name).chmod(0o600)
+    path = folder / "inventory.yaml"
+    path.write_text(INVENTORY)
+    return path
+
+
+def seed_iso(inventory: Path, site_name: str, out: Path) -> Path:
+    """The site's seed, written by the seed builder (what `he-build seed` writes)."""
+    site = load_inventory(inventory).sites[site_name]
+    secrets = resolve_secrets(site, base_dir=inventory.parent, env={}, prompt=None)
+    return write_site_seed(site, secrets, out, env={"SOURCE_DATE_EPOCH": "0"}).iso
+
+
+def he_launch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "builder.launch.cli", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def domain_exists(uri: str, name: str) -> bool:
+    done = subprocess.run(["virsh", "-c", uri, "domstate", name], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def remove_domain(uri: str, name: str) -> None:
+    subprocess.run(["virsh", "-c", uri, "destroy", name], capture_output=True, check=False)
+    subprocess.run(["virsh", "-c", uri, "undefine", name], capture_output=True, check=False)
+
+
+class Healthy(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"DB Up!Welcome to Health Status!"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    """A loopback stand-in for the engine's health page (the guest is not reachable by IP)."""
+    server = HTTPServer(("127.0.0.1", 0), Healthy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ovirt-engine/services/health"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_tampered_ova_is_refused_before_any_domain_exists(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, tmp_path: Path,
+) -> None:
+    tampered = tmp_path / "tampered.ova"
+    shutil.copyfile(demo_appliance.ova, tampered)
+    with tampered.open("r+b") as handle:
+        handle.seek(tampered.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    done = he_launch("--appliance", str(tampered), "--no-seed", "--site", "vmtamper",
+                     "--no-network", "--uri", libvirt_uri, "--storage", str(launch_storage))
+    assert done.returncode == 5, done.stderr
+    assert "he-launch: error: checksum mismatch" in done.stderr
+    assert "waiting for the guest" not in done.stderr
+    assert not domain_exists(libvirt_uri, "he-engine-vmtamper")
+
+
+def test_success_streams_engine_setup_and_reports_the_static_network(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str,
+    isolated_network: str, inventory: Path, tmp_path: Path, health_server: str,
+) -> None:
+    iso = seed_iso(inventory, "vmok", tmp_path / "seeds")
+    name = "he-engine-vmok"
+    try:
+        done = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
+                         "--site", "vmok", "--network", isolated_network, "--uri", libvirt_uri,
+                         "--storage", str(launch_storage), "--virt-type", "auto", "--json",
+                         "--health-check", "--health-url", health_server, "--health-timeout",
+                         "60", *TCG_TIMEOUTS)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["ok"] is True and result["exit_status"] == 0
+        assert result["virt_type"] in ("kvm", "qemu") and result["virt_reason"]
+        assert result["url"] == "https://engine.vmok.example.com/ovirt-engine/"
+        assert result["health"] == "up"
+        assert {"prepare", "start", "boot", "setup", "health"} <= set(result["durations"])
+        # The guest applied the site's static config and said so over the channel.
+        network = "\n".join(result["network"])
+        eth0 = [line for line in result["network"] if f"eth0    inet {STATIC_ADDRESS}" in line]
+        assert len(eth0) == 1, network
+        assert "dynamic" not in eth0[0], network  # a static address, not a DHCP lease
+        # engine-setup's own output was streamed live and kept in the transcript.
+        assert "| [ INFO  ] Execution of setup completed successfully" in done.stderr
+        transcript = Path(result["transcript"]).read_text()
+        assert "Engine FQDN: engine.vmok.example.com" in transcript
+        assert "HE_APPLIANCE_ENGINE_SETUP_RC=0" in transcript
+        # The seed (it holds secrets) is ejected and the launcher's copy is gone.
+        live = etree.fromstring(subprocess.run(["virsh", "-c", libvirt_uri, "dumpxml", name],
+                                               capture_output=True, check=True).stdout)
+        cdrom = live.find("devices/disk[@device='cdrom']")
+        assert cdrom is not None
+        assert cdrom.xpath("source/@file") == []  # libvirt keeps an empty <source index=.../>
+        assert not (launch_storage / "vmok" / "seed.iso").exists()
+        assert iso.exists()  # the operator's own ISO is left alone
+        # A second launch for the site refuses while its domain exists.
+        again = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
+                          "--site", "vmok", "--no-network", "--uri", libvirt_uri,
+                          "--storage", str(launch_storage))
+        assert again.returncode == 2
+        assert "already exists" in again.stderr and "--replace" in again.stderr
+    finally:
+        remove_domain(libvirt_uri, name)
+
+
+def test_a_failing_engine_setup_exit_code_is_returned_as_is(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
+) -> None:
+    name = "he-engine-vmfail"
+    try:
+        done = he_launch("--appliance", str(demo_appliance.ova), "--inventory", str(inventory),
+                         "--site", "vmfail", "--no-network", "--uri", libvirt_uri,
+                         "--storage", str(launch_storage), "--virt-type", "qemu",
+                         *TCG_TIMEOUTS)
+        assert done.returncode == 3, done.stderr
+        assert "engine-setup failed with exit status 3" in done.stdout
+        assert "| [ ERROR ] Execution of setup failed (stand-in exit code 3)" in done.stderr
+        assert not domain_exists(libvirt_uri, name)
+        workdir = launch_storage / "vmfail"
+        assert "HE_APPLIANCE_ENGINE_SETUP_FAIL" in (workdir / "engine-setup.log").read_text()
+        assert (workdir / "console.log").stat().st_size > 0
+        assert not (workdir / "seed").exists()  # rendered seed (secrets) removed
+    finally:
+        remove_domain(libvirt_uri, name)
+
+
+def test_a_guest_that_never_reports_hits_the_boot_timeout(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str,
+) -> None:
+    name = "he-engine-vmsilent"
+    try:
+        done = he_launch("--appliance", str(demo_appliance.ova), "--no-seed", "--site",
+                         "vmsilent", "--no-network", "--uri", libvirt_uri, "--storage",
+                         str(launch_storage), "--virt-type", "qemu", "--boot-timeout", "40",
+                         "--json")
+        assert done.returncode == 21, done.stderr
+        assert "boot timeout" in done.stderr
+        assert json.loads(done.stdout)["exit_code"] == 21
+        assert not domain_exists(libvirt_uri, name)
+        assert (launch_storage / "vmsilent" / "console.log").exists()
+    finally:
+        remove_domain(libvirt_uri, name)
+
+
+def test_ctrl_c_leaves_no_domain_behind(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
+) -> None:
+    name = "he-engine-vmsigint"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "builder.launch.cli", "--appliance", str(demo_appliance.ova),
+         "--inventory", str(inventory), "--site", "vmsigint", "--no-network", "--uri",
+         libvirt_uri, "--storage", str(launch_storage), "--virt-type", "qemu", *TCG_TIMEOUTS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not domain_exists(libvirt_uri, name):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the domain never appeared"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stderr
+        assert not domain_exists(libvirt_uri, name)
+        assert not (launch_storage / "vmsigint" / "seed").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        remove_domain(libvirt_uri, name)
