@@ -22,6 +22,9 @@ SEED_ANSWERS = "/root/heanswers.conf"
 RUNNER_PATH = "/usr/local/sbin/he-run-engine-setup"
 FALLBACK_LOG = "/var/log/he-engine-setup.log"
 TEMPLATE = "engine-setup-runner.sh.j2"
+# Seconds the runner waits for configured interfaces before reporting the network (a DHCP
+# interface with no server answering would otherwise hold engine-setup back for minutes).
+NETWORK_WAIT_SECONDS = 30
 
 
 @functools.cache
@@ -33,5 +36,5 @@ def render_runner() -> str:
     return env.from_string(source).render(
         port=PORT_PATH, answers=SEED_ANSWERS, appliance_answers=APPLIANCE_ANSWERS,
         fallback_log=FALLBACK_LOG, network_tag=NETWORK_TAG, engine_setup=ENGINE_SETUP,
-        success=SUCCESS, fail=FAIL, rc_prefix=RC_PREFIX,
+        success=SUCCESS, fail=FAIL, rc_prefix=RC_PREFIX, network_wait=NETWORK_WAIT_SECONDS,
     )

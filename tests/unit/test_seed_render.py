@@ -196,7 +196,7 @@ def _runner_for_test(tmp: Path, port: str, engine_setup: Path) -> Path:
         port=port, answers=tmp / "heanswers.conf", appliance_answers=tmp / "appliance-answers",
         fallback_log=tmp / "fallback.log", network_tag=runner.NETWORK_TAG,
         engine_setup=engine_setup, success=runner.SUCCESS, fail=runner.FAIL,
-        rc_prefix=runner.RC_PREFIX,
+        rc_prefix=runner.RC_PREFIX, network_wait=runner.NETWORK_WAIT_SECONDS,
     )
     script = tmp / "runner.sh"
     script.write_text(text)
