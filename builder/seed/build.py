@@ -64,6 +64,15 @@ class MasteredSeed:
 
 
 @dataclass(frozen=True)
+class PreparedSeed:
+    """A site directory's files as bytes with their modes and digests, ready to be written."""
+
+    rendered: RenderedSeed
+    contents: dict[str, tuple[bytes, int]]
+    digests: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SeedFile:
     """One file of a seed directory, described the same way for every file."""
 
@@ -142,7 +151,7 @@ def build_seeds(
     big = len(jobs) >= POOL_THRESHOLD
     with contextlib.ExitStack() as stack:
         for done, outcome in enumerate(_master_each(jobs, epoch), start=1):
-            if not isinstance(outcome, MasteredSeed):
+            if not isinstance(outcome, PreparedSeed):
                 problems.extend(outcome)
             elif not problems:
                 artifacts.append(_stage_seed(stack, outcome, out_root, fsync=not big))
@@ -159,7 +168,7 @@ def build_seeds(
 
 def _master_each(
     jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int
-) -> Iterator[MasteredSeed | tuple[str, ...]]:
+) -> Iterator[PreparedSeed | tuple[str, ...]]:
     epochs = [epoch] * len(jobs)
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
         yield from map(_master_job, jobs, epochs)
@@ -168,11 +177,12 @@ def _master_each(
         yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
 
 
-def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> MasteredSeed | tuple[str, ...]:
-    """One site, in a worker: problems come back as data (exceptions lose their fields)."""
+def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> PreparedSeed | tuple[str, ...]:
+    """One site, in a worker, up to the bytes of every file (hashed here too, so the writing
+    process only writes): problems come back as data (exceptions lose their fields)."""
     site, secrets = job
     try:
-        return master_seed(site, secrets, epoch=epoch)
+        return prepare_seed(master_seed(site, secrets, epoch=epoch))
     except InputError as exc:
         return exc.problems or (exc.message,)
 
@@ -181,19 +191,28 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _stage_seed(stack: contextlib.ExitStack, seed: MasteredSeed, out_root: Path, *,
+def _stage_seed(stack: contextlib.ExitStack, seed: PreparedSeed, out_root: Path, *,
                 fsync: bool) -> SeedArtifacts:
     """Write the site directory into a staging directory that `stack` swaps in on success."""
-    contents = seed_contents(seed)
     final = out_root / seed.rendered.site
     stage = stack.enter_context(staged_dir(final))
-    for name, (data, mode) in contents.items():
+    for name, (data, mode) in seed.contents.items():
         _write_new(stage / name, data, mode, fsync=fsync)
-    return _artifacts(seed.rendered, final, contents)
+    return _artifacts(seed, final)
+
+
+def prepare_seed(seed: MasteredSeed) -> PreparedSeed:
+    """Every file of the site directory with its digest, manifest.json included."""
+    contents = seed_contents(seed)
+    digests = {name: hashlib.sha256(data).hexdigest() for name, (data, _) in contents.items()}
+    manifest = render_manifest(seed.rendered, contents, digests)
+    contents[MANIFEST_NAME] = (manifest, PUBLIC_MODE)
+    digests[MANIFEST_NAME] = hashlib.sha256(manifest).hexdigest()
+    return PreparedSeed(seed.rendered, contents, digests)
 
 
 def seed_contents(seed: MasteredSeed) -> dict[str, tuple[bytes, int]]:
-    """File name -> (bytes, mode) of a site directory, manifest.json included."""
+    """File name -> (bytes, mode) of a site directory, manifest.json aside."""
     rendered = seed.rendered
     contents = {
         ISO_NAME: (seed.image, SECRET_MODE),
@@ -203,15 +222,14 @@ def seed_contents(seed: MasteredSeed) -> dict[str, tuple[bytes, int]]:
     }
     if rendered.network_config is not None:
         contents["network-config"] = (rendered.network_config.encode("utf-8"), PUBLIC_MODE)
-    contents[MANIFEST_NAME] = (render_manifest(rendered, contents), PUBLIC_MODE)
     return contents
 
 
-def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, int]]) -> bytes:
+def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, int]],
+                    digests: Mapping[str, str]) -> bytes:
     """manifest.json: the SHA-256, size and mode of every other file, plus the seed's ids."""
     files = {
-        name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-               "mode": f"{mode:04o}"}
+        name: {"sha256": digests[name], "size": len(data), "mode": f"{mode:04o}"}
         for name, (data, mode) in sorted(contents.items())
     }
     manifest = {"site": rendered.site, "instance_id": rendered.instance_id,
@@ -219,11 +237,11 @@ def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, 
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _artifacts(rendered: RenderedSeed, final: Path,
-               contents: Mapping[str, tuple[bytes, int]]) -> SeedArtifacts:
+def _artifacts(seed: PreparedSeed, final: Path) -> SeedArtifacts:
+    rendered = seed.rendered
     files = tuple(
-        SeedFile(name, final / name, hashlib.sha256(data).hexdigest(), len(data), mode)
-        for name, (data, mode) in sorted(contents.items())
+        SeedFile(name, final / name, seed.digests[name], len(data), mode)
+        for name, (data, mode) in sorted(seed.contents.items())
     )
     return SeedArtifacts(site=rendered.site, directory=final, iso=final / ISO_NAME,
                          files=files, instance_id=rendered.instance_id, mac=rendered.mac)
