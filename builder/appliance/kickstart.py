@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,10 @@ def _refuse_unescaped(value: Any) -> Any:
     raise InputError(f"kickstart template printed a value without ks_arg/ks_word: {value!r}")
 
 
-def _environment(template_dir: Path) -> jinja2.Environment:
+def _environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     # Kickstart is not HTML: the finalize hook forces ks_arg/ks_word on every value instead.
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir)),
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
         autoescape=False,  # noqa: S701
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -114,6 +115,7 @@ def render_kickstart(
     inputs: KickstartInputs,
     *,
     template_dir: Path = KICKSTART_DIR,
+    include_dirs: Sequence[Path] = (),
     template: str = DEFAULT_TEMPLATE,
 ) -> str:
     """The kickstart text; refuses bad values before rendering (InputError with every problem)."""
@@ -122,19 +124,22 @@ def render_kickstart(
         raise InputError("invalid kickstart inputs", problems=problems)
     pv_size_mib = inputs.disk_size_gib * 1024 - NON_PV_MIB
     try:
-        loaded = _environment(template_dir).get_template(template)
+        loaded = _environment((template_dir, *include_dirs)).get_template(template)
     except jinja2.TemplateNotFound as exc:
         raise InputError(f"kickstart template not found: {template_dir / template}") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise InputError(f"broken kickstart template {exc.filename}:{exc.lineno}: {exc}") from exc
-    return loaded.render(
-        install_tree=inputs.install_tree,
-        timezone=inputs.timezone,
-        root_password_hash=inputs.root_password_hash or "",
-        pv_size_mib=pv_size_mib,
-        repos=inputs.repos,
-        extra_packages=inputs.extra_packages,
-    )
+    try:
+        return loaded.render(
+            install_tree=inputs.install_tree,
+            timezone=inputs.timezone,
+            root_password_hash=inputs.root_password_hash or "",
+            pv_size_mib=pv_size_mib,
+            repos=inputs.repos,
+            extra_packages=inputs.extra_packages,
+        )
+    except jinja2.TemplateError as exc:
+        raise InputError(f"kickstart template {template}: {exc}") from exc
 
 
 def validate_kickstart(text: str, *, version: str | None = None) -> None:
@@ -153,6 +158,20 @@ def validate_kickstart(text: str, *, version: str | None = None) -> None:
     except KickstartError as exc:
         first = str(exc).strip().splitlines() or ["(no message)"]
         raise InputError(f"kickstart rejected by pykickstart: {first[0]}") from exc
+
+
+def check_finishes(text: str) -> None:
+    """Refuse a kickstart that leaves the installer waiting at the end (no poweroff/reboot):
+    the build waits for the installer VM to stop."""
+    from pykickstart import constants  # noqa: PLC0415 - optional dependency
+    from pykickstart.parser import KickstartParser  # noqa: PLC0415
+    from pykickstart.version import makeVersion  # noqa: PLC0415
+
+    parser = KickstartParser(makeVersion())
+    parser.readKickstartFromString(text)
+    if parser.handler.reboot.action not in (constants.KS_SHUTDOWN, constants.KS_REBOOT):
+        raise InputError("the kickstart does not end with poweroff (or reboot): "
+                         "the installer would wait forever")
 
 
 def kickstart_available() -> bool:

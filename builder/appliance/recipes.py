@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from builder.appliance import debian_test
+from builder.appliance import debian_test, kickstart_backend
 from builder.appliance.backend import ApplianceMeta, DiskBackend
 from builder.appliance.options import Recipe, problem_line
 from builder.errors import InputError
@@ -44,6 +44,7 @@ BackendFactory = Callable[[Recipe], DiskBackend]
 # Each backend module offers `from_recipe(recipe) -> DiskBackend`, validating its own options.
 BACKENDS: dict[str, BackendFactory] = {
     "debian-test": debian_test.from_recipe,
+    "kickstart": kickstart_backend.from_recipe,
 }
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 from builder.appliance.build import ApplianceBuild, BuildOptions, build_appliance, describe
+from builder.appliance.options import Recipe
 from builder.appliance.recipes import load_recipe
 from builder.cache import default_cache_root
 from builder.console import CommandResult, Console
+from builder.errors import InputError
+
+DEFAULT_RECIPE = "debian-test"
+DEFAULT_KICKSTART_RECIPE = "kickstart-centos9"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -19,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
         description="Build the appliance from a recipe: disk, then OVA, then RPM. Stages whose "
                     "inputs did not change are reused from the cache ($HE_BUILDER_CACHE, "
                     "else ~/.cache/he-builder).")
-    parser.add_argument("--recipe", default="debian-test",
-                        help="bundled recipe name or path to a recipe YAML (default: %(default)s)")
+    parser.add_argument("--recipe", default=None,
+                        help=f"bundled recipe name or path to a recipe YAML (default: "
+                             f"{DEFAULT_RECIPE}, or {DEFAULT_KICKSTART_RECIPE} with the "
+                             f"kickstart options)")
     parser.add_argument("--out", type=Path, default=Path("out"),
                         help="where the disk, OVA and RPM are published (default: %(default)s)")
     parser.add_argument("--compress", choices=("none", "zlib", "zstd"), default="zstd",
@@ -32,17 +41,54 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                              "(virt-v2v) (default: %(default)s)")
     parser.add_argument("--sign-key", type=Path, default=None,
                         help="armored GPG secret key file (no passphrase) to sign the RPM")
+    kickstart = parser.add_argument_group(
+        "kickstart backend", "install the disk from a CentOS Stream tree with a kickstart")
+    kickstart.add_argument("--kickstart", type=Path, default=None,
+                           help="kickstart file: *.j2 is rendered with the recipe's values, "
+                                "anything else is used as is (must end with poweroff)")
+    kickstart.add_argument("--install-tree", default=None, metavar="URL|DIR",
+                           help="tree with images/pxeboot/{vmlinuz,initrd.img}")
+    kickstart.add_argument("--repo-url", default=None, metavar="URL",
+                           help="where the installer gets stage2 and packages (needed for a DIR "
+                                "tree)")
     parser.set_defaults(handler=run_appliance)
 
 
 def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     env = dict(os.environ)
-    recipe = load_recipe(args.recipe)
+    recipe = recipe_from_args(args)
     options = BuildOptions(compression=args.compress, payload=args.payload, layout=args.layout,
                            sign_key=args.sign_key)
     build = build_appliance(recipe, out_dir=args.out, options=options,
                             cache_root=default_cache_root(env), console=console, env=env)
     return CommandResult(data=describe(build), text=summary_table(build))
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe, with the kickstart options given on the command line laid over its own."""
+    overrides = kickstart_overrides(args)
+    default = DEFAULT_KICKSTART_RECIPE if overrides else DEFAULT_RECIPE
+    recipe = load_recipe(args.recipe or default)
+    if not overrides:
+        return recipe
+    if recipe.backend != "kickstart":
+        flags = ", ".join(f"--{key.replace('_', '-')}" for key in sorted(overrides))
+        raise InputError(f"{flags}: recipe {recipe.name} uses the {recipe.backend} backend, "
+                         f"not kickstart")
+    return dataclasses.replace(recipe, options={**recipe.options, **overrides})
+
+
+def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.kickstart is not None:
+        overrides["kickstart"] = str(args.kickstart.resolve())
+    if args.install_tree is not None:
+        tree: str = args.install_tree
+        is_url = tree.startswith(("http://", "https://"))
+        overrides["install_tree"] = tree if is_url else str(Path(tree).resolve())
+    if args.repo_url is not None:
+        overrides["repo_url"] = args.repo_url
+    return overrides
 
 
 def summary_table(build: ApplianceBuild) -> str:

@@ -1,0 +1,248 @@
+"""The kickstart backend: the CentOS installer, booted from an install tree in a libvirt VM,
+installs the appliance from the rendered kickstart onto a new disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Literal
+from urllib.parse import urljoin
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk, DiskFormat
+from builder.appliance.installer import InstallerSpec, VirtChoice, run_installer
+from builder.appliance.kickstart import (
+    DEFAULT_TEMPLATE,
+    KICKSTART_DIR,
+    KickstartInputs,
+    Repo,
+    check_finishes,
+    kickstart_available,
+    render_kickstart,
+    validate_kickstart,
+)
+from builder.appliance.options import validate_options
+from builder.atomic import staged_file
+from builder.cache import StageCache, hash_inputs
+from builder.console import Console
+from builder.errors import InputError
+from builder.repro import sha256_file
+
+if TYPE_CHECKING:
+    from builder.appliance.options import Recipe
+
+PXEBOOT = ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img")
+# Characters a URL may carry onto the kernel command line: RFC 3986, without quotes or spaces.
+_CMDLINE_URL = r"^(https?|ftp|nfs)://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$"
+DOWNLOAD_TIMEOUT_S = 60
+# Bumped when the installation changes in a way the inputs below cannot see.
+LAYOUT_VERSION = "1"
+
+
+class RepoOption(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+
+
+class KickstartOptions(BaseModel):
+    """The `options:` of a kickstart recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    install_tree: str = Field(min_length=1)
+    kickstart: Path | None = None
+    repo_url: str | None = Field(default=None, pattern=_CMDLINE_URL)
+    timezone: str = "Etc/UTC"
+    root_password_hash: str | None = None
+    disk_size_gib: int = Field(default=60, le=16384)
+    disk_format: Literal["raw", "qcow2"] = "raw"
+    repos: tuple[RepoOption, ...] = ()
+    extra_packages: tuple[str, ...] = ()
+    libvirt_uri: str = "qemu:///system"
+    virt_type: VirtChoice = "auto"
+    network: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    memory_mib: int = Field(default=3072, ge=128, le=1 << 20)
+    vcpus: int = Field(default=2, ge=1, le=64)
+    timeout_s: int = Field(default=7200, ge=5)
+    vm_dir: Path = Path("/var/tmp/he-build")
+
+
+@dataclass(frozen=True)
+class InstallTree:
+    """Where the installer comes from: an http(s) URL or a local directory (CentOS layout)."""
+
+    url: str | None
+    directory: Path | None
+
+    def describe(self) -> str:
+        return self.url if self.url is not None else str(self.directory)
+
+
+def from_recipe(recipe: Recipe) -> KickstartBackend:
+    """The registry entry: validate the options, find the tree, render and check the kickstart."""
+    options = validate_options(KickstartOptions, recipe)
+    tree = parse_install_tree(options.install_tree, recipe.path.parent)
+    repo_url = options.repo_url or tree.url
+    if repo_url is None:
+        raise InputError(f"recipe {recipe.path}: options.repo_url is needed when install_tree "
+                         "is a directory (the URL the installer fetches stage2 and packages from)")
+    kickstart = render_recipe_kickstart(recipe, options, repo_url)
+    return KickstartBackend(meta=recipe.meta, options=options, tree=tree, repo_url=repo_url,
+                            kickstart=kickstart)
+
+
+def parse_install_tree(value: str, base: Path) -> InstallTree:
+    """A URL as given (checked for the kernel command line), or a directory holding
+    images/pxeboot/{vmlinuz,initrd.img} (relative paths start at the recipe's directory)."""
+    if "://" in value:
+        url = value if value.endswith("/") else value + "/"
+        if not re.match(_CMDLINE_URL, url) or not url.startswith(("http://", "https://")):
+            raise InputError(f"install tree is not an http(s) URL: {value!r}")
+        return InstallTree(url=url, directory=None)
+    directory = (base / value).resolve()
+    missing = [rel for rel in PXEBOOT if not (directory / rel).is_file()]
+    if missing:
+        raise InputError(f"install tree {directory} has no {', '.join(missing)}")
+    return InstallTree(url=None, directory=directory)
+
+
+def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> str:
+    """The kickstart the installer gets; a bad value is one line naming the recipe and field."""
+    try:
+        text = load_kickstart(recipe, options, repo_url)
+        if kickstart_available():
+            validate_kickstart(text)
+            check_finishes(text)
+    except InputError as exc:
+        if len(exc.problems) == 1:
+            raise InputError(f"recipe {recipe.path}: options.{exc.problems[0]}") from exc
+        raise InputError(f"recipe {recipe.path}: {exc.message}", problems=exc.problems) from exc
+    return text
+
+
+def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> str:
+    """The bundled template or the recipe's `kickstart:` (a `.j2` template, rendered with the
+    recipe's values; any other file is a finished kickstart, used as it is)."""
+    template_dir, template = KICKSTART_DIR, DEFAULT_TEMPLATE
+    if options.kickstart is not None:
+        path = (recipe.path.parent / options.kickstart).resolve()
+        if not path.is_file():
+            raise InputError(f"kickstart not found: {path}")
+        if path.suffix != ".j2":
+            try:
+                return path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"kickstart {path} is not UTF-8 text") from exc
+        template_dir, template = path.parent, path.name
+    inputs = KickstartInputs(
+        install_tree=repo_url, timezone=options.timezone,
+        root_password_hash=options.root_password_hash, disk_size_gib=options.disk_size_gib,
+        repos=tuple(Repo(r.name, r.url) for r in options.repos),
+        extra_packages=options.extra_packages)
+    return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
+                            template=template)
+
+
+@dataclass
+class KickstartBackend:
+    """Install tree + rendered kickstart -> installer VM -> the installed disk."""
+
+    meta: ApplianceMeta
+    options: KickstartOptions
+    tree: InstallTree
+    repo_url: str
+    kickstart: str
+    name: str = "kickstart"
+
+    def cmdline(self) -> tuple[str, ...]:
+        """What the installer needs beyond the kickstart: where stage2 and packages are."""
+        stage2 = self.tree.url or self.repo_url
+        return (f"inst.stage2={stage2}", f"inst.repo={self.repo_url}")
+
+    def cache_key(self) -> str:
+        return hash_inputs({
+            "backend": self.name, "layout": LAYOUT_VERSION,
+            "kickstart": hashlib.sha256(self.kickstart.encode()).hexdigest(),
+            "tree": self.tree_identity(), "cmdline": self.cmdline(),
+            "disk_size_gib": self.options.disk_size_gib, "disk_format": self.options.disk_format,
+        })
+
+    def tree_identity(self) -> str | list[str]:
+        # A URL names a compose (use a dated one): its files are taken as immutable.
+        if self.tree.directory is None:
+            return str(self.tree.url)
+        return [sha256_file(self.tree.directory / rel) for rel in PXEBOOT]
+
+    def build_disk(self, ctx: BuildContext) -> BuiltDisk:
+        kernel, initrd = fetch_install_tree(self.tree, ctx.cache_dir, ctx.console)
+        key = self.cache_key()
+        fmt: DiskFormat = self.options.disk_format
+        dest = ctx.work_dir / f"disk.{fmt}"
+        run_installer(self.installer_spec(kernel, initrd, key), dest, ctx.console)
+        return BuiltDisk(dest, fmt, self.meta, key)
+
+    def installer_spec(self, kernel: Path, initrd: Path, key: str) -> InstallerSpec:
+        o = self.options
+        return InstallerSpec(
+            name=f"he-installer-{key[:12]}-{os.getpid()}", kernel=kernel, initrd=initrd,
+            kickstart=self.kickstart, cmdline=self.cmdline(), disk_size_gib=o.disk_size_gib,
+            disk_format=o.disk_format, memory_mib=o.memory_mib, vcpus=o.vcpus,
+            libvirt_uri=o.libvirt_uri, virt_type=o.virt_type, network=o.network,
+            timeout_s=o.timeout_s, vm_dir=o.vm_dir,
+            log=o.vm_dir / f"installer-{key[:12]}.log")
+
+
+def fetch_install_tree(tree: InstallTree, cache_dir: Path, console: Console) -> tuple[Path, Path]:
+    """The tree's kernel and initrd: a directory's own files, or downloads cached by URL."""
+    if tree.directory is not None:
+        return tree.directory / PXEBOOT[0], tree.directory / PXEBOOT[1]
+    url = str(tree.url)
+    cache = StageCache(cache_dir)
+    key = hash_inputs({"url": url})
+    if cache.lookup("install-tree", key) is None:
+        with cache.store("install-tree", key) as entry:
+            for rel in PXEBOOT:
+                download(urljoin(url, rel), entry / Path(rel).name, console)
+            (entry / "url").write_text(url + "\n")
+    entry = cache.entry("install-tree", key)
+    return entry / "vmlinuz", entry / "initrd.img"
+
+
+def download(url: str, dest: Path, console: Console) -> None:
+    """Stream `url` into `dest` with progress; a missing file is bad input (the tree is wrong)."""
+    try:
+        response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        raise InputError(f"install tree: {url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"install tree: cannot fetch {url}: {reason}") from exc
+    total = int(response.headers.get("Content-Length") or 0) or None
+    with response, staged_file(dest) as temp, temp.open("wb") as out:
+        copy_with_progress(response, out, total, f"fetching {url}", console)
+
+
+def copy_with_progress(source: IO[bytes], out: IO[bytes], total: int | None, label: str,
+                       console: Console) -> None:
+    """Copy with a progress bar; a read failure is the server's (InputError), a write ours."""
+    done = 0
+    while True:
+        try:
+            chunk = source.read(1 << 20)
+        except OSError as exc:
+            raise InputError(f"install tree: {label} failed after {done} bytes: {exc}") from exc
+        if not chunk:
+            break
+        out.write(chunk)
+        done += len(chunk)
+        console.progress(label, done, total)
+    if total is not None and done != total:
+        raise InputError(f"install tree: {label}: got {done} of {total} bytes")

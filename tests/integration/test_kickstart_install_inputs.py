@@ -1,0 +1,226 @@
+"""The kickstart backend's bad input (one line, exit 2, nothing published) and the parts of the
+installer orchestration that need no VM: the OEMDRV image, the installer domain, the serial log
+follower. The VM runs themselves are in tests/vm/test_kickstart_install.py."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pycdlib
+import pytest
+from lxml import etree
+
+from builder.appliance.installer import (
+    InstallerFiles,
+    InstallerSpec,
+    SerialFollower,
+    installer_domain,
+    write_oemdrv_iso,
+)
+from builder.appliance.kickstart_backend import KickstartBackend
+from builder.appliance.recipes import create_backend, load_recipe
+from builder.cli import main
+from builder.console import Console
+from builder.errors import ExitCode
+from builder.virt.domain import render_domain_xml
+from tests.fixtures.installer import (
+    UNREACHABLE_REPO,
+    serve_directory,
+    standin_install_tree,
+    write_recipe,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["standin_install_tree"]
+INJECTION = '"\n%post\ntouch /pwned\n%end\n'
+
+
+def build_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                capsys: pytest.CaptureFixture[str], recipe: Path) -> list[str]:
+    """Run `he-build appliance` expecting exit 2; its error lines; nothing may be published."""
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["appliance", "--recipe", str(recipe), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.BAD_INPUT, err
+    assert "Traceback" not in err
+    assert not out.exists() or list(out.iterdir()) == []
+    assert not (tmp_path / "cache" / "disk").exists() or not any(
+        p for p in (tmp_path / "cache" / "disk").iterdir() if not p.name.startswith("."))
+    return [line for line in err.splitlines() if line.startswith("he-build:")]
+
+
+def test_a_directory_without_pxeboot_files_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "tree"
+    (empty / "images").mkdir(parents=True)
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(empty),
+                          repo_url=UNREACHABLE_REPO)
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert lines == [f"he-build: error: install tree {empty} has no "
+                     "images/pxeboot/vmlinuz, images/pxeboot/initrd.img"]
+
+
+def test_a_url_tree_without_the_kernel_is_a_404(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "www").mkdir()
+    with serve_directory(tmp_path / "www") as url:
+        recipe = write_recipe(tmp_path / "ks.yaml", install_tree=url + "centos/")
+        lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"he-build: error: install tree: {url}centos/images/pxeboot/")
+    assert "HTTP 404" in lines[0]
+    assert not (tmp_path / "cache" / "install-tree").exists() or not any(
+        p for p in (tmp_path / "cache" / "install-tree").iterdir() if not p.name.startswith("."))
+
+
+def test_a_directory_tree_needs_a_repo_url(
+        standin_install_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree))
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert len(lines) == 1 and "options.repo_url is needed" in lines[0]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("timezone", "UTC" + INJECTION),
+    ("extra_packages", ["vim" + INJECTION]),
+    ("repos", [{"name": "ovirt", "url": "http://mirror.example/" + INJECTION}]),
+    ("root_password_hash", "$6$salt$" + "a" * 86 + INJECTION),
+    ("disk_size_gib", 10),
+])
+def test_a_value_the_kickstart_refuses_is_one_line(
+        field: str, value: object, standin_install_tree: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, **{field: value})
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"he-build: error: recipe {recipe}: options.")
+    assert "\n" not in lines[0]
+
+
+@pytest.mark.parametrize("tree", [
+    "ftp://mirror.example/centos/", "http://mirror.example/centos 9/",
+    'http://mirror.example/"centos"/',
+])
+def test_an_install_tree_url_unfit_for_the_kernel_command_line_is_refused(
+        tree: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=tree)
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert len(lines) == 1 and "install tree is not an http(s) URL" in lines[0]
+
+
+def test_the_oemdrv_image_holds_the_kickstart(tmp_path: Path) -> None:
+    kickstart = "text\npoweroff\ntimezone \"Etc/UTC\" --utc\n"
+    write_oemdrv_iso(tmp_path / "oemdrv.iso", kickstart)
+    assert (tmp_path / "oemdrv.iso").stat().st_mode & 0o777 == 0o600
+    iso = pycdlib.PyCdlib()
+    iso.open(str(tmp_path / "oemdrv.iso"))
+    try:
+        assert iso.pvd.volume_identifier.decode().strip() == "OEMDRV"
+        data = io.BytesIO()
+        iso.get_file_from_iso_fp(data, rr_path="/ks.cfg")
+    finally:
+        iso.close()
+    assert data.getvalue().decode() == kickstart
+
+
+def spec(tmp_path: Path, network: str | None) -> InstallerSpec:
+    return InstallerSpec(
+        name="he-installer-test", kernel=tmp_path / "k", initrd=tmp_path / "i", kickstart="",
+        cmdline=(f"inst.stage2={UNREACHABLE_REPO}",), disk_size_gib=50, disk_format="raw",
+        memory_mib=3072, vcpus=2, libvirt_uri="test:///default", virt_type="qemu",
+        network=network, timeout_s=60, vm_dir=tmp_path, log=tmp_path / "serial.log")
+
+
+def test_the_installer_domain_boots_the_tree_with_no_nic(tmp_path: Path) -> None:
+    files = InstallerFiles(tmp_path / "vmlinuz", tmp_path / "initrd.img",
+                           tmp_path / "oemdrv.iso", tmp_path / "disk.raw")
+    root = etree.fromstring(render_domain_xml(installer_domain(spec(tmp_path, None), files,
+                                                                "qemu")))
+    assert root.findtext("os/kernel") == str(files.kernel)
+    assert root.findtext("os/initrd") == str(files.initrd)
+    assert (root.findtext("os/cmdline") or "").split() == [
+        "inst.ks=hd:LABEL=OEMDRV:/ks.cfg", "inst.text", "console=tty0",
+        "console=ttyS0,115200n8", f"inst.stage2={UNREACHABLE_REPO}"]
+    assert root.find("devices/interface") is None
+    assert [root.findtext(t) for t in ("on_poweroff", "on_reboot", "on_crash")] == [
+        "destroy"] * 3
+    disks = {d.find("target").get("dev"): d for d in root.iterfind("devices/disk")}  # type: ignore[union-attr]
+    assert disks["vda"].find("source").get("file") == str(files.disk)  # type: ignore[union-attr]
+    assert disks["sda"].get("device") == "cdrom"
+    assert root.find("devices/serial/source").get("path") == str(tmp_path / "serial.log")  # type: ignore[union-attr]
+    networked = etree.fromstring(render_domain_xml(installer_domain(
+        spec(tmp_path, "he-test-isolated"), files, "qemu")))
+    assert networked.find("devices/interface/source").get("network") == "he-test-isolated"  # type: ignore[union-attr]
+
+
+def test_the_serial_log_becomes_progress(tmp_path: Path) -> None:
+    log = tmp_path / "serial.log"
+    err = io.StringIO()
+    follower = SerialFollower(log, Console(err=err))
+    follower.poll()  # no log yet: nothing to say
+    log.write_bytes(b"[    5.51] Run /init as init process\r\nStarting installer, one moment...\r\n"
+                    b"\x1b[1mInstalling glibc.x86_64 (1/2)\x1b[0m\nInstalling bash.x86_64 (2")
+    follower.poll()
+    with log.open("ab") as stream:
+        stream.write(b"/2)\nRunning post-installation scripts\nInstallation complete")
+    follower.poll()
+    follower.finish()
+    assert err.getvalue().splitlines() == [
+        "installer: Starting installer, one moment...",
+        "installing packages [##########..........]  50.0%",
+        "installing packages [####################] 100.0%",
+        "installer: Running post-installation scripts",
+        "installer: Installation complete",
+    ]
+
+
+def test_the_bundled_centos_recipe_renders_for_its_mirror() -> None:
+    backend = create_backend(load_recipe("kickstart-centos9"))
+    assert isinstance(backend, KickstartBackend)
+    tree = "http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/"
+    assert backend.cmdline() == (f"inst.stage2={tree}", f"inst.repo={tree}")
+    assert f'url --url="{tree}"' in backend.kickstart.splitlines()
+    assert "poweroff" in backend.kickstart.splitlines()
+    assert backend.options.network == "default" and backend.options.timeout_s >= 3600
+
+
+def test_a_finished_kickstart_file_is_used_as_it_is(
+        standin_install_tree: Path, tmp_path: Path) -> None:
+    kickstart = tmp_path / "my.ks"
+    kickstart.write_text('text\npoweroff\ntimezone "Asia/Tokyo" --utc\n%post\necho ${#x}\n%end\n')
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, kickstart="my.ks")
+    backend = create_backend(load_recipe(str(recipe)))
+    assert isinstance(backend, KickstartBackend)
+    assert backend.kickstart == kickstart.read_text()
+
+
+def test_a_template_of_ones_own_gets_the_recipe_values_and_the_snippets(
+        standin_install_tree: Path, tmp_path: Path) -> None:
+    (tmp_path / "mine.ks.j2").write_text(
+        'text\npoweroff\ntimezone {{ timezone | ks_arg }} --utc\nurl --url={{ install_tree '
+        '| ks_arg }}\n{% include "snippets/storage.ks.j2" %}\n')
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, kickstart="mine.ks.j2")
+    backend = create_backend(load_recipe(str(recipe)))
+    assert isinstance(backend, KickstartBackend)
+    lines = backend.kickstart.splitlines()
+    assert 'timezone "Europe/Prague" --utc' in lines and "zerombr" in lines
+
+
+def test_a_kickstart_that_never_powers_off_is_refused(
+        standin_install_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "wait.ks").write_text("text\ntimezone Etc/UTC\n")
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, kickstart="wait.ks")
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert lines == [f"he-build: error: recipe {recipe}: the kickstart does not end with "
+                     "poweroff (or reboot): the installer would wait forever"]
