@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   libguestfs-tools linux-image-cloud-amd64
   rpm rpmlint xorriso genisoimage cloud-image-utils debootstrap e2fsprogs
-  busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema
+  busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema virt-v2v
 )
 
 sudo_cmd=()

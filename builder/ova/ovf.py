@@ -10,15 +10,20 @@ from lxml import etree
 
 from builder.appliance.backend import ApplianceMeta
 
+# oVirt writes (and hosted-engine reads) the envelope namespace with a trailing slash; DMTF's
+# OVF 1.x namespace, the one virt-v2v and other importers match exactly, has none.
 OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
+DMTF_OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1"
 RASD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
 VSSD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 NSMAP = {"ovf": OVF_NS, "rasd": RASD_NS, "vssd": VSSD_NS, "xsi": XSI_NS}
+DMTF_NSMAP = {**NSMAP, "ovf": DMTF_OVF_NS}
 QCOW2_FORMAT_URI = "http://en.wikipedia.org/wiki/Qcow2"
 GIB = 1 << 30
 RESOURCE_CPU = 3
 RESOURCE_MEMORY = 4
+RESOURCE_IDE_CONTROLLER = 5
 RESOURCE_DISK = 17
 
 OvfFlavour = Literal["ovirt", "ovf"]
@@ -56,13 +61,15 @@ def _gib(size: int) -> str:
 def render_ovf(meta: ApplianceMeta, vm_id: str, disk: DiskFacts, flavour: OvfFlavour,
                created: str) -> bytes:
     """The OVF bytes (UTF-8, declaration, pretty-printed, deterministic)."""
-    ns = OVF_NS if flavour == "ovf" else None
-    root = etree.Element(_q(OVF_NS, "Envelope"), nsmap=NSMAP)
-    root.set(_q(OVF_NS, "version"), "1.0" if flavour == "ovf" else "0.9")
+    envelope_ns = DMTF_OVF_NS if flavour == "ovf" else OVF_NS
+    ns = envelope_ns if flavour == "ovf" else None
+    root = etree.Element(_q(envelope_ns, "Envelope"),
+                         nsmap=DMTF_NSMAP if flavour == "ovf" else NSMAP)
+    root.set(_q(envelope_ns, "version"), "1.0" if flavour == "ovf" else "0.9")
     references = _sub(root, _q(ns, "References"))
     _sub(references, _q(ns, "File"), **{
-        _q(OVF_NS, "href"): disk.href, _q(OVF_NS, "id"): disk.file_id,
-        _q(OVF_NS, "size"): str(disk.file_size), _q(OVF_NS, "description"): meta.name,
+        _q(envelope_ns, "href"): disk.href, _q(envelope_ns, "id"): disk.file_id,
+        _q(envelope_ns, "size"): str(disk.file_size), _q(envelope_ns, "description"): meta.name,
     })
     if flavour == "ovirt":
         _add_ovirt_sections(root, meta, vm_id, disk, created)
@@ -116,26 +123,31 @@ def _add_ovirt_sections(root: etree._Element, meta: ApplianceMeta, vm_id: str,
 
 def _add_standard_sections(root: etree._Element, meta: ApplianceMeta, vm_id: str,
                            disk: DiskFacts) -> None:
-    section = _sub(root, _q(OVF_NS, "DiskSection"))
-    _sub(section, _q(OVF_NS, "Info"), "Virtual disk information")
-    _sub(section, _q(OVF_NS, "Disk"), **{_q(OVF_NS, k): v for k, v in {
+    section = _sub(root, _q(DMTF_OVF_NS, "DiskSection"))
+    _sub(section, _q(DMTF_OVF_NS, "Info"), "Virtual disk information")
+    _sub(section, _q(DMTF_OVF_NS, "Disk"), **{_q(DMTF_OVF_NS, k): v for k, v in {
         "diskId": disk.disk_id, "fileRef": disk.file_id, "capacity": str(disk.virtual_size),
         "capacityAllocationUnits": "byte", "populatedSize": str(disk.actual_size),
         "format": QCOW2_FORMAT_URI,
     }.items()})
-    system = _sub(root, _q(OVF_NS, "VirtualSystem"), **{_q(OVF_NS, "id"): meta.name})
-    _sub(system, _q(OVF_NS, "Info"), meta.description)
-    _sub(system, _q(OVF_NS, "Name"), meta.name)
-    os_section = _sub(system, _q(OVF_NS, "OperatingSystemSection"),
-                      **{_q(OVF_NS, "id"): "96"})
-    _sub(os_section, _q(OVF_NS, "Info"), "Guest Operating System")
-    hardware = _sub(system, _q(OVF_NS, "VirtualHardwareSection"))
-    _sub(hardware, _q(OVF_NS, "Info"), f"{meta.vcpus} CPU, {meta.memory_mib} MiB memory")
-    _cpu_item(hardware, OVF_NS, meta.vcpus)
-    _memory_item(hardware, OVF_NS, meta.memory_mib)
-    item = _sub(hardware, _q(OVF_NS, "Item"))
-    _rasd(item, {"ElementName": "disk0", "InstanceID": "3",
-                 "ResourceType": str(RESOURCE_DISK), "HostResource": f"ovf:/disk/{disk.disk_id}"})
+    system = _sub(root, _q(DMTF_OVF_NS, "VirtualSystem"), **{_q(DMTF_OVF_NS, "id"): meta.name})
+    _sub(system, _q(DMTF_OVF_NS, "Info"), meta.description)
+    _sub(system, _q(DMTF_OVF_NS, "Name"), meta.name)
+    os_section = _sub(system, _q(DMTF_OVF_NS, "OperatingSystemSection"),
+                      **{_q(DMTF_OVF_NS, "id"): "96"})
+    _sub(os_section, _q(DMTF_OVF_NS, "Info"), "Guest Operating System")
+    hardware = _sub(system, _q(DMTF_OVF_NS, "VirtualHardwareSection"))
+    _sub(hardware, _q(DMTF_OVF_NS, "Info"), f"{meta.vcpus} CPU, {meta.memory_mib} MiB memory")
+    _cpu_item(hardware, DMTF_OVF_NS, meta.vcpus)
+    _memory_item(hardware, DMTF_OVF_NS, meta.memory_mib)
+    # Importers map a disk to a bus through its parent controller (5: IDE, 6: SCSI).
+    controller = _sub(hardware, _q(DMTF_OVF_NS, "Item"))
+    _rasd(controller, {"Address": "0", "ElementName": "ideController0", "InstanceID": "3",
+                       "ResourceType": str(RESOURCE_IDE_CONTROLLER)})
+    item = _sub(hardware, _q(DMTF_OVF_NS, "Item"))
+    _rasd(item, {"AddressOnParent": "0", "ElementName": "disk0",
+                 "HostResource": f"ovf:/disk/{disk.disk_id}", "InstanceID": "4", "Parent": "3",
+                 "ResourceType": str(RESOURCE_DISK)})
     del vm_id
 
 

@@ -15,7 +15,7 @@ from lxml import etree
 
 from builder.atomic import staged_file
 from builder.errors import IntegrityError
-from builder.ova.ovf import GIB, NSMAP, OVF_NS
+from builder.ova.ovf import DMTF_NSMAP, DMTF_OVF_NS, GIB, NSMAP, OVF_NS
 
 MANIFEST_RE = re.compile(r"^SHA256\((?P<name>[^)]+)\)= (?P<digest>[0-9a-f]{64})$")
 QCOW2_MAGIC = b"QFI\xfb"
@@ -141,7 +141,7 @@ def _parse_ovf(data: bytes, name: str) -> _OvfFacts:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         raise IntegrityError(f"{name} is not well-formed XML: {exc}") from exc
-    if root.tag != f"{{{OVF_NS}}}Envelope":
+    if root.tag not in (f"{{{OVF_NS}}}Envelope", f"{{{DMTF_OVF_NS}}}Envelope"):
         raise IntegrityError(f"{name} is not an OVF envelope")
     try:
         if root.find("Section/Disk") is not None:
@@ -152,7 +152,9 @@ def _parse_ovf(data: bytes, name: str) -> _OvfFacts:
 
 
 def _one(root: etree._Element, xpath: str) -> str:
-    found = root.xpath(xpath, namespaces=NSMAP)
+    """The one value `xpath` selects; `ovf:` is whichever envelope namespace the root uses."""
+    nsmap = DMTF_NSMAP if root.tag == f"{{{DMTF_OVF_NS}}}Envelope" else NSMAP
+    found = root.xpath(xpath, namespaces=nsmap)
     assert isinstance(found, list)
     if len(found) != 1:
         raise KeyError(xpath)
