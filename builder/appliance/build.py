@@ -63,7 +63,7 @@ def build_disk_cached(
     recipe: Recipe, cache_root: Path, console: Console, env: Mapping[str, str]
 ) -> tuple[BuiltDisk, bool]:
     """The recipe's disk from the stage cache, or built by its backend and stored there."""
-    backend = create_backend(recipe)
+    backend = create_backend(recipe, env)
     cache = StageCache(cache_root)
     key = backend.cache_key()
     hit = cache.lookup("disk", key)

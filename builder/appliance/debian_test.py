@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,8 +58,9 @@ class DebianTestOptions(BaseModel):
         return BASE_PACKAGES + tuple(self.extra_packages)
 
 
-def from_recipe(recipe: Recipe) -> DebianTestBackend:
-    """The registry entry: validate the recipe's options and make the backend."""
+def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> DebianTestBackend:
+    """The registry entry: validate the recipe's options and make the backend (`env` is not
+    needed: the recipe holds no secret reference)."""
     options = validate_options(DebianTestOptions, recipe)
     bad = [p for p in options.extra_packages if not _is_package_name(p)]
     if bad:

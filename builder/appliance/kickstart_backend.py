@@ -8,6 +8,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -86,8 +87,9 @@ class InstallTree:
         return self.url if self.url is not None else str(self.directory)
 
 
-def from_recipe(recipe: Recipe) -> KickstartBackend:
-    """The registry entry: validate the options, find the tree, render and check the kickstart."""
+def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> KickstartBackend:
+    """The registry entry: validate the options, find the tree, render and check the kickstart
+    (`env` is not needed: the root password is given as a crypt hash)."""
     options = validate_options(KickstartOptions, recipe)
     tree = parse_install_tree(options.install_tree, recipe.path.parent)
     repo_url = options.repo_url or tree.url

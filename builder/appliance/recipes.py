@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from builder.appliance import debian_test, kickstart_backend
+from builder.appliance import customize, debian_test, kickstart_backend
 from builder.appliance.backend import ApplianceMeta, DiskBackend
 from builder.appliance.options import Recipe, problem_line
 from builder.errors import InputError
@@ -39,10 +39,12 @@ class _RecipeModel(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-BackendFactory = Callable[[Recipe], DiskBackend]
+BackendFactory = Callable[[Recipe, Mapping[str, str]], DiskBackend]
 
-# Each backend module offers `from_recipe(recipe) -> DiskBackend`, validating its own options.
+# Each backend module offers `from_recipe(recipe, env) -> DiskBackend`, validating its own
+# options; `env` is where secret references (env:NAME) are resolved.
 BACKENDS: dict[str, BackendFactory] = {
+    "customize": customize.from_recipe,
     "debian-test": debian_test.from_recipe,
     "kickstart": kickstart_backend.from_recipe,
 }
@@ -85,6 +87,7 @@ def _validate(path: Path, raw: object) -> _RecipeModel:
         raise InputError(f"recipe {path} is invalid", problems=problems) from exc
 
 
-def create_backend(recipe: Recipe) -> DiskBackend:
-    """The backend the recipe names, built from its options (which it validates)."""
-    return BACKENDS[recipe.backend](recipe)
+def create_backend(recipe: Recipe, env: Mapping[str, str] | None = None) -> DiskBackend:
+    """The backend the recipe names, built from its options (which it validates); `env`
+    resolves the recipe's environment references (none: an empty environment)."""
+    return BACKENDS[recipe.backend](recipe, env or {})
