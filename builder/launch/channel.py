@@ -94,17 +94,20 @@ def connect_channel(
         if not alive():
             raise ChannelClosedError("the VM stopped before its report channel opened")
         if time.monotonic() >= deadline:
-            raise BootTimeoutError("the guest never reported: its channel did not open in time")
+            raise BootTimeoutError(
+                "the guest never reported (boot timeout): its report channel did not open")
         time.sleep(POLL_S)
 
 
 def read_report(
     sock: socket.socket, deadlines: Deadlines, sink: LineSink, transcript: BinaryIO,
     *, started: float, report: ChannelReport | None = None,
+    quiet: Callable[[ChannelReport], None] | None = None,
 ) -> ChannelReport:
     """Read lines until the exit-status report; every line goes to `transcript` and `sink`.
 
-    `report` (filled in place) lets a caller see what came before a timeout.
+    `report` (filled in place) lets a caller see what came before a timeout; `quiet` is called
+    after each second without data (a progress display for long silent waits).
     """
     report = report if report is not None else ChannelReport()
     buffer = b""
@@ -112,6 +115,8 @@ def read_report(
         wait = _time_left(report, deadlines, started)
         ready, _, _ = select.select([sock], [], [], max(0.0, min(wait, 1.0)))
         if not ready:
+            if quiet is not None:
+                quiet(report)
             continue
         chunk = sock.recv(65536)
         if not chunk:

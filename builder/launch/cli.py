@@ -24,14 +24,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(json_mode=bool(args.json))
     configure_logging(bool(args.debug))
+    result: dict[str, Any] = {}  # filled by the launch as it goes: a failure reports it too
     try:
         with _terminate_as_interrupt():
             opts = options_from_args(args)
-            result = run_launch(opts, console, os.environ)
+            run_launch(opts, console, os.environ, result)
     except BuilderError as exc:
-        return _fail(console, exc, debug=bool(args.debug))
+        return _fail(console, exc, result, debug=bool(args.debug))
     except KeyboardInterrupt:
-        console.emit_error(PROG, {"ok": False, "error": "interrupted",
+        console.emit_error(PROG, {**result, "ok": False, "error": "interrupted",
                                   "exit_code": ExitCode.INTERRUPTED},
                            ["interrupted: the VM was cleaned up, logs kept"])
         return ExitCode.INTERRUPTED
@@ -39,10 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result["exit_status"])
 
 
-def _fail(console: Console, exc: BuilderError, *, debug: bool) -> int:
+def _fail(console: Console, exc: BuilderError, result: dict[str, Any], *, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    console.emit_error(PROG, error_data(exc), error_lines(exc))
+    console.emit_error(PROG, {**result, **error_data(exc)}, error_lines(exc))
     return exc.exit_code
 
 

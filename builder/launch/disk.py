@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
 from builder.errors import InputError, StorageError
 from builder.ova import OvaInfo, extract_disk, verify_ova
-from builder.rpm import extract_ova_from_rpm
 from builder.run import require_tool, run
 
 STAMP = "unpacked.json"
+VERIFIED = "verified"
+APPLIANCE_DIR = Path("/usr/share/ovirt-engine-appliance")
 GIB = 1 << 30
 
 
@@ -28,79 +31,130 @@ class PreparedDisk:
     base_format: str
     overlay: Path
     reused: bool
+    verified_before: bool
 
 
 def locate_ova(appliance: Path, rpm_cache: Path) -> Path:
-    """The OVA to use: the file itself, or the one inside an appliance RPM.
+    """The OVA to use: the file itself, the newest one in a directory (the installed RPM's
+    /usr/share/ovirt-engine-appliance/), or the one inside an appliance RPM.
 
-    An RPM's OVA is extracted once under `rpm_cache` (keyed like the unpacked disk), so a
+    An RPM's OVA is extracted once under `rpm_cache` (keyed by the RPM file's identity), so a
     rerun reuses both it and the disk unpacked from it.
     """
+    if appliance.is_dir():
+        return _newest_ova(appliance)
     if not appliance.is_file():
-        raise InputError(f"appliance not found: {appliance}")
+        raise InputError(f"appliance not found: {appliance}",
+                         hint=f"install the appliance RPM (OVA under {APPLIANCE_DIR}/) "
+                              "or pass the OVA or RPM file")
     if appliance.suffix != ".rpm":
         return appliance
-    target = rpm_cache / unpack_key(appliance)
+    target = rpm_cache / file_identity(appliance, with_ctime=False)
     found = sorted(target.glob("*.ova")) if target.is_dir() else []
     if found:
         return found[0]
+    # The RPM tools are only needed for this input: keep them off every other launch's start.
+    from builder.rpm import extract_ova_from_rpm  # noqa: PLC0415
+
     shutil.rmtree(target, ignore_errors=True)
     with staged_dir(target) as stage:
         extract_ova_from_rpm(appliance, stage)
     return sorted(target.glob("*.ova"))[0]
 
 
-def unpack_key(source: Path) -> str:
-    """Names what is unpacked from `source` after its path, size and mtime: a new file, anew."""
+def _newest_ova(directory: Path) -> Path:
+    found = sorted(directory.glob("*.ova"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    if not found:
+        raise InputError(f"no appliance OVA in {directory}",
+                         hint="install the ovirt-engine-appliance RPM, or pass an OVA or RPM")
+    return found[-1]
+
+
+def file_identity(source: Path, *, with_ctime: bool = True) -> str:
+    """Names `source` as it is now: path, device, inode, size, mtime and ctime.
+
+    Any write to the file changes its ctime (even when the mtime is set back), so a modified
+    file gets a new identity and is verified again. An RPM goes without it: reading one
+    (rpm2archive hard-links it) changes its ctime, and the OVA taken out of it is verified.
+    """
     st = source.stat()
-    ident = f"{source.resolve()}\x1f{st.st_size}\x1f{st.st_mtime_ns}"
-    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+    parts = [source.resolve(), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    if with_ctime:
+        parts.append(st.st_ctime_ns)
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
 def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
     """Verify `ova`, unpack its disk under `images` unless done before, create `overlay` on it."""
-    info = verify_ova(ova)
-    target = images / unpack_key(ova)
-    base, reused = _reuse_unpacked(target, info)
+    info, verified_before = verify_ova_cached(ova, images / VERIFIED)
+    target = images / info.disk_sha256[:16]
+    base = _reuse_unpacked(target, info)
+    reused = base is not None
     if base is None:
-        check_free_space(images, needed=ova.stat().st_size + _virtual_size(info))
+        check_free_space(images, needed=info.disk_size + info.virtual_size)
         base = _unpack(ova, info, target)
     else:
-        check_free_space(images, needed=_virtual_size(info))
+        # In the worst case the guest writes its whole virtual disk into the overlay.
+        check_free_space(images, needed=info.virtual_size)
     fmt = _disk_format(info)
     create_overlay(base, fmt, overlay)
     return PreparedDisk(ova=ova, info=info, base=base, base_format=fmt, overlay=overlay,
-                        reused=reused)
+                        reused=reused, verified_before=verified_before)
 
 
-def _virtual_size(info: OvaInfo) -> int:
-    """Room for the overlay: in the worst case the guest writes its whole virtual disk."""
-    return info.virtual_size
+def verify_ova_cached(ova: Path, records: Path) -> tuple[OvaInfo, bool]:
+    """`verify_ova`, skipped when this very file (same identity) passed it before; and whether
+    it was skipped. Reading a 60 GB OVA costs minutes, its stat microseconds."""
+    record = records / f"{file_identity(ova)}.json"
+    cached = _load_info(record, ova)
+    if cached is not None:
+        return cached, True
+    info = verify_ova(ova)
+    fields = {**dataclasses.asdict(info), "path": str(info.path)}
+    write_atomic(record, json.dumps(fields, sort_keys=True).encode())
+    return info, False
+
+
+def _load_info(record: Path, ova: Path) -> OvaInfo | None:
+    try:
+        fields: dict[str, Any] = json.loads(record.read_text())
+        return OvaInfo(**{**fields, "path": ova})
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _disk_format(info: OvaInfo) -> str:
     return "raw" if info.disk_format.lower() == "raw" else "qcow2"
 
 
-def _reuse_unpacked(target: Path, info: OvaInfo) -> tuple[Path | None, bool]:
-    """The image unpacked from this very OVA before, when its stamp is intact."""
-    stamp = target / STAMP
+def _reuse_unpacked(target: Path, info: OvaInfo) -> Path | None:
+    """The image unpacked from this disk before, when it is unchanged since (stamp vs stat)."""
     try:
-        recorded = json.loads(stamp.read_text())
+        recorded = json.loads((target / STAMP).read_text())
         image = target / str(recorded["image"])
+        st = image.stat()
     except (OSError, ValueError, KeyError, TypeError):
-        return None, False
-    if image.is_file() and image.stat().st_size == recorded.get("size") == info.disk_size:
-        return image, True
-    return None, False
+        return None
+    same = (recorded.get("sha256") == info.disk_sha256 and st.st_size == info.disk_size
+            and recorded.get("stat") == _stat_record(image))
+    return image if same else None
+
+
+def _stat_record(image: Path) -> list[int]:
+    """What changes when the image is written or replaced. Not the ctime: libvirt chowns a
+    backing file to qemu's user for every boot and back afterwards."""
+    st = image.stat()
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def _unpack(ova: Path, info: OvaInfo, target: Path) -> Path:
-    """Extract the disk sparsely into `target`; the stamp is written last."""
+    """Extract the disk sparsely into `target` (read-only afterwards); the stamp comes last."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True, exist_ok=True)
     image = extract_disk(ova, info, target / f"disk.{_disk_format(info)}")
-    record = {"ova": str(ova), "image": image.name, "size": image.stat().st_size}
+    image.chmod(0o444)  # the pristine base: only ever opened read-only, as a backing file
+    record = {"ova": str(ova), "image": image.name, "stat": _stat_record(image),
+              "sha256": info.disk_sha256}
     write_atomic(target / STAMP, json.dumps(record, sort_keys=True).encode())
     return image
 

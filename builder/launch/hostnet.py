@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, ip_address
 from pathlib import Path
 from typing import Any
 
 from builder.errors import InputError
-from builder.inventory.models import Network, Site, StaticIPv4
 from builder.run import require_tool, run
 
-RESOLV_CONF = Path("/etc/resolv.conf")
+# With a local stub resolver (systemd-resolved) the upstream servers are in the second file.
+RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))
 
 
 @dataclass(frozen=True)
@@ -25,20 +26,48 @@ class HostNetwork:
     dns_servers: tuple[IPv4Address, ...]
 
 
-def read_host_network(interface: str, *, resolv_conf: Path = RESOLV_CONF) -> HostNetwork:
+def read_host_network(
+    interface: str, *, resolv_confs: Sequence[Path] = RESOLV_CONFS
+) -> HostNetwork:
     """Read `interface`'s IPv4 address, the default route through it, and the DNS servers."""
     ip = require_tool("ip", package="iproute2")
-    addrs = _json(run([ip, "-j", "-4", "addr", "show", "dev", interface], check=False).text)
-    infos = [a for link in addrs for a in link.get("addr_info", []) if a.get("family") == "inet"]
+    addrs = run([ip, "-j", "-4", "addr", "show", "dev", interface], check=False).text
+    routes = run([ip, "-j", "-4", "route", "show", "default"], check=False).text
+    return parse_host_network(interface, addrs, routes, read_dns_servers(resolv_confs))
+
+
+def parse_host_network(
+    interface: str, addr_json: str, route_json: str, dns_servers: tuple[IPv4Address, ...]
+) -> HostNetwork:
+    """The HostNetwork from `ip -j -4 addr show dev IFACE` and `ip -j -4 route show default`."""
+    address = primary_address(interface, _json(addr_json))
+    return HostNetwork(interface=interface, address=address,
+                       gateway=default_gateway(interface, address, _json(route_json)),
+                       dns_servers=dns_servers)
+
+
+def primary_address(interface: str, links: list[dict[str, Any]]) -> IPv4Interface:
+    """The interface's primary IPv4 address: global scope first, secondary addresses last."""
+    infos = [a for link in links if link.get("ifname", interface) == interface
+             for a in link.get("addr_info", []) if a.get("family") == "inet"]
     if not infos:
         raise InputError(f"--network-from-host {interface}: the interface has no IPv4 address")
-    address = IPv4Interface(f"{infos[0]['local']}/{infos[0]['prefixlen']}")
-    routes = _json(run([ip, "-j", "-4", "route", "show", "default", "dev", interface],
-                       check=False).text)
-    gateways = [IPv4Address(r["gateway"]) for r in routes if "gateway" in r]
-    return HostNetwork(interface=interface, address=address,
-                       gateway=gateways[0] if gateways else None,
-                       dns_servers=read_dns_servers(resolv_conf))
+    best = min(infos, key=lambda a: (a.get("scope") != "global", bool(a.get("secondary"))))
+    return IPv4Interface(f"{best['local']}/{best['prefixlen']}")
+
+
+def default_gateway(
+    interface: str, address: IPv4Interface, routes: list[dict[str, Any]]
+) -> IPv4Address | None:
+    """The default route's gateway through `interface` (lowest metric), when it is on its subnet."""
+    candidates = sorted((int(r.get("metric", 0)), str(r["gateway"])) for r in routes
+                        if r.get("dst") == "default" and r.get("dev") == interface
+                        and "gateway" in r)
+    for _, text in candidates:
+        gateway = IPv4Address(text)
+        if gateway in address.network:
+            return gateway
+    return None
 
 
 def _json(text: str) -> list[dict[str, Any]]:
@@ -46,44 +75,32 @@ def _json(text: str) -> list[dict[str, Any]]:
         value = json.loads(text or "[]")
     except ValueError:
         return []
-    return value if isinstance(value, list) else []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def read_dns_servers(resolv_conf: Path) -> tuple[IPv4Address, ...]:
-    """The IPv4 `nameserver` lines of resolv.conf, loopback stubs left out (the VM has its own)."""
-    try:
-        lines = resolv_conf.read_text().splitlines()
-    except OSError:
-        return ()
+def read_dns_servers(resolv_confs: Sequence[Path]) -> tuple[IPv4Address, ...]:
+    """The IPv4 `nameserver`s of the first resolv.conf that names any besides loopback stubs
+    (the VM cannot reach the host's stub resolver)."""
+    for conf in resolv_confs:
+        try:
+            found = parse_nameservers(conf.read_text())
+        except OSError:
+            continue
+        if found:
+            return found
+    return ()
+
+
+def parse_nameservers(text: str) -> tuple[IPv4Address, ...]:
     found: list[IPv4Address] = []
-    for line in lines:
+    for line in text.splitlines():
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                addr = ip_address(fields[1])
-            except ValueError:
-                continue
-            if isinstance(addr, IPv4Address) and not addr.is_loopback:
-                found.append(addr)
+        if len(fields) < 2 or fields[0] != "nameserver":
+            continue
+        try:
+            addr = ip_address(fields[1])
+        except ValueError:
+            continue
+        if isinstance(addr, IPv4Address) and not addr.is_loopback:
+            found.append(addr)
     return tuple(found)
-
-
-def apply_host_network(site: Site, host: HostNetwork, address: IPv4Address | None) -> Site:
-    """The site with a static IPv4 config in the host's subnet (address: option, else inventory)."""
-    chosen = address or (site.network.ipv4.address.ip if site.network.ipv4 else None)
-    if chosen is None:
-        raise InputError(f"--network-from-host: site {site.name} has no IPv4 address",
-                         hint="pass --address A.B.C.D or set network.ipv4.address")
-    vm_address = IPv4Interface(f"{chosen}/{host.address.network.prefixlen}")
-    if vm_address.network != host.address.network:
-        raise InputError(f"--network-from-host: {chosen} is not in {host.interface}'s subnet "
-                         f"{host.address.network}")
-    if chosen == host.address.ip:
-        raise InputError(f"--network-from-host: {chosen} is the host's own address")
-    network = Network(
-        mode="static", mac=site.network.mac, interface=site.network.interface,
-        ipv4=StaticIPv4(address=vm_address, gateway=host.gateway),
-        ipv6=site.network.ipv6, dns_servers=host.dns_servers or site.network.dns_servers,
-        search_domains=site.network.search_domains,
-    )
-    return site.model_copy(update={"network": network})

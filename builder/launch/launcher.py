@@ -20,10 +20,9 @@ from builder.launch.channel import (
     read_report,
 )
 from builder.launch.disk import PreparedDisk, check_traversable, locate_ova, prepare_disk
-from builder.launch.health import health_url, wait_for_health
 from builder.launch.hostnet import read_host_network
 from builder.launch.options import LaunchOptions
-from builder.launch.seeding import SeedPlan, copy_seed, remove_copies, render_site_seed
+from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
 from builder.launch.vm import NicChoice, build_engine_spec, seed_cdrom
 from builder.repro import stable_mac
 from builder.virt.domain import VirtType, render_domain_xml
@@ -95,29 +94,46 @@ class Launch:
     timer: PhaseTimer
 
 
-def run_launch(opts: LaunchOptions, console: Console, env: Mapping[str, str]) -> dict[str, Any]:
-    """Launch the engine VM and wait for engine-setup's verdict; the result object."""
+def run_launch(
+    opts: LaunchOptions, console: Console, env: Mapping[str, str], result: dict[str, Any],
+) -> dict[str, Any]:
+    """Launch the engine VM and wait for engine-setup's verdict; `result` is filled as the
+    launch goes (a failure's report shows how far it got) and returned."""
     run = Launch(opts, domain_name_of(opts), paths_of(opts), console, PhaseTimer())
+    result.update(initial_result(run))
     outcome = Outcome()
     with Hypervisor(opts.uri) as hv, ExitStack() as cleanups:
         with run.timer.phase("prepare"):
             refuse_or_replace(hv, run.name, opts.replace, console)
-            seed, disk = prepare_inputs(run, env)
+            prepare_workdir(opts, run.paths)
+            # The seed first: a bad inventory or secret stops the launch before any disk work.
+            seed = prepare_seed(opts, run.paths, console, env)
             if seed is not None:
                 cleanups.callback(_remove_seed, seed, outcome, console)
+            disk = prepare_appliance(run)
         # Registered before the start, by name: a Ctrl-C landing just as libvirt returns
         # must not leave the new domain behind (no domain of that name existed before).
         cleanups.callback(_remove_domain_on_failure, hv, run.name, opts.keep, outcome, console)
         with run.timer.phase("start"):
             handle, virt = start_vm(hv, run, disk, seed)
+        result.update(virt_type=virt[0], virt_reason=virt[1])
         with _logs_in_hint(run.paths):
-            report = stream_report(handle, run)
-        result = result_of(run, virt, report)
+            report = stream_report(handle, run, result)
+        result["exit_status"] = report.final_exit_code()
         if result["exit_status"] == 0:
             # The engine VM stays from here on, even if the health poll gives up.
             outcome.succeeded = True
             finish_success(handle, seed, run, result)
         return result
+
+
+def initial_result(run: Launch) -> dict[str, Any]:
+    """What is known before anything runs; `durations` fills in phase by phase."""
+    return {
+        "site": run.opts.site, "domain": run.name, "virt_type": None, "virt_reason": None,
+        "exit_status": None, "network": [], "console_log": str(run.paths.console_log),
+        "transcript": str(run.paths.transcript), "durations": run.timer.durations,
+    }
 
 
 @contextlib.contextmanager
@@ -141,21 +157,23 @@ def refuse_or_replace(hv: Hypervisor, name: str, replace: bool, console: Console
     existing.remove()
 
 
-def prepare_inputs(
-    run: Launch, env: Mapping[str, str]
-) -> tuple[SeedPlan | None, PreparedDisk]:
-    """Verify and unpack the appliance, then lay out the seed (nothing runs in libvirt yet)."""
-    opts, paths, console = run.opts, run.paths, run.console
+def prepare_workdir(opts: LaunchOptions, paths: LaunchPaths) -> None:
     if opts.uri.startswith("qemu:///system"):
         check_traversable(opts.storage)
     paths.workdir.mkdir(parents=True, exist_ok=True)
     paths.workdir.chmod(0o711)
+
+
+def prepare_appliance(run: Launch) -> PreparedDisk:
+    """Verify the appliance (unless this very file passed before), unpack it once, overlay it."""
+    opts, paths, console = run.opts, run.paths, run.console
     console.step(f"verifying the appliance {opts.appliance}")
     ova = locate_ova(opts.appliance, paths.rpms)
     disk = prepare_disk(ova, paths.images, paths.overlay)
-    console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}), "
+    checked = "verified before, unchanged" if disk.verified_before else "manifest verified"
+    console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}; {checked}), "
                  f"overlay {disk.overlay}")
-    return prepare_seed(opts, paths, console, env), disk
+    return disk
 
 
 def prepare_seed(
@@ -166,7 +184,14 @@ def prepare_seed(
         return copy_seed(opts.seed, paths.workdir)
     if opts.inventory is None or opts.site is None:
         return None
+    # The inventory models and the seed renderer take ~0.3 s to import: only this path pays.
+    from builder.launch.site_seed import render_site_seed  # noqa: PLC0415
+
     host = read_host_network(opts.network_from_host) if opts.network_from_host else None
+    if host is not None:
+        dns = ", ".join(map(str, host.dns_servers)) or "none"
+        console.note(f"host network of {host.interface}: {host.address}, gateway "
+                     f"{host.gateway or 'none'}, DNS {dns}")
     console.step(f"rendering the seed of site {opts.site} from {opts.inventory}")
     return render_site_seed(opts.inventory, opts.site, paths.workdir, env=env,
                             host_network=host, address=opts.address)
@@ -209,20 +234,20 @@ def _create(
     return hv.create(render_domain_xml(spec), persistent=not opts.transient)
 
 
-def stream_report(handle: DomainHandle, run: Launch) -> ChannelReport:
+def stream_report(handle: DomainHandle, run: Launch, result: dict[str, Any]) -> ChannelReport:
     """Follow the channel until engine-setup's status; boot and setup timed apart."""
     opts, paths, console = run.opts, run.paths, run.console
     started = time.monotonic()
     deadlines = Deadlines(boot_s=opts.boot_timeout, setup_s=opts.setup_timeout)
     console.step(f"waiting for the guest to report (boot timeout {opts.boot_timeout:g} s); "
                  f"console log: {paths.console_log}")
-    report = ChannelReport()
+    report = ChannelReport(network=result["network"])
     try:
         sock = connect_channel(lambda: handle.channel_socket(CHANNEL_NAME), handle.is_active,
                                started + opts.boot_timeout)
         with sock, paths.transcript.open("wb") as transcript:
             read_report(sock, deadlines, _line_printer(console), transcript, started=started,
-                        report=report)
+                        report=report, quiet=_waiting_display(console, started, deadlines))
     finally:
         _record_phases(run.timer, started, report)
     return report
@@ -231,6 +256,25 @@ def stream_report(handle: DomainHandle, run: Launch) -> ChannelReport:
 def _line_printer(console: Console) -> Callable[[str], None]:
     def show(line: str) -> None:
         console.note(f"  | {line}")
+    return show
+
+
+def _waiting_display(
+    console: Console, started: float, deadlines: Deadlines
+) -> Callable[[ChannelReport], None] | None:
+    """On a terminal, a line that counts the silent seconds against the current timeout."""
+    if not console.interactive:
+        return None
+
+    def show(report: ChannelReport) -> None:
+        now = time.monotonic()
+        if report.first_line_at is None:
+            label, since, limit = "boot: waiting for the guest", started, deadlines.boot_s
+        else:
+            label, since, limit = (f"setup: {report.lines} lines so far", report.first_line_at,
+                                   deadlines.setup_s)
+        console.progress(f"{label}, {now - since:.0f} s of {limit:g} s", int(now - since),
+                         int(limit))
     return show
 
 
@@ -243,26 +287,22 @@ def _record_phases(timer: PhaseTimer, started: float, report: ChannelReport) -> 
         timer.durations["setup"] = round(end - first, 3)
 
 
-def result_of(run: Launch, virt: tuple[VirtType, str], report: ChannelReport) -> dict[str, Any]:
-    return {
-        "site": run.opts.site, "domain": run.name, "virt_type": virt[0], "virt_reason": virt[1],
-        "exit_status": report.final_exit_code(), "network": report.network,
-        "console_log": str(run.paths.console_log), "transcript": str(run.paths.transcript),
-        "durations": run.timer.durations,
-    }
-
-
 def finish_success(
     handle: DomainHandle, seed: SeedPlan | None, run: Launch, result: dict[str, Any]
 ) -> None:
     """Eject the seed (it holds secrets), say where the engine is, optionally wait for it."""
     opts, console = run.opts, run.console
     if seed is not None:
-        handle.update_disk(seed_cdrom(None))
-        console.note("seed ejected")
+        with run.timer.phase("eject"):
+            handle.eject(seed_cdrom(seed.iso))
+        console.note("seed ejected (checked: the domain no longer names it)")
+    result["seed_ejected"] = seed is not None
     fqdn = opts.fqdn or (seed.fqdn if seed else None)
     result["url"] = f"https://{fqdn}/ovirt-engine/" if fqdn else None
     if opts.health_check:
+        # urllib (with ssl and http.client) is ~50 ms of start-up that only this option needs.
+        from builder.launch.health import health_url, wait_for_health  # noqa: PLC0415
+
         url = opts.health_url or health_url(str(fqdn))
         console.step(f"waiting for the engine's health page {url}")
         with run.timer.phase("health"):

@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
-    group.add_argument("--appliance", type=Path, required=True, metavar="OVA|RPM",
-                       help="the appliance: an OVA (e.g. under /usr/share/ovirt-engine-appliance/)"
-                            " or the appliance RPM file")
+    group.add_argument("--appliance", type=Path, required=True, metavar="OVA|DIR|RPM",
+                       help="the appliance: an OVA, the directory holding it (the installed "
+                            "RPM's /usr/share/ovirt-engine-appliance/) or the appliance RPM")
     seed = group.add_mutually_exclusive_group(required=True)
     seed.add_argument("--seed", type=Path, metavar="ISO", help="a seed ISO from he-build seed")
     seed.add_argument("--inventory", type=Path, metavar="FILE",

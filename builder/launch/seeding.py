@@ -1,14 +1,10 @@
-"""The seed a launch boots with: a copy of a given ISO, or one rendered from the inventory."""
+"""The seed a launch boots with: a private copy of a seed ISO, and what the ISO says."""
 
 from __future__ import annotations
 
-import getpass
 import io
 import shutil
-import sys
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +13,6 @@ import yaml
 
 from builder.atomic import staged_file
 from builder.errors import InputError
-from builder.inventory.load import load_inventory
-from builder.inventory.models import Site
-from builder.inventory.secrets import resolve_secrets
-from builder.launch.hostnet import HostNetwork, apply_host_network
-from builder.seed.build import write_site_seed
 
 SECRET_MODE = 0o600
 
@@ -34,7 +25,6 @@ class SeedPlan:
     fqdn: str | None
     mac: str | None
     copies: tuple[Path, ...]
-    site: Site | None = None
 
 
 def copy_seed(iso: Path, workdir: Path) -> SeedPlan:
@@ -42,44 +32,15 @@ def copy_seed(iso: Path, workdir: Path) -> SeedPlan:
     if not iso.is_file():
         raise InputError(f"seed ISO not found: {iso}")
     facts = read_seed_facts(iso)
-    final = _private_copy(iso, workdir / "seed.iso")
+    final = private_copy(iso, workdir / "seed.iso")
     return SeedPlan(iso=final, fqdn=facts.get("fqdn"), mac=facts.get("mac"), copies=(final,))
 
 
-def _private_copy(source: Path, final: Path) -> Path:
+def private_copy(source: Path, final: Path) -> Path:
     """`source` copied to `final` with mode 0600 (libvirt hands it to qemu's user)."""
     with staged_file(final, mode=SECRET_MODE) as temp:
         shutil.copyfile(source, temp)
     return final
-
-
-def render_site_seed(
-    inventory: Path, site_name: str, workdir: Path, *, env: Mapping[str, str],
-    host_network: HostNetwork | None = None, address: IPv4Address | None = None,
-) -> SeedPlan:
-    """Render the site's seed from the inventory into `workdir/seed/SITE/`."""
-    site = load_site(inventory, site_name)
-    if host_network is not None:
-        site = apply_host_network(site, host_network, address)
-    secrets = resolve_secrets(site, base_dir=inventory.parent, env=env, prompt=_prompt())
-    artifacts = write_site_seed(site, secrets, workdir / "seed", env=env)
-    # The seed directory is private (0700); qemu, running as its own user, gets a copy.
-    attached = _private_copy(artifacts.iso, workdir / "seed.iso")
-    return SeedPlan(iso=attached, fqdn=site.fqdn, mac=artifacts.mac,
-                    copies=(attached, workdir / "seed"), site=site)
-
-
-def _prompt() -> Callable[[str], str] | None:
-    """`prompt` secrets are asked for on a terminal, never echoed; without one they fail."""
-    return getpass.getpass if sys.stdin.isatty() else None
-
-
-def load_site(inventory: Path, name: str) -> Site:
-    sites = load_inventory(inventory).sites
-    if name not in sites:
-        known = ", ".join(sites) or "none"
-        raise InputError(f"site {name} is not in {inventory}", hint=f"sites there: {known}")
-    return sites[name]
 
 
 def remove_copies(plan: SeedPlan) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -91,8 +93,11 @@ class DomainHandle:
                 return Path(path) if path else None
         return None
 
-    def update_disk(self, disk: DiskDevice) -> None:
-        """Change a disk in place (an empty CD-ROM `DiskDevice` ejects its medium)."""
+    def update_disk(self, disk: DiskDevice, *, force: bool = False) -> None:
+        """Change a disk in place (an empty CD-ROM `DiskDevice` ejects its medium).
+
+        `force` opens a CD-ROM tray the guest locked, instead of asking the guest and waiting.
+        """
         spec = DomainSpec(name="x", uuid=uuid.UUID(int=0), virt_type="qemu", memory_mib=1,
                           vcpus=1, disks=(disk,))
         element = etree.fromstring(render_domain_xml(spec)).find("devices/disk")
@@ -100,8 +105,34 @@ class DomainHandle:
         flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
         if self.is_persistent():
             flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if force:
+            flags |= libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
         with _libvirt_errors(f"cannot change disk {disk.target} of {self.name}"):
             self.domain.updateDeviceFlags(etree.tostring(element, encoding="unicode"), flags)
+
+    def disk_sources(self, target: str) -> list[str]:
+        """The files disk `target` names in the live XML and, when persistent, the defined one."""
+        documents = [self.xml()]
+        if self.is_persistent():
+            with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
+                inactive = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            documents.append(str(inactive).encode("utf-8"))
+        found: list[str] = []
+        for document in documents:
+            root = etree.fromstring(document)
+            files = root.xpath(f"devices/disk[target/@dev='{_xpath_safe(target)}']/source/@file")
+            assert isinstance(files, list)
+            found.extend(str(f) for f in files)
+        return found
+
+    def eject(self, cdrom: DiskDevice) -> None:
+        """Take the medium out of CD-ROM `cdrom` (forced), then check libvirt no longer has it."""
+        self.update_disk(dataclasses.replace(cdrom, path=None), force=True)
+        left = self.disk_sources(cdrom.target)
+        if left:
+            raise VirtError(f"{self.name}: the medium {left[0]} is still in {cdrom.target} "
+                            "after the eject",
+                            hint=f"virsh change-media {self.name} {cdrom.target} --eject --force")
 
     def destroy(self) -> None:
         """Stop the domain at once; a domain already stopped is fine."""
@@ -255,6 +286,13 @@ class Hypervisor:
             return "qemu", f"KVM does not work here: {_last_qemu_line(exc)}"
         DomainHandle(domain).destroy()
         return "kvm", "KVM works"
+
+
+def _xpath_safe(name: str) -> str:
+    """A device name fit for an XPath literal (libvirt target names are [a-z0-9])."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"not a device name: {name!r}")
+    return name
 
 
 def _last_qemu_line(exc: libvirt.libvirtError) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from builder.launch.vm import seed_cdrom
 from builder.virt.domain import DomainSpec, render_domain_xml
 from builder.virt.errors import DomainNotFoundError, VmStartError
 from builder.virt.hypervisor import Hypervisor
@@ -86,6 +87,29 @@ def test_the_probed_virt_type_really_starts_on_libvirtd(libvirt_uri: str) -> Non
         try:
             assert handle.is_active(), why
             assert etree.fromstring(handle.xml()).get("type") == virt_type
+        finally:
+            handle.remove()
+        assert hv.lookup(spec.name) is None
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["transient", "persistent"])
+def test_eject_leaves_no_medium_in_the_live_or_defined_domain(
+    libvirt_uri: str, launch_storage: Path, persistent: bool,
+) -> None:
+    """On the real libvirtd: a small guest with nothing to boot, and a CD-ROM to eject."""
+    medium = launch_storage / f"medium-{persistent}.iso"
+    medium.write_bytes(bytes(64 * 2048))
+    cdrom = seed_cdrom(medium)
+    spec = DomainSpec(name=f"he-eject-{uuid.uuid4().hex[:6]}", uuid=uuid.uuid4(),
+                      virt_type="qemu", memory_mib=32, vcpus=1, disks=(cdrom,))
+    with Hypervisor(libvirt_uri) as hv:
+        handle = hv.create(render_domain_xml(spec), persistent=persistent)
+        try:
+            assert handle.disk_sources("sda") == [str(medium)] * (2 if persistent else 1)
+            handle.eject(cdrom)
+            assert handle.disk_sources("sda") == []
+            live = etree.fromstring(handle.xml())
+            assert live.find("devices/disk[@device='cdrom']") is not None  # the drive stays
         finally:
             handle.remove()
         assert hv.lookup(spec.name) is None

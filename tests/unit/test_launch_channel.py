@@ -130,3 +130,15 @@ def test_connect_gives_up_when_the_vm_is_gone(tmp_path: Path) -> None:
 def test_connect_times_out_as_a_boot_timeout(tmp_path: Path) -> None:
     with pytest.raises(BootTimeoutError):
         connect_channel(lambda: None, lambda: True, deadline=time.monotonic() + 0.3)
+
+
+def test_a_quiet_guest_is_shown_while_it_stays_silent(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    host, guest = pair
+    guest.sendall(b"HE_APPLIANCE_NETWORK eth0\n")
+    seen: list[int] = []
+    with pytest.raises(SetupTimeoutError):
+        read_report(host, Deadlines(boot_s=30, setup_s=1.5), lambda _line: None, io.BytesIO(),
+                    started=time.monotonic(), quiet=lambda report: seen.append(report.lines))
+    assert seen and set(seen) == {1}

@@ -1,25 +1,16 @@
-"""he-launch's options, the host-derived static network, and the health poll (loopback only)."""
+"""he-launch's options and the health poll (a loopback server stands in for the engine)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from ipaddress import IPv4Address, IPv4Interface
-from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from builder.errors import InputError, SetupTimeoutError
-from builder.inventory.models import Network, Site, StaticIPv4
 from builder.launch.health import wait_for_health
-from builder.launch.hostnet import (
-    HostNetwork,
-    apply_host_network,
-    read_dns_servers,
-    read_host_network,
-)
 from builder.launch.options import build_parser, options_from_args
 
 BASE = ["--appliance", "a.ova", "--seed", "s.iso", "--site", "dc1"]
@@ -55,45 +46,6 @@ def test_a_nic_choice_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(BASE)
     assert caught.value.code == 2
     assert "--network" in capsys.readouterr().err
-
-
-def site(ipv4: str | None = None) -> Site:
-    network = Network(mode="static", mac="00:16:3e:00:00:01",
-                      ipv4=StaticIPv4(address=IPv4Interface(ipv4)) if ipv4 else None)
-    return Site(name="dc1", fqdn="engine.dc1.example.com", network=network,
-                root_password="prompt", admin_password="prompt")
-
-
-HOST = HostNetwork(interface="eth0", address=IPv4Interface("192.0.2.5/24"),
-                   gateway=IPv4Address("192.0.2.1"), dns_servers=(IPv4Address("192.0.2.53"),))
-
-
-def test_the_host_network_gives_prefix_gateway_and_dns() -> None:
-    derived = apply_host_network(site("192.0.2.10/32"), HOST, None)
-    assert derived.network.ipv4 is not None
-    assert derived.network.ipv4.address == IPv4Interface("192.0.2.10/24")
-    assert derived.network.ipv4.gateway == IPv4Address("192.0.2.1")
-    assert derived.network.dns_servers == (IPv4Address("192.0.2.53"),)
-    assert derived.network.mac == "00:16:3e:00:00:01"
-
-
-def test_the_address_option_wins_and_must_be_in_the_host_subnet() -> None:
-    derived = apply_host_network(site(), HOST, IPv4Address("192.0.2.20"))
-    assert derived.network.ipv4 is not None
-    assert str(derived.network.ipv4.address) == "192.0.2.20/24"
-    with pytest.raises(InputError, match="not in eth0's subnet"):
-        apply_host_network(site(), HOST, IPv4Address("198.51.100.20"))
-    with pytest.raises(InputError, match="host's own address"):
-        apply_host_network(site(), HOST, IPv4Address("192.0.2.5"))
-    with pytest.raises(InputError, match="no IPv4 address"):
-        apply_host_network(site(), HOST, None)
-
-
-def test_dns_servers_skip_loopback_stubs(tmp_path: Path) -> None:
-    conf = tmp_path / "resolv.conf"
-    conf.write_text("# x\nnameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver 2001:db8::1\n"
-                    "search example.com\n")
-    assert read_dns_servers(conf) == (IPv4Address("192.0.2.53"),)
 
 
 class Page(BaseHTTPRequestHandler):
@@ -133,11 +85,3 @@ def test_health_poll_gives_up_with_a_timeout(page: tuple[str, type[Page]]) -> No
     handler.answers.append(b"DB Down")
     with pytest.raises(SetupTimeoutError, match="did not answer"):
         wait_for_health(url, 0.3, poll_s=0.05)
-
-
-def test_the_host_network_is_read_from_the_real_interface() -> None:
-    host = read_host_network("lo")
-    assert host.address == IPv4Interface("127.0.0.1/8")
-    assert host.gateway is None
-    with pytest.raises(InputError, match="no IPv4 address"):
-        read_host_network("he-no-such-if0")

@@ -20,11 +20,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from lxml import etree
 
 from builder.inventory.load import load_inventory
 from builder.inventory.secrets import resolve_secrets
+from builder.repro import sha256_file
 from builder.seed.build import write_site_seed
+from builder.seed.iso import write_iso
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
 
 pytestmark = pytest.mark.vm
@@ -147,12 +150,16 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
         assert result["virt_type"] in ("kvm", "qemu") and result["virt_reason"]
         assert result["url"] == "https://engine.vmok.example.com/ovirt-engine/"
         assert result["health"] == "up"
-        assert {"prepare", "start", "boot", "setup", "health"} <= set(result["durations"])
+        assert {"prepare", "start", "boot", "setup", "eject", "health"} <= set(result["durations"])
+        assert result["seed_ejected"] is True
         # The guest applied the site's static config and said so over the channel.
         network = "\n".join(result["network"])
         eth0 = [line for line in result["network"] if f"eth0    inet {STATIC_ADDRESS}" in line]
         assert len(eth0) == 1, network
         assert "dynamic" not in eth0[0], network  # a static address, not a DHCP lease
+        assert any(line.startswith("default via 192.0.2.1 dev eth0") for line in
+                   result["network"]), network
+        assert "nameserver 192.0.2.53" in [line.strip() for line in result["network"]], network
         # engine-setup's own output was streamed live and kept in the transcript.
         assert "| [ INFO  ] Execution of setup completed successfully" in done.stderr
         transcript = Path(result["transcript"]).read_text()
@@ -164,8 +171,15 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
         cdrom = live.find("devices/disk[@device='cdrom']")
         assert cdrom is not None
         assert cdrom.xpath("source/@file") == []  # libvirt keeps an empty <source index=.../>
+        inactive = subprocess.run(["virsh", "-c", libvirt_uri, "dumpxml", "--inactive", name],
+                                  capture_output=True, check=True).stdout
+        assert etree.fromstring(inactive).xpath("devices/disk[@device='cdrom']/source/@file") == []
         assert not (launch_storage / "vmok" / "seed.iso").exists()
         assert iso.exists()  # the operator's own ISO is left alone
+        # The guest wrote only its overlay: the unpacked image still matches the OVA.
+        for stamp in (launch_storage / "images").glob("*/unpacked.json"):
+            recorded = json.loads(stamp.read_text())
+            assert sha256_file(stamp.parent / recorded["image"]) == recorded["sha256"]
         # A second launch for the site refuses while its domain exists.
         again = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
                           "--site", "vmok", "--no-network", "--uri", libvirt_uri,
@@ -240,4 +254,53 @@ def test_ctrl_c_leaves_no_domain_behind(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        remove_domain(libvirt_uri, name)
+
+
+CHANNEL = "/dev/virtio-ports/org.ovirt.hosted-engine-setup.0"
+# Hand-made seeds for the two endings the stand-in engine-setup cannot produce. `bootcmd` runs
+# early in cloud-init's first stage, so these guests report sooner than a full seed's runcmd.
+LOST_GUESTS = {
+    "channel-closed": ("sleep 2; poweroff -f", 23,
+                       "the report channel closed without an exit status"),
+    "setup-timeout": ("sleep 3600", 22, "(setup timeout)"),
+}
+
+
+def hand_made_seed(out: Path, site: str, command: str) -> Path:
+    """A NoCloud seed (the project's ISO writer) whose guest says one line, then `command`."""
+    line = f"echo HE_APPLIANCE_NETWORK {site}-guest > {CHANNEL}; {command}"
+    user_data = yaml.safe_dump({"bootcmd": [["sh", "-c", line]]})
+    meta_data = yaml.safe_dump({"instance-id": out.stem, "local-hostname": "lost"})
+    iso = out / "seed.iso"
+    out.mkdir(parents=True, exist_ok=True)
+    write_iso(iso, [("user-data", f"#cloud-config\n{user_data}".encode()),
+                    ("meta-data", meta_data.encode())], epoch=0)
+    return iso
+
+
+@pytest.mark.parametrize("ending", sorted(LOST_GUESTS))
+def test_a_guest_that_stops_or_hangs_after_reporting_has_its_own_exit_code(
+    demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, tmp_path: Path,
+    ending: str,
+) -> None:
+    command, code, message = LOST_GUESTS[ending]
+    site = f"vm{ending.replace('-', '')}"
+    name = f"he-engine-{site}"
+    iso = hand_made_seed(tmp_path / site, site, command)
+    try:
+        done = he_launch("--appliance", str(demo_appliance.ova), "--seed", str(iso), "--site",
+                         site, "--no-network", "--uri", libvirt_uri, "--storage",
+                         str(launch_storage), "--virt-type", "qemu", "--boot-timeout", "400",
+                         "--setup-timeout", "20", "--json")
+        assert done.returncode == code, done.stderr
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("he-launch: error:")]
+        assert len(errors) == 1 and message in errors[0], done.stderr
+        failure = json.loads(done.stdout)
+        assert failure["exit_code"] == code and failure["network"] == [f"{site}-guest"]
+        assert not domain_exists(libvirt_uri, name)
+        transcript = (launch_storage / site / "engine-setup.log").read_text()
+        assert "HE_APPLIANCE_NETWORK" in transcript
+        assert (launch_storage / site / "console.log").stat().st_size > 0
+    finally:
         remove_domain(libvirt_uri, name)

@@ -1,0 +1,69 @@
+"""A seed rendered on the spot from the inventory (pydantic, Jinja2: loaded only for this)."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable, Mapping
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+from builder.errors import InputError
+from builder.inventory.load import load_inventory
+from builder.inventory.models import Network, Site, StaticIPv4
+from builder.inventory.secrets import resolve_secrets
+from builder.launch.hostnet import HostNetwork
+from builder.launch.seeding import SeedPlan, private_copy
+from builder.seed.build import write_site_seed
+
+
+def render_site_seed(
+    inventory: Path, site_name: str, workdir: Path, *, env: Mapping[str, str],
+    host_network: HostNetwork | None = None, address: IPv4Address | None = None,
+) -> SeedPlan:
+    """Render the site's seed from the inventory into `workdir/seed/SITE/`."""
+    site = load_site(inventory, site_name)
+    if host_network is not None:
+        site = apply_host_network(site, host_network, address)
+    secrets = resolve_secrets(site, base_dir=inventory.parent, env=env, prompt=_prompt())
+    artifacts = write_site_seed(site, secrets, workdir / "seed", env=env)
+    # The seed directory is private (0700); qemu, running as its own user, gets a copy.
+    attached = private_copy(artifacts.iso, workdir / "seed.iso")
+    return SeedPlan(iso=attached, fqdn=site.fqdn, mac=artifacts.mac,
+                    copies=(attached, workdir / "seed"))
+
+
+def _prompt() -> Callable[[str], str] | None:
+    """`prompt` secrets are asked for on a terminal, never echoed; without one they fail."""
+    return getpass.getpass if sys.stdin.isatty() else None
+
+
+def load_site(inventory: Path, name: str) -> Site:
+    sites = load_inventory(inventory).sites
+    if name not in sites:
+        known = ", ".join(sites) or "none"
+        raise InputError(f"site {name} is not in {inventory}", hint=f"sites there: {known}")
+    return sites[name]
+
+
+def apply_host_network(site: Site, host: HostNetwork, address: IPv4Address | None) -> Site:
+    """The site with a static IPv4 config in the host's subnet (address: option, else inventory)."""
+    chosen = address or (site.network.ipv4.address.ip if site.network.ipv4 else None)
+    if chosen is None:
+        raise InputError(f"--network-from-host: site {site.name} has no IPv4 address",
+                         hint="pass --address A.B.C.D or set network.ipv4.address")
+    vm_address = IPv4Interface(f"{chosen}/{host.address.network.prefixlen}")
+    if vm_address.network != host.address.network:
+        raise InputError(f"--network-from-host: {chosen} is not in {host.interface}'s subnet "
+                         f"{host.address.network}")
+    if chosen in (host.address.ip, host.address.network.network_address,
+                  host.address.network.broadcast_address):
+        raise InputError(f"--network-from-host: {chosen} is the host's own, the network's or "
+                         f"the broadcast address of {host.address.network}")
+    network = Network(
+        mode="static", mac=site.network.mac, interface=site.network.interface,
+        ipv4=StaticIPv4(address=vm_address, gateway=host.gateway),
+        ipv6=site.network.ipv6, dns_servers=host.dns_servers or site.network.dns_servers,
+        search_domains=site.network.search_domains,
+    )
+    return site.model_copy(update={"network": network})
