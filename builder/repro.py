@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from builder.errors import InputError
 
@@ -48,8 +49,13 @@ def stable_mac(name: str, prefix: str = "00:16:3e") -> str:
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
+        return sha256_stream(handle, chunk=chunk)
+
+
+def sha256_stream(handle: IO[bytes], *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of what `handle` yields until its end."""
+    digest = hashlib.sha256()
+    while block := handle.read(chunk):
+        digest.update(block)
     return digest.hexdigest()

@@ -34,6 +34,7 @@ from builder.errors import InputError
 from builder.libguestfs import open_guest
 from builder.ova import extract_disk, verify_ova
 from builder.ova.sparse import sha256_sparse
+from builder.ova.verify import QCOW2_MAGIC
 from builder.repro import sha256_file
 from builder.run import require_tool, run
 
@@ -47,7 +48,6 @@ LAYOUT_VERSION = "1"
 # from than the crypt hash the image itself carries.
 PASSWORD_KEY_SALT = b"he-builder customize cache key"
 PASSWORD_KEY_ROUNDS = 200_000
-QCOW2_MAGIC = b"QFI\xfb"
 MIN_RAW_SIZE = 1 << 20
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from builder.console import CommandResult, Console
 from builder.errors import InputError
 from builder.ova import verify_ova
+from builder.ova.ovf import GIB
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -39,7 +40,7 @@ def run_verify(args: argparse.Namespace, console: Console) -> CommandResult:
         f"  memory    {info.memory_mib} MiB",
         f"  vcpus     {info.vcpus}",
         f"  disk      {info.disk_member} ({info.disk_format}, "
-        f"{info.virtual_size / (1 << 30):.1f} GiB virtual, {info.disk_size} bytes)",
+        f"{info.virtual_size / GIB:.1f} GiB virtual, {info.disk_size} bytes)",
         f"  ovf       {info.ovf_member}",
     ])
     return CommandResult(data=data, text=text)

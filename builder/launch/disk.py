@@ -13,12 +13,12 @@ from typing import Any
 from builder.atomic import staged_dir, write_atomic
 from builder.errors import InputError, StorageError
 from builder.ova import OvaInfo, extract_disk, verify_ova
+from builder.ova.ovf import GIB
 from builder.run import require_tool, run
 
 STAMP = "unpacked.json"
 VERIFIED = "verified"
 APPLIANCE_DIR = Path("/usr/share/ovirt-engine-appliance")
-GIB = 1 << 30
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from lxml import etree
 from builder.atomic import staged_file
 from builder.errors import IntegrityError
 from builder.ova.ovf import DMTF_NSMAP, DMTF_OVF_NS, GIB, NSMAP, OVF_NS
+from builder.repro import sha256_stream
 
 MANIFEST_RE = re.compile(r"^SHA256\((?P<name>[^)]+)\)= (?P<digest>[0-9a-f]{64})$")
 QCOW2_MAGIC = b"QFI\xfb"
@@ -116,16 +117,9 @@ def _check_hashes(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo],
         handle = tar.extractfile(members[name])
         assert handle is not None
         with handle:
-            actual = _sha256_stream(handle)
+            actual = sha256_stream(handle, chunk=CHUNK)
         if actual != expected:
             raise IntegrityError(f"checksum mismatch for {name}: the OVA was modified")
-
-
-def _sha256_stream(handle: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    while block := handle.read(CHUNK):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def _find_ovf(members: dict[str, tarfile.TarInfo]) -> str:
