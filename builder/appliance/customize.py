@@ -196,7 +196,8 @@ class CustomizeBackend:
         if self.base_kind != "ova":
             return self.base, self.base_kind
         ctx.console.note(f"verifying and extracting the disk of {self.base.name}")
-        info = verify_ova(self.base)
+        # extract_disk checks the disk's digest while it copies: the disk is read once.
+        info = verify_ova(self.base, hash_disk=False)
         return extract_disk(self.base, info, ctx.work_dir / "base.qcow2"), info.disk_format
 
     def apply_operations(self, overlay: Path, ctx: BuildContext) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
 from builder.errors import InputError, StorageError
-from builder.ova import OvaInfo, extract_disk, verify_ova
+from builder.ova import OvaInfo, check_disk_digest, extract_disk, verify_ova
 from builder.ova.ovf import GIB
 from builder.run import require_tool, run
 
@@ -85,8 +85,16 @@ def file_identity(source: Path, *, with_ctime: bool = True) -> str:
 
 
 def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
-    """Verify `ova`, unpack its disk under `images` unless done before, create `overlay` on it."""
-    info, verified_before = verify_ova_cached(ova, images / VERIFIED)
+    """Verify `ova`, unpack its disk under `images` unless done before, create `overlay` on it.
+
+    The disk member is read once: hashed while it is unpacked, or, when an image unpacked
+    before is reused, hashed on its own (a tampered OVA is refused either way). Only then is
+    the file recorded as verified.
+    """
+    record = images / VERIFIED / f"{file_identity(ova)}.json"
+    cached = _load_info(record, ova)
+    verified_before = cached is not None
+    info = cached if cached is not None else verify_ova(ova, hash_disk=False)
     target = images / info.disk_sha256[:16]
     base = _reuse_unpacked(target, info)
     reused = base is not None
@@ -94,25 +102,23 @@ def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
         check_free_space(images, needed=info.disk_size + info.virtual_size)
         base = _unpack(ova, info, target)
     else:
+        if not verified_before:
+            check_disk_digest(ova, info)
         # In the worst case the guest writes its whole virtual disk into the overlay.
         check_free_space(images, needed=info.virtual_size)
+    if not verified_before:
+        _record_info(record, info)
     fmt = _disk_format(info)
     create_overlay(base, fmt, overlay)
     return PreparedDisk(ova=ova, info=info, base=base, base_format=fmt, overlay=overlay,
                         reused=reused, verified_before=verified_before)
 
 
-def verify_ova_cached(ova: Path, records: Path) -> tuple[OvaInfo, bool]:
-    """`verify_ova`, skipped when this very file (same identity) passed it before; and whether
-    it was skipped. Reading a 60 GB OVA costs minutes, its stat microseconds."""
-    record = records / f"{file_identity(ova)}.json"
-    cached = _load_info(record, ova)
-    if cached is not None:
-        return cached, True
-    info = verify_ova(ova)
+def _record_info(record: Path, info: OvaInfo) -> None:
+    """Remember that this very file (same identity) passed: reading a 60 GB OVA costs minutes,
+    its stat microseconds."""
     fields = {**dataclasses.asdict(info), "path": str(info.path)}
     write_atomic(record, json.dumps(fields, sort_keys=True).encode())
-    return info, False
 
 
 def _load_info(record: Path, ova: Path) -> OvaInfo | None:
@@ -151,7 +157,11 @@ def _unpack(ova: Path, info: OvaInfo, target: Path) -> Path:
     """Extract the disk sparsely into `target` (read-only afterwards); the stamp comes last."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True, exist_ok=True)
-    image = extract_disk(ova, info, target / f"disk.{_disk_format(info)}")
+    try:
+        image = extract_disk(ova, info, target / f"disk.{_disk_format(info)}")
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # e.g. the disk's digest did not match
+        raise
     image.chmod(0o444)  # the pristine base: only ever opened read-only, as a backing file
     record = {"ova": str(ova), "image": image.name, "stat": _stat_record(image),
               "sha256": info.disk_sha256}

@@ -264,6 +264,19 @@ def test_verification_is_skipped_only_for_the_unchanged_file(
         prepare_disk(ova, images, overlay)
 
 
+def test_a_tampered_disk_on_first_use_leaves_no_image_and_no_record(
+    demo_appliance: DemoAppliance, tmp_path: Path,
+) -> None:
+    ova = tmp_path / "appliance.ova"
+    shutil.copyfile(demo_appliance.ova, ova)
+    flip_byte(ova, ova.stat().st_size // 2)
+    images = tmp_path / "images"
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        prepare_disk(ova, images, tmp_path / "overlay.qcow2")
+    assert sorted(p.name for p in images.iterdir()) == []
+    assert not (tmp_path / "overlay.qcow2").exists()
+
+
 def test_a_written_base_image_is_unpacked_again(
     demo_appliance: DemoAppliance, tmp_path: Path,
 ) -> None:

@@ -17,7 +17,7 @@ from builder.appliance.recipes import load_recipe
 from builder.cli import main
 from builder.console import Console
 from builder.errors import ExitCode, InputError, IntegrityError
-from builder.ova import OvaLayout, extract_disk, pack_ova, verify_ova
+from builder.ova import OvaLayout, check_disk_digest, extract_disk, pack_ova, verify_ova
 from builder.ova.ovf import NSMAP
 
 pytestmark = pytest.mark.integration
@@ -146,6 +146,30 @@ def test_cli_verify_good_and_tampered(packed: dict[str, Path], tmp_path: Path,
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("he-build: error:")]
     assert len(errors) == 1 and "checksum mismatch" in errors[0]
+
+
+def test_without_the_disk_digest_only_the_disk_goes_unhashed(
+        packed: dict[str, Path], tmp_path: Path) -> None:
+    info = verify_ova(packed["ovirt"])
+    tampered = tmp_path / "t.ova"
+    tampered.write_bytes(packed["ovirt"].read_bytes())
+    with tarfile.open(tampered) as tar:
+        disk = tar.getmember(info.disk_member)
+    with tampered.open("r+b") as handle:
+        handle.seek(disk.offset_data + disk.size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert verify_ova(tampered, hash_disk=False).disk_sha256 == info.disk_sha256
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        check_disk_digest(tampered, info)
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        extract_disk(tampered, info, tmp_path / "disk.qcow2")
+    assert not (tmp_path / "disk.qcow2").exists()
+    edited = tmp_path / "e.ova"
+    edited.write_bytes(packed["ovf"].read_bytes().replace(b">1024<", b">9999<", 1))
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        verify_ova(edited, hash_disk=False)
 
 
 def test_tampered_ovf_and_missing_manifest(packed: dict[str, Path], tmp_path: Path) -> None:
