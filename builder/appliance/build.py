@@ -64,7 +64,7 @@ def build_disk_cached(
 ) -> tuple[BuiltDisk, bool]:
     """The recipe's disk from the stage cache, or built by its backend and stored there."""
     backend = create_backend(recipe, env)
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     key = backend.cache_key()
     hit = cache.lookup("disk", key)
     if hit is not None:
@@ -91,7 +91,7 @@ def build_ova_cached(
     disk: BuiltDisk, options: BuildOptions, cache_root: Path, console: Console,
     env: Mapping[str, str],
 ) -> tuple[Path, bool]:
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     key = hash_inputs({
         "disk": disk.cache_key, "meta": disk.meta.__dict__, "compression": options.compression,
         "layout": options.layout, "epoch": source_date_epoch(env),
@@ -113,7 +113,7 @@ def build_rpm_cached(
     *, disk: BuiltDisk, ova: Path, ova_key: str, options: BuildOptions, cache_root: Path,
     console: Console, env: Mapping[str, str],
 ) -> tuple[Path, bool]:
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     key = hash_inputs({
         "ova": ova_key, "meta": disk.meta.__dict__, "payload": options.payload,
         "sign_key": sha256_file(options.sign_key) if options.sign_key else None,
