@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 
 from builder.errors import StorageError
 from builder.lock import Notify, locked, try_lock
+
+log = logging.getLogger(__name__)
 
 PARTIAL_RE = re.compile(r"^\.(?P<final>.+)\.partial-(?P<pid>\d+)-[^/]*$")
 LEGACY_PARTIAL_RE = re.compile(r"^\.(?P<final>.+)\.partial-\d+")
@@ -167,7 +170,13 @@ def sweep_stale_partials(directory: Path, *, finals: Iterable[str] | None = None
             for path, legacy in groups[final]:
                 if legacy and not _older_than(path, clock - LEGACY_GRACE_S):
                     continue
-                remove_tree(path)
+                try:
+                    remove_tree(path)
+                except StorageError as exc:
+                    # Not a reason to fail this run (a tool orphaned by a killed build may
+                    # still be writing in it): the next sweep tries again.
+                    log.warning("%s", exc.message)
+                    continue
                 removed.append(path)
         finally:
             held.release()

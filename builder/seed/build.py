@@ -32,11 +32,11 @@ ANSWERS_NAME = "heanswers.conf"
 MANIFEST_NAME = "manifest.json"
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
-# From this many sites on, a batch is rendered on a process pool and flushed with one sync:
-# below it, a pool costs more than it saves and an fsync per file is cheap enough.
+# From this many sites on, a batch is rendered on a process pool: below it, a pool costs more
+# than it saves.
 POOL_THRESHOLD = 16
 POOL_CHUNK = 32
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 Progress = Callable[[int, int], None]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,8 @@ from builder.atomic import (
 )
 from builder.errors import InputError, StorageError
 from builder.lock import Notify, locked
+
+log = logging.getLogger(__name__)
 
 STATE = ".he-seeds"
 FORMAT_NAME = "format"
@@ -187,9 +190,15 @@ def tidy(seeds: SeedSet) -> list[Path]:
              if current_number is not None and n < current_number]
     removed = [*_dangling_links(seeds, current), *removed, *unpublished,
                *older[KEEP_PREVIOUS:]]
+    done = []
     for path in removed:
-        remove_tree(path)
-    return removed
+        try:
+            remove_tree(path)
+        except StorageError as exc:  # not a reason to fail this run: the next one tries again
+            log.warning("%s", exc.message)
+            continue
+        done.append(path)
+    return done
 
 
 def _number(gen: Path | None) -> int | None:
@@ -328,7 +337,9 @@ def _link_new_names(seeds: SeedSet, names: Sequence[str]) -> None:
         try:
             link.symlink_to(_link_target(name))
         except OSError as exc:
-            raise StorageError(f"cannot create {link}: {exc.strerror}") from exc
+            raise StorageError(f"cannot create the link {link}: {exc.strerror}",
+                               hint="OUT must be on a filesystem with symbolic links (not "
+                                    "FAT); copy the seeds elsewhere with cp -rL") from exc
         made = True
     if made:
         fsync_path(seeds.out)
