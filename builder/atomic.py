@@ -83,6 +83,9 @@ def staged_file(final: Path, *, mode: int = 0o644, notify: Notify | None = None)
             os.close(fd)
             yield temp
             temp.replace(final)
+            # rename(2) does nothing when both names are links to the same file (a cached
+            # file published again): the temp name would stay.
+            temp.unlink(missing_ok=True)
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StorageError(f"cannot write {final}: {exc.strerror}") from exc

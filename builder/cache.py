@@ -66,11 +66,15 @@ class StageCache:
         return self.root / stage / key
 
     def lookup(self, stage: str, key: str) -> Path | None:
-        """The complete entry, waiting first if another process is building it; else None."""
+        """The complete entry, waiting first if another process is building it; else None.
+
+        What killed builds left is removed on the way, even when every stage is a hit (a build
+        killed just after its entry appeared left a lock file)."""
         path = self.entry(stage, key)
-        if path.is_dir():
-            return path
-        wait_until_free(lock_path(path), notify=self.notify, what=f"the {stage} stage ({key})")
+        if not path.is_dir():
+            wait_until_free(lock_path(path), notify=self.notify,
+                            what=f"the {stage} stage ({key})")
+        self.sweep()
         return path if path.is_dir() else None
 
     @contextlib.contextmanager

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -230,3 +234,43 @@ def test_the_lock_is_free_after_a_run(tmp_path: Path) -> None:
     held = try_lock(tmp_path / STATE / "lock")
     assert held is not None
     held.release()
+
+
+def processes_with(token: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and token.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_killed_while_rendering_leaves_no_worker_and_a_free_lock(tmp_path: Path) -> None:
+    token = f"he-test-{uuid.uuid4()}"
+    # 20 sites: rendered on a process pool; he-build is SIGKILLed when the first is written.
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from builder.seed.build import build_seeds\n"
+        "from tests.fixtures.seeds import Secrets, dhcp_site\n"
+        "jobs = [(dhcp_site(name=f's{i:02d}', fqdn=f'engine.s{i:02d}.example.com'), Secrets())\n"
+        "        for i in range(20)]\n"
+        "build_seeds(jobs, Path(sys.argv[1]), epoch=0,\n"
+        "            progress=lambda done, total: os.kill(os.getpid(), 9))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), token], check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == -9
+    assert list((tmp_path / STATE).glob("stage-*"))  # it died half way through staging
+    deadline = time.monotonic() + 10
+    while processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(token) == []  # the pool workers died with it
+    held = try_lock(tmp_path / STATE / "lock")
+    assert held is not None
+    held.release()
+    build_seeds(jobs("dc1"), tmp_path, epoch=0)
+    assert not list((tmp_path / STATE).glob("stage-*"))
+    assert visible(tmp_path) == ["dc1"]

@@ -143,3 +143,21 @@ def test_publishing_removes_temp_files_of_a_killed_publication(tmp_path: Path) -
     link_or_copy(source, out / "app.ova")
     assert sorted(p.name for p in out.iterdir()) == ["app.ova"]
     assert os.path.samefile(source, out / "app.ova")
+
+
+def test_publishing_the_same_cached_file_again_leaves_no_temp_name(tmp_path: Path) -> None:
+    source = tmp_path / "cache.rpm"
+    source.write_bytes(b"rpm")
+    out = tmp_path / "out"
+    for _ in range(2):  # the second time, `out/app.rpm` already is a link to the same file
+        link_or_copy(source, out / "app.rpm")
+        assert sorted(p.name for p in out.iterdir()) == ["app.rpm"]
+
+
+def test_a_hit_removes_the_lock_file_of_a_build_killed_after_its_rename(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    with cache.store("rpm", "k1") as temp:
+        (temp / "x.rpm").write_bytes(b"rpm")
+    (tmp_path / "rpm" / ".k1.lock").write_text("4242\n")  # killed before unlinking it
+    assert cache.lookup("rpm", "k1") == tmp_path / "rpm" / "k1"
+    assert [p.name for p in (tmp_path / "rpm").iterdir()] == ["k1"]
