@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from passlib.hash import sha512_crypt
 
 from builder.ova import verify_ova
 from builder.ova.sparse import sha256_sparse
 from tests.fixtures.customize import FILL_MIB, PROBE_PACKAGE, SSH_KEY, CustomizedBuild
+from tests.fixtures.passwords import verify_sha512_crypt
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_root_password_is_sha512_crypt(guest_facts: dict[str, Any],
                 if line.startswith("root:"))
     crypted = root.split(":")[1]
     assert crypted.startswith("$6$")
-    assert sha512_crypt.verify(customized_build.password, crypted)
+    assert verify_sha512_crypt(customized_build.password, crypted)
     assert guest_facts["stat"]["/etc/shadow"][0] == 0o640
 
 
