@@ -205,8 +205,9 @@ class CustomizeBackend:
         return extract_disk(self.base, info, ctx.work_dir / "base.qcow2"), info.disk_format
 
     def apply_operations(self, overlay: Path, ctx: BuildContext) -> None:
-        identity = f"{self.meta.name}-{self.meta.version}-{self.meta.release}"
-        ops = [crypt_password(self.passwords[i], identity=identity,
+        # Salted from the stage's cache key (every input of this disk): the same inputs give
+        # the same image, and the key's slow password digest leaves no cheaper guess check.
+        ops = [crypt_password(self.passwords[i], identity=self.cache_key(),
                               field=f"operations.{i}: root_password")
                if i in self.passwords else op for i, op in enumerate(self.operations)]
         ctx.console.step(f"customizing {self.base.name}: {len(ops)} operations, one launch")

@@ -19,8 +19,8 @@ _SSH_KEY = re.compile(
 )
 ROTATED_LOG = re.compile(r"\.(\d+|gz|xz|old)$|-\d{8}$")
 _OWNER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*:[A-Za-z0-9_.][A-Za-z0-9_.-]*\Z")
-# The root password's salt comes from the appliance's identity (name, version, release), so a
-# rebuild with the same inputs gives the same image; rounds as glibc's default, like the seeds.
+# The root password's salt is derived from the build's identity (the customize stage's cache
+# key), so the same inputs give the same image; rounds as glibc's default, like the seeds.
 PASSWORD_SALT_CONTEXT = b"he-builder customize root password salt"
 PASSWORD_ROUNDS = DEFAULT_ROUNDS
 
@@ -215,7 +215,7 @@ def apply_install(guest: Guest, op: InstallOp) -> None:
 def crypt_password(cleartext: str, *, identity: str, field: str) -> RootPasswordOp:
     """The operation with the SHA-512 crypt of `cleartext` in place of its source, so the
     cleartext goes no further than this call. The salt is derived from `identity` (the
-    appliance's name, version and release); `field` names the operation in errors."""
+    build's cache key); `field` names the operation in errors."""
     salt = derive_salt(PASSWORD_SALT_CONTEXT, identity)
     hashed = sha512_crypt(cleartext, salt, field=field, rounds=PASSWORD_ROUNDS)
     return RootPasswordOp(op="root_password", hash=hashed)

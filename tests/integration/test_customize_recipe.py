@@ -136,9 +136,9 @@ def test_password_env_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert message == "root password: $HE_TEST_ROOT_PW is empty or not set"
 
 
-def test_crypt_password_is_sha512_salted_by_the_appliance() -> None:
-    one = crypt_password("pw", identity="appliance-1-1", field="operations.0: root_password")
-    two = crypt_password("pw", identity="appliance-1-2", field="operations.0: root_password")
+def test_crypt_password_is_sha512_salted_by_the_build() -> None:
+    one = crypt_password("pw", identity="1" * 64, field="operations.0: root_password")
+    two = crypt_password("pw", identity="2" * 64, field="operations.0: root_password")
     assert isinstance(one, RootPasswordOp) and one.hash and two.hash
     assert one.hash.startswith("$6$") and one.hash != two.hash
     assert describe(one) == "root password"
