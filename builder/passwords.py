@@ -138,19 +138,24 @@ def libxcrypt_sha512(crypt_rn: CryptRn, phrase: bytes, setting: str) -> str | No
 
 def load_libxcrypt() -> CryptRn | None:
     """libxcrypt's crypt_rn, if a libcrypt with it is installed and gives the known answer."""
-    found = ctypes.util.find_library("crypt")
-    for name in (*_LIBCRYPT_NAMES, *([found] if found else [])):
-        try:
-            function = ctypes.CDLL(name).crypt_rn
-        except (OSError, AttributeError):  # not installed, or an old libcrypt without crypt_rn
-            continue
-        function.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
-        function.restype = ctypes.c_char_p
-        crypt_rn: CryptRn = function
-        known = libxcrypt_sha512(crypt_rn, _KNOWN_PHRASE, _KNOWN_SETTING.decode())
-        if known == _KNOWN_HASH.decode():
+    for name in _LIBCRYPT_NAMES:
+        crypt_rn = _checked_crypt_rn(name)
+        if crypt_rn is not None:
             return crypt_rn
-    return None
+    found = ctypes.util.find_library("crypt")  # runs ldconfig: only when the sonames failed
+    return None if found is None else _checked_crypt_rn(found)
+
+
+def _checked_crypt_rn(name: str) -> CryptRn | None:
+    try:
+        function = ctypes.CDLL(name).crypt_rn
+    except (OSError, AttributeError):  # not installed, or an old libcrypt without crypt_rn
+        return None
+    function.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+    function.restype = ctypes.c_char_p
+    crypt_rn: CryptRn = function
+    known = libxcrypt_sha512(crypt_rn, _KNOWN_PHRASE, _KNOWN_SETTING.decode())
+    return crypt_rn if known == _KNOWN_HASH.decode() else None
 
 
 @functools.cache
