@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jinja2
 
@@ -145,6 +145,9 @@ def check_inputs(inputs: KickstartInputs) -> list[str]:
                         "hosted-engine copies the appliance onto a 61 GiB engine disk")
     if not _WORD.match(inputs.release_package):
         problems.append(f"release_package: not a package name: {inputs.release_package!r}")
+    if inputs.authselect_profile not in get_args(AuthselectProfile):
+        problems.append(f"authselect_profile: not one of {', '.join(get_args(AuthselectProfile))}"
+                        f": {inputs.authselect_profile!r}")
     for index, repo in enumerate(inputs.repos):
         if not _URL.match(repo.url):
             problems.append(f"repos[{index}].url: not a URL: {repo.url!r}")

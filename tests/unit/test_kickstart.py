@@ -191,7 +191,7 @@ def test_the_old_weak_deps_spelling_is_gone_in_rhel10() -> None:
 @pytest.mark.parametrize(
     "field",
     ["install_tree", "timezone", "root_password_hash", "repo_url", "repo_name", "package",
-     "release_package"],
+     "release_package", "authselect_profile"],
 )
 def test_injection_in_every_value_is_refused(field: str) -> None:
     bad = {
@@ -202,6 +202,7 @@ def test_injection_in_every_value_is_refused(field: str) -> None:
         "repo_name": replace(INPUTS, repos=(Repo("r" + INJECTION, "http://x/"),)),
         "package": replace(INPUTS, extra_packages=("vim" + INJECTION,)),
         "release_package": replace(INPUTS, release_package="ovirt" + INJECTION),
+        "authselect_profile": replace(INPUTS, authselect_profile="minimal" + INJECTION),  # type: ignore[arg-type]
     }[field]
     with pytest.raises(InputError) as info:
         render_kickstart(bad)
