@@ -92,7 +92,8 @@ def ks_heredoc(value: object, delimiter: str) -> KsSafe:
         raise InputError("here-document text must end with a newline")
     for number, line in enumerate(text[:-1].split("\n"), start=1):
         if _UNSAFE_CHARS.search(line.replace("\t", " ")):
-            raise InputError(f"here-document line {number} has a control character: {line!r}")
+            raise InputError(f"here-document line {number} has a control character or a line "
+                             f"end other than \\n: {line!r}")
         if line == delimiter:
             raise InputError(f"here-document line {number} is its delimiter {delimiter!r}")
         if line.lstrip().startswith("%"):
