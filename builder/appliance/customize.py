@@ -35,6 +35,7 @@ from builder.libguestfs import open_guest
 from builder.ova import extract_disk, verify_ova
 from builder.ova.sparse import sha256_sparse
 from builder.ova.verify import QCOW2_MAGIC
+from builder.passwords import password_problem
 from builder.repro import sha256_file
 from builder.run import require_tool, run
 
@@ -136,6 +137,9 @@ def read_cleartext(op: RootPasswordOp, env: Mapping[str, str]) -> str:
         where = f"${op.env}"
     if not text:
         raise InputError(f"root password: {where} is empty or not set")
+    problem = password_problem(text)  # before any work: the hash is made just before launch
+    if problem:
+        raise InputError(f"root password: {where} {problem}")
     return text
 
 
@@ -201,8 +205,11 @@ class CustomizeBackend:
         return extract_disk(self.base, info, ctx.work_dir / "base.qcow2"), info.disk_format
 
     def apply_operations(self, overlay: Path, ctx: BuildContext) -> None:
-        ops = [crypt_password(self.passwords[i]) if i in self.passwords else op
-               for i, op in enumerate(self.operations)]
+        # Salted from the stage's cache key (every input of this disk): the same inputs give
+        # the same image, and the key's slow password digest leaves no cheaper guess check.
+        ops = [crypt_password(self.passwords[i], identity=self.cache_key(),
+                              field=f"operations.{i}: root_password")
+               if i in self.passwords else op for i, op in enumerate(self.operations)]
         ctx.console.step(f"customizing {self.base.name}: {len(ops)} operations, one launch")
         with open_guest(overlay, disk_format="qcow2", env=ctx.env,
                         notify=ctx.console.note) as guest:
