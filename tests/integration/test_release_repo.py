@@ -48,11 +48,17 @@ def dnf_install(repo_file: Path, work: Path, *packages: str) -> subprocess.Compl
     shutil.copy(repo_file, work / "repos.d")
     (work / "dnf.conf").write_text(DNF_CONF)
     (work / "root").mkdir()
-    return subprocess.run(
-        ["dnf", "-y", "--config", str(work / "dnf.conf"), "--installroot", str(work / "root"),
-         "--releasever", "9", "--setopt", f"reposdir={work / 'repos.d'}",
-         "--setopt", f"cachedir={work / 'cache'}", "install", *packages],
-        capture_output=True, text=True, check=False)
+    try:
+        return subprocess.run(
+            ["dnf", "-y", "--config", str(work / "dnf.conf"), "--installroot",
+             str(work / "root"), "--releasever", "9", "--setopt",
+             f"reposdir={work / 'repos.d'}", "--setopt", f"cachedir={work / 'cache'}",
+             "install", *packages],
+            capture_output=True, text=True, check=False)
+    finally:
+        # librepo checks repomd.xml.asc in a GnuPG home of its own and leaves its agent on.
+        for home in (work / "cache").glob("*/pubring"):
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 def installed(work: Path) -> list[str]:
