@@ -169,12 +169,11 @@ def build_qcow2_cached(
 ) -> StageOutput:
     """The disk as the qcow2 the qcow2 RPM installs (named as oVirt names it)."""
     cache = StageCache(cache_root)
+    name = rpm_layout("qcow2", recipe.meta, recipe.package).image_file
     key = hash_inputs({
-        "disk": disk.cache_key, "compression": options.compression,
+        "disk": disk.cache_key, "compression": options.compression, "name": name,
         "qemu_img": tool_version("qemu-img", "--version"), "qcow2_format": QCOW2_FORMAT,
     })
-    meta = recipe.meta
-    name = rpm_layout("qcow2", meta, recipe.package).image_file
     hit = cache.lookup("qcow2", key)
     if hit is not None:
         console.note(f"qcow2: cache hit ({key})")

@@ -183,6 +183,7 @@ def _unpack(appliance: Path, images: Path) -> tuple[ApplianceInfo, Path]:
     stamp comes last. Nothing is left behind when verification fails."""
     images.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".unpack-", dir=images))
+    stage.chmod(0o755)  # qemu runs as its own user and opens the base through it
     try:
         disk = stage / DISK_FILE
         if appliance.suffix == ".qcow2":

@@ -39,6 +39,9 @@ def test_the_ova_rpm_boots_the_ovas_disk(demo_appliance: DemoAppliance, tmp_path
     assert (info.kind, info.memory_mib, info.vcpus, info.firmware) == ("ova", 1024, 2, "bios")
     assert sha256_file(disk.base) == info.disk_sha256 == verify_ova(image).disk_sha256
     assert backing_file(disk.overlay) == disk.base.resolve()
+    # qemu, running as its own user, must reach the read-only base.
+    assert disk.base.parent.stat().st_mode & 0o005 == 0o005
+    assert disk.base.stat().st_mode & 0o777 == 0o444
     assert locate_appliance(demo_appliance.rpm, tmp_path / "rpms") == image  # extracted once
 
 
