@@ -13,6 +13,7 @@ APT_PACKAGES=(
   busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema virt-v2v
   whois
   createrepo-c dnf gpgv groovy default-jre-headless
+  pigz node-spdx-license-ids
 )
 
 sudo_cmd=()
