@@ -22,6 +22,7 @@ of the disk match: the campaign measures that first and reports such mismatches 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -235,13 +236,20 @@ def leftovers(cache: Path, out: Path) -> list[str]:
 
 
 def unsound_entries(cache: Path) -> list[str]:
-    """Cache entries whose file does not match the SHA-256 recorded beside it."""
+    """Cache entries whose file does not match the SHA-256 recorded beside it (`X.sha256`,
+    or `X.digests.json`), or that record none."""
     bad = []
     for stage in CACHED:
-        for sidecar in (cache / stage).glob("*/*.sha256"):
-            artifact = sidecar.with_suffix("")
-            if sha256_sparse(artifact) != sidecar.read_text().strip():
-                bad.append(str(artifact))
+        for entry in sorted((cache / stage).glob("[!.]*")):
+            recorded = {**{p.with_suffix(""): p.read_text().strip()
+                           for p in entry.glob("*.sha256")},
+                        **{p.with_name(p.name.removesuffix(".digests.json")):
+                           json.loads(p.read_text())["sha256"]
+                           for p in entry.glob("*.digests.json")}}
+            if not recorded:
+                bad.append(f"{entry} (no digest recorded)")
+            bad += [str(path) for path, digest in recorded.items()
+                    if sha256_sparse(path) != digest]
     return bad
 
 
