@@ -12,6 +12,7 @@ APT_PACKAGES=(
   rpm rpmlint xorriso genisoimage cloud-image-utils debootstrap e2fsprogs
   busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema virt-v2v
   whois
+  openssh-server
 )
 
 sudo_cmd=()
@@ -39,7 +40,7 @@ stamp="$venv/.installed-$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "==> installing the project into $venv" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e "$repo[dev]"
+  "$venv/bin/python" -m pip install -q -e "$repo[dev,ansible]"
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
