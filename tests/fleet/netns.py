@@ -51,16 +51,30 @@ def run(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
 
 
+def pids_in(name: str) -> list[int]:
+    listed = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                            check=False).stdout.split()
+    return [int(pid) for pid in listed if alive(int(pid))]
+
+
+def alive(pid: int) -> bool:
+    """Running (an exited process waiting to be reaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def remove_namespace(name: str) -> None:
     """Every process in it first (sshd, ssh masters, async jobs), then the namespace."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
-                              check=False).stdout.split()
-        for pid in pids:
+        for pid in pids_in(name):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), sig)
-        if pids and sig == signal.SIGTERM:
-            time.sleep(0.5)
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 3.0
+        while pids_in(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
@@ -80,6 +94,7 @@ def namespaces() -> list[str]:
 @contextlib.contextmanager
 def ssh_fleet(workdir: Path, count: int) -> Iterator[Fleet]:
     remove_stale_namespaces()
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tag = f"{PREFIX}{os.getpid()}"
     controller = f"{tag}-ctl"
     created: list[str] = []

@@ -23,13 +23,12 @@ options:
     description:
       - Where the fleet's files go on the controller; the role puts each site's logs and result
         in O(out_dir)/SITE/ and this plugin writes O(out_dir)/summary.json.
+      - Only the environment sets it, so that the role (which reads C(HE_FLEET_OUT) too) and
+        this plugin always agree.
     type: path
     default: out/fleet
     env:
       - name: HE_FLEET_OUT
-    ini:
-      - section: he_fleet
-        key: out_dir
 """
 
 import json
@@ -41,6 +40,8 @@ from ansible.plugins.callback import CallbackBase
 
 STAT_KEY = "he_fleet"
 COLUMNS = ("SITE", "HOST", "STATUS", "RC", "PHASES", "LOG")
+# he-launch's phases in the order they run (its JSON sorts them by name).
+PHASES = ("prepare", "start", "boot", "setup", "eject", "health")
 
 
 class CallbackModule(CallbackBase):
@@ -75,7 +76,8 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_unreachable(self, result):
         name = self._remember(result)
-        self._unreachable[name] = str(result._result.get("msg", "unreachable")).strip()
+        message = str(result._result.get("msg", "unreachable")).strip()
+        self._unreachable[name] = message.removeprefix("Task failed: ")
 
     def v2_playbook_on_stats(self, stats):
         rows = [self._row(name, host, stats) for name, host in sorted(self._sites.items())]
@@ -160,6 +162,9 @@ def render_table(rows):
 
 def row_cells(row):
     rc = "-" if row["exit_status"] is None else str(row["exit_status"])
-    phases = ", ".join(f"{name} {float(sec):.1f} s" for name, sec in row["durations"].items())
+    durations = row["durations"] or {}
+    order = [name for name in PHASES if name in durations]
+    order += sorted(name for name in durations if name not in PHASES)
+    phases = ", ".join(f"{name} {float(durations[name]):.1f} s" for name in order)
     log = row["transcript"] if row["status"] != "ok" and row["transcript"] else row["console_log"]
     return (row["site"], row["host"], row["status"], rc, phases or "-", log or "-")
