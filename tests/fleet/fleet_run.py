@@ -87,6 +87,9 @@ def prepare_run(scratch: Path, fleet: Fleet, sites: Sequence[SiteSpec],
         "he_deploy_appliance_file": str(appliance),
         "he_deploy_remote_dir": str(remote_dir),
         "he_deploy_storage": str(storage),
+        # libvirt's test driver: the role's cleanup after a stopped he-launch never touches
+        # this machine's libvirtd.
+        "he_deploy_uri": "test:///default",
         "he_deploy_poll_interval": 1,
         "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": str(standin_seconds)},
     }))

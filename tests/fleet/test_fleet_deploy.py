@@ -115,6 +115,39 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
     assert [name for name in namespaces() if name.startswith(PREFIX)] == []
 
 
+def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
+        tmp_path: Path, collections_path: Path) -> None:
+    """he-launch's own timeouts normally end it; when Ansible's async limit stops it first
+    (SIGKILL: no cleanup of its own), the role removes what it left: here its seed copy."""
+    with ssh_fleet(tmp_path / "net", 1) as fleet:
+        run_ = prepare_run(tmp_path, fleet, [SiteSpec("echo", fleet.hosts[0].address)],
+                           collections=collections_path)
+        short = {"he_deploy_boot_timeout": 1, "he_deploy_setup_timeout": 1,
+                 "he_deploy_async_margin": 3,
+                 "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": "300"}}
+        copy_of_he_launch = run_.storage / "echo" / "seed.iso"
+
+        def deploy(**more: object) -> dict[str, Any]:
+            proc = subprocess.run(
+                playbook_argv(fleet, run_, 1, "-e", json.dumps({**short, **more})),
+                env=run_.env, capture_output=True, text=True, check=False, timeout=300)
+            assert proc.returncode != 0, proc.stdout + proc.stderr
+            row: dict[str, Any] = summary_of(run_)["by_site"]["echo"]
+            return row
+
+        # With he_deploy_keep_on_failure (he-launch's --keep) nothing is removed: the copy the
+        # stopped stand-in made is still there ...
+        kept = deploy(he_deploy_keep_on_failure=True)
+        assert (kept["status"], kept["stage"]) == ("failed", "launch")
+        assert kept["error"].startswith("launch: he-launch did not finish within 5 s")
+        assert copy_of_he_launch.exists()
+        # ... without it, the role removes it, as he-launch would have.
+        cleaned = deploy()
+        assert cleaned["error"] == kept["error"]
+        assert not copy_of_he_launch.exists()
+        assert left_behind(run_) == []
+
+
 def test_test_hosts_are_removed_even_after_a_failure(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="boom"), ssh_fleet(tmp_path / "net", 1) as fleet:
         sshd_pids = subprocess.run(["ip", "netns", "pids", fleet.hosts[0].name],
