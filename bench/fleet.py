@@ -4,8 +4,10 @@
 
 Each size gets that many SSH test hosts (network namespaces with their own sshd, as in
 tests/fleet/test_fleet_deploy.py: nothing leaves the machine) and a STAND-IN he-launch on them
-that reads its real seed and "boots" for --seconds (no VM). The same deployment runs twice,
-with --forks SITES and with --forks 1, in the same run; prints both wall times and the ratio.
+that reads its real seed and "boots" for --seconds (no VM). The same deployment runs three
+times in the same run: --forks SITES; --forks 1 (one task at a time, but he-launch runs
+asynchronously, so the launches still overlap); and --forks 1 with he_fleet_batch=1 (one site
+after the other, as by hand). Prints the wall times and the ratios to the first.
 Needs root (namespaces).
 """
 
@@ -22,13 +24,13 @@ from tests.fleet.fleet_run import SiteSpec, playbook_argv, prepare_run
 from tests.fleet.netns import ssh_fleet
 
 
-def deploy_once(sites: int, forks: int, seconds: float, scratch: Path) -> float:
+def deploy_once(sites: int, forks: int, seconds: float, scratch: Path, *extra: str) -> float:
     with ssh_fleet(scratch / "net", sites) as fleet:
         specs = [SiteSpec(f"site{i:02d}", host.address) for i, host in
                  enumerate(fleet.hosts, start=1)]
         run = prepare_run(scratch, fleet, specs, standin_seconds=seconds)
         started = time.monotonic()
-        proc = subprocess.run(playbook_argv(fleet, run, forks), env=run.env,
+        proc = subprocess.run(playbook_argv(fleet, run, forks, *extra), env=run.env,
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
     summary = json.loads((run.out / "summary.json").read_text())
@@ -45,14 +47,17 @@ def main() -> None:
                         help="how long each stand-in he-launch runs (default 5)")
     args = parser.parse_args()
     print(f"stand-in he-launch: {args.seconds:g} s per site; wall time of ansible-playbook")
-    print(f"{'sites':>5}  {'forks=sites':>12}  {'forks=1':>9}  {'ratio':>6}")
+    print(f"{'sites':>5}  {'forks=sites':>11}  {'forks=1':>15}  {'one by one':>15}")
     for sites in args.sites:
-        with tempfile.TemporaryDirectory(prefix="bench-fleet-") as parallel_dir, \
-                tempfile.TemporaryDirectory(prefix="bench-fleet-") as serial_dir:
-            parallel = deploy_once(sites, sites, args.seconds, Path(parallel_dir))
-            serial = deploy_once(sites, 1, args.seconds, Path(serial_dir))
-        print(f"{sites:>5}  {parallel:>10.1f} s  {serial:>7.1f} s  {serial / parallel:>5.2f}x",
-              flush=True)
+        runs = (("parallel", (sites,)), ("forks1", (1,)),
+                ("serial", (1, "-e", "he_fleet_batch=1")))
+        walls = {}
+        for label, (forks, *extra) in runs:
+            with tempfile.TemporaryDirectory(prefix=f"bench-fleet-{label}-") as scratch:
+                walls[label] = deploy_once(sites, forks, args.seconds, Path(scratch), *extra)
+        base, forks1, serial = walls["parallel"], walls["forks1"], walls["serial"]
+        print(f"{sites:>5}  {base:>9.1f} s  {forks1:>7.1f} s {forks1 / base:>4.2f}x"
+              f"  {serial:>7.1f} s {serial / base:>4.2f}x", flush=True)
 
 
 if __name__ == "__main__":

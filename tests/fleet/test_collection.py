@@ -135,7 +135,7 @@ def test_site_without_deploy_host_is_an_error_unless_left_out(collections_path: 
     strict = write_plugin_config(tmp_path / "strict.he_builder.yml", inventory)
     proc = run([tool("ansible-inventory"), "-i", str(strict), "--list"], env)
     assert proc.returncode != 0
-    assert f"{inventory}: site dc2: deploy_host: required by the fleet" in \
+    assert f"{inventory}:7: site dc2: deploy_host: required by the fleet" in \
         " ".join(proc.stderr.split())
     lenient = write_plugin_config(tmp_path / "lenient.he_builder.yml", inventory,
                                   deploy_host_required=False)

@@ -72,6 +72,7 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
@@ -107,12 +108,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
 
     def _hosts_of(self, sites, source):
         missing = [site for site in sites if site.deploy_host is None]
+        where = site_lines(source) if missing else {}
         if missing and self.get_option("deploy_host_required"):
-            lines = [f"{source}: site {site.name}: deploy_host: required by the fleet "
-                     f"(or set deploy_host_required: false)" for site in missing]
+            lines = [f"{source}:{where.get(site.name, 1)}: site {site.name}: deploy_host: "
+                     f"required by the fleet (or set deploy_host_required: false)"
+                     for site in missing]
             raise AnsibleParserError("\n".join(lines))
         for site in missing:
-            self.display.warning(f"{source}: site {site.name} has no deploy_host: left out")
+            self.display.warning(f"{source}:{where.get(site.name, 1)}: site {site.name} has no "
+                                 f"deploy_host: left out of the fleet")
         base_dir = os.path.dirname(source)
         for site in sites:
             if site.deploy_host is None:
@@ -164,6 +168,17 @@ def load_sites(source):
     except BuilderError as exc:
         lines = [f"he-builder: {exc.message}", *getattr(exc, "problems", ())]
         raise AnsibleParserError("\n".join(lines)) from None
+
+
+def site_lines(source):
+    """The line of each site's name under `sites:` (the loader has checked the file)."""
+    try:
+        with open(source, encoding="utf-8") as handle:
+            root = yaml.compose(handle)
+        sites = next(value for key, value in root.value if key.value == "sites")
+        return {key.value: key.start_mark.line + 1 for key, _ in sites.value}
+    except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError):
+        return {}
 
 
 def site_vars(site, source):
