@@ -176,7 +176,7 @@ def site_lines(source):
         with open(source, encoding="utf-8") as handle:
             root = yaml.compose(handle)
         sites = next(value for key, value in root.value if key.value == "sites")
-        return {key.value: key.start_mark.line + 1 for key, _ in sites.value}
+        return {key.value: key.start_mark.line + 1 for key, _value in sites.value}
     except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError):
         return {}
 
