@@ -32,9 +32,9 @@ from builder.appliance.options import validate_options
 from builder.cache import hash_inputs, package_version, tool_version
 from builder.errors import InputError
 from builder.libguestfs import open_guest
-from builder.ova import extract_disk, verify_ova
+from builder.ova import unpack_ova
 from builder.ova.sparse import sha256_sparse
-from builder.ova.verify import QCOW2_MAGIC
+from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
 from builder.passwords import password_problem
 from builder.repro import sha256_file
 from builder.run import require_tool, run
@@ -115,7 +115,7 @@ def check_standalone(path: Path) -> None:
 
 
 def _sniff(head: bytes, size: int) -> BaseKind | None:
-    if head[257:262] == b"ustar":
+    if head[257:262] == b"ustar" or head[:2] == GZIP_MAGIC:  # a plain or a gzip OVA
         return "ova"
     if head[:4] == QCOW2_MAGIC:
         return "qcow2"
@@ -200,9 +200,9 @@ class CustomizeBackend:
         if self.base_kind != "ova":
             return self.base, self.base_kind
         ctx.console.note(f"verifying and extracting the disk of {self.base.name}")
-        # extract_disk checks the disk's digest while it copies: the disk is read once.
-        info = verify_ova(self.base, hash_disk=False)
-        return extract_disk(self.base, info, ctx.work_dir / "base.qcow2"), info.disk_format
+        # One pass over the OVA (a gzip one cannot be read twice cheaply) checks and unpacks.
+        base = ctx.work_dir / "base.qcow2"
+        return base, unpack_ova(self.base, base).disk_format
 
     def apply_operations(self, overlay: Path, ctx: BuildContext) -> None:
         # Salted from the stage's cache key (every input of this disk): the same inputs give

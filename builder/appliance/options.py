@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from builder.appliance.backend import ApplianceMeta
+from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.errors import InputError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+# What `he-build appliance --format` builds after the disk (here, not in build.py: the command
+# line needs it without importing the build machinery, which imports libvirt).
+ApplianceFormat = Literal["ovirt", "qcow2", "ovf"]
+FORMATS: tuple[ApplianceFormat, ...] = ("ovirt", "qcow2", "ovf")
+
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe: which backend, what it is called, and the backend's own options."""
+    """A validated recipe: which backend, what it is called, the backend's own options, and how
+    its RPMs are named."""
 
     name: str
     path: Path
     backend: str
     meta: ApplianceMeta
     options: Mapping[str, Any]
+    package: PackageNames = field(default_factory=PackageNames)
 
 
 def problem_line(err: Mapping[str, Any]) -> str:
