@@ -11,7 +11,7 @@ from builder.inventory.problems import Problem
 
 def check_site(site: Site) -> list[Problem]:
     """What one site's fields can't express alone."""
-    return check_network(site.network)
+    return [*check_network(site.network), *check_fleet_fields(site)]
 
 
 def check_network(net: Network) -> list[Problem]:
@@ -73,3 +73,17 @@ def unique_values(site: Site, mac_derived: bool) -> list[Unique]:
     if site.instance_id is not None:
         values.append((("instance_id",), "instance-id", site.instance_id))
     return values
+
+
+def check_fleet_fields(site: Site) -> list[Problem]:
+    """deploy_host needs an address once merged (defaults may give only user, port, become);
+    a label listed twice is a typo."""
+    problems = []
+    if site.deploy_host is not None and site.deploy_host.address is None:
+        problems.append(Problem(("deploy_host", "address"), "required"))
+    seen: set[str] = set()
+    for index, label in enumerate(site.labels):
+        if label in seen:
+            problems.append(Problem(("labels", index), f"label {label!r} is listed twice"))
+        seen.add(label)
+    return problems

@@ -5,7 +5,8 @@ The pydantic models are also the source of the inventory's JSON Schema.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+import re
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -117,6 +118,56 @@ class EngineOptions(Frozen):
     configure_dwh: bool = True
 
 
+# --- Fleet deployment (the Ansible inventory plugin reads these; seeds do not) ---------------
+# A POSIX user name as useradd accepts it by default.
+DEPLOY_USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}\$?$"
+# A label becomes an Ansible group: a Python identifier, not one of Ansible's own groups.
+LABEL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+RESERVED_GROUPS = frozenset({"all", "ungrouped"})
+
+
+def check_deploy_address(value: str) -> str:
+    """An IPv4/IPv6 address, or a host name or FQDN (what ssh connects to)."""
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        pass
+    if not re.match(HOST_NAME_PATTERN, value):
+        raise ValueError(f"not an IP address, host name or FQDN: {value!r}")
+    return value
+
+
+def check_deploy_user(value: str) -> str:
+    if not re.match(DEPLOY_USER_PATTERN, value):
+        raise ValueError(f"not a user name (lowercase letters, digits, '_', '-'): {value!r}")
+    return value
+
+
+def check_label(value: str) -> str:
+    if not re.match(LABEL_PATTERN, value):
+        raise ValueError(f"{value!r} is not a label (letters, digits and '_', not starting "
+                         f"with a digit; it becomes an Ansible group)")
+    if value in RESERVED_GROUPS:
+        raise ValueError(f"{value!r} is Ansible's own group; choose another label")
+    return value
+
+
+DeployAddress = Annotated[str, AfterValidator(check_deploy_address)]
+DeployUser = Annotated[str, AfterValidator(check_deploy_user)]
+Label = Annotated[str, AfterValidator(check_label)]
+
+
+class DeployHost(Frozen):
+    """How Ansible reaches the site's first host, where he-launch runs."""
+
+    address: DeployAddress | None = Field(
+        default=None, description="IP address, host name or FQDN of the site's first host "
+        "(required; may be left to each site when defaults give the rest)")
+    user: DeployUser = Field(default="root", description="SSH user")
+    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
+    become: bool = Field(default=False, description="run the deployment with sudo (become)")
+
+
 class Site(Frozen):
     """One site's engine VM, fully resolved (defaults merged, MAC derived, secrets still refs)."""
 
@@ -136,6 +187,10 @@ class Site(Frozen):
     instance_id: InstanceId | None = Field(
         default=None, description="pins meta-data's instance-id; derived from the seed when absent"
     )
+    deploy_host: DeployHost | None = Field(
+        default=None, description="where the fleet playbook deploys this site (Ansible)")
+    labels: tuple[Label, ...] = Field(
+        default=(), description="names that become Ansible groups of this site")
 
     @property
     def hostname(self) -> str:
