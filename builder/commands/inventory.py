@@ -26,9 +26,9 @@ def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:
     """`--allow-secrets-from DIR` (repeatable): where `file:` secrets outside the inventory's
     directory may be read from (he-launch adds it to its own parser too)."""
     parser.add_argument("--allow-secrets-from", type=Path, action="append", default=[],
-                        metavar="DIR", help="also read file: secrets from DIR (absolute paths "
+                        metavar="DIR", help="allow file: secrets in DIR too (absolute paths "
                         "in the inventory; repeatable); by default only files inside the "
-                        "inventory's directory are read")
+                        "inventory's directory are allowed")
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:

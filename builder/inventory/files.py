@@ -85,7 +85,8 @@ def _check_regular(mode: int, size: int, limit: int) -> None:
     if stat.S_ISLNK(mode):
         raise FileRefused("a symbolic link")
     if not stat.S_ISREG(mode):
-        raise FileRefused(f"{kind_of(mode)}, not a regular file")
+        kind = kind_of(mode)
+        raise FileRefused(kind if kind == "not a regular file" else f"{kind}, not a regular file")
     if size > limit:
         raise FileRefused(f"{size_text(size)}, larger than the limit of {size_text(limit)}")
 

@@ -145,7 +145,7 @@ class _Open:
 
 @dataclass
 class _Built:
-    """A finished node, its value count (aliases expanded) and whether it is a container."""
+    """A finished node and how many values it holds, itself included, aliases expanded."""
 
     value: Any
     values: int

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from builder.appliance.debian_test import data_file
-from builder.seed.answers import check_answers
+from builder.seed.answers import check_answers, render_answers
+from tests.fixtures.seeds import dhcp_site
 from tests.fixtures.standin import STANDIN_PATH, standin_reads
 
 GOOD = "[environment:default]\nOVESETUP_CONFIG/fqdn=str:engine.example.test\nA/b=bool:False\n"
@@ -161,11 +162,15 @@ def test_the_appliance_answer_file_lets_a_small_machine_through(standin: Path,
     """As deployed: the appliance's file first, then the seed's (OVIRT.md's runcmd)."""
     appliance = answer(tmp_path, "ovirt-engine-answers",
                        data_file("ovirt-engine-answers").decode())
-    done = run_standin(standin, appliance, answer(tmp_path, "heanswers.conf", UNATTENDED + GOOD),
-                       meminfo=small_machine(tmp_path, 1024))
+    seed = answer(tmp_path, "heanswers.conf", render_answers(dhcp_site(), "p%ss"))
+    done = run_standin(standin, appliance, seed, meminfo=small_machine(tmp_path, 1024))
     assert done.returncode == 0, done.stdout
     assert MEMCHECK_WARNING in done.stdout
+    assert "[ INFO  ] Engine FQDN: engine.dc1.example.com" in done.stdout
     assert "[ INFO  ] Execution of setup completed successfully" in done.stdout
+    # Without the appliance's file the same seed aborts on the same machine.
+    alone = run_standin(standin, seed, meminfo=small_machine(tmp_path, 1024))
+    assert alone.returncode == 1 and ABORTED in alone.stdout
 
 
 def test_a_question_answer_continues(standin: Path, tmp_path: Path) -> None:
