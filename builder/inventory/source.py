@@ -294,6 +294,15 @@ def _merge_sources(source: Any, line: int) -> list[LineDict]:
     raise YamlInputError(line, "a merge key '<<' needs a mapping or a list of mappings")
 
 
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
+    """libyaml's own message, except for its nesting limit (0.2.5 and later scan a flow
+    collection ahead of the events, so theirs can come first): ours, whichever version."""
+    problem = exc.problem or str(exc).splitlines()[0]
+    if "maximum nesting depth" in problem:
+        return f"nested more than {MAX_DEPTH} levels deep"
+    return problem
+
+
 def parse_yaml(text: str) -> Any:
     """One YAML document as LineDict/LineList/scalars (None when empty).
 
@@ -310,7 +319,7 @@ def parse_yaml(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 1
-        raise YamlInputError(line, exc.problem or str(exc).splitlines()[0]) from None
+        raise YamlInputError(line, _syntax_problem(exc)) from None
     except yaml.reader.ReaderError as exc:
         line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
         raise YamlInputError(line, exc.reason) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -168,7 +169,8 @@ def test_ovirt_role_variables_match_the_roles_own_names(collections_path: Path,
     text = DEFAULT_INVENTORY.read_text().replace(
         "admin_password: file:secrets/dc2-admin-password", "admin_password: env:DC2_ADMIN")
     inventory.write_text(text)
-    (tmp_path / "secrets").symlink_to(DEFAULT_INVENTORY.parent / "secrets")
+    # Copies, not a link: a secret resolving outside the inventory's directory is refused.
+    shutil.copytree(DEFAULT_INVENTORY.parent / "secrets", tmp_path / "secrets")
     source = write_plugin_config(tmp_path / "ovirt.he_builder.yml", inventory,
                                  ovirt_role_vars=True)
     env = ansible_env(tmp_path, collections_path, DC2_ADMIN="from-the-environment")
