@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -48,13 +49,31 @@ def configure_logging(debug: bool) -> None:
     )
 
 
+# Control characters, line and paragraph separators, and invisible format characters (bidi
+# overrides...): printed escaped, so a value quoted in a message can neither start a fake
+# `he-build:` line nor hide or reorder what follows it.
+UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                            r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` on one line: each unprintable character as a \\xNN / \\uNNNN escape."""
+    return UNPRINTABLE_RE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def error_lines(exc: BuilderError) -> list[str]:
+    """The lines printed for an error, each one line of printable text."""
     lines = [f"error: {exc.message}"]
     if isinstance(exc, InputError):
         lines.extend(exc.problems)
     if exc.hint:
         lines.append(f"hint: {exc.hint}")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def error_data(exc: BuilderError) -> dict[str, Any]:

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   whois
   createrepo-c dnf gpgv groovy default-jre-headless
   pigz node-spdx-license-ids
+  openssh-server
 )
 
 sudo_cmd=()
@@ -65,7 +66,7 @@ stamp="$venv/.installed-$(sha256sum "$repo/pyproject.toml" | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "==> installing the project into $venv" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e "$repo[dev]"
+  "$venv/bin/python" -m pip install -q -e "$repo[dev,ansible]"
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi

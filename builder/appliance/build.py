@@ -18,9 +18,10 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from builder.appliance.backend import BuildContext, BuiltDisk
+from builder.appliance.options import ApplianceFormat
 from builder.appliance.recipes import Recipe, create_backend
 from builder.atomic import write_atomic
 from builder.cache import StageCache, hash_inputs, link_or_copy, tool_version
@@ -36,8 +37,6 @@ from builder.rpm.metadata import rpm_layout
 from builder.rpm.spec import templates_digest
 
 DISK_META = "disk.json"
-ApplianceFormat = Literal["ovirt", "qcow2", "ovf"]
-FORMATS: tuple[ApplianceFormat, ...] = ("ovirt", "qcow2", "ovf")
 # Bumped when a stage's output changes in a way its other inputs cannot see.
 OVA_FORMAT = "2"  # gzip oVirt layout, manifest last, BiosType, XSD-valid standard OVF
 QCOW2_FORMAT = "1"

@@ -13,10 +13,22 @@ from builder.inventory.models import Site
 from builder.inventory.schema import render_schema
 
 
-def add_inventory_option(parser: argparse.ArgumentParser) -> None:
-    """`--inventory FILE`, shared by every command that reads the inventory."""
+def add_inventory_option(parser: argparse.ArgumentParser, *, secrets: bool = False) -> None:
+    """`--inventory FILE`, shared by every command that reads the inventory (and, for those
+    that check or read `file:` secrets, `--allow-secrets-from DIR`)."""
     parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="FILE",
                         help="the inventory YAML file (default: the bundled example)")
+    if secrets:
+        add_allow_secrets_option(parser)
+
+
+def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:
+    """`--allow-secrets-from DIR` (repeatable): where `file:` secrets outside the inventory's
+    directory may be read from (he-launch adds it to its own parser too)."""
+    parser.add_argument("--allow-secrets-from", type=Path, action="append", default=[],
+                        metavar="DIR", help="allow file: secrets in DIR too (absolute paths "
+                        "in the inventory; repeatable); by default only files inside the "
+                        "inventory's directory are allowed")
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
@@ -25,7 +37,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     commands = group.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
     check = commands.add_parser("check", parents=[parent],
                                 help="validate the inventory and list its sites (nothing written)")
-    add_inventory_option(check)
+    add_inventory_option(check, secrets=True)
     check.set_defaults(handler=run_check)
     schema = commands.add_parser("schema", parents=[parent],
                                  help="print the inventory's JSON Schema (for editors)")
@@ -33,7 +45,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace, console: Console) -> CommandResult:
-    inventory = load_inventory(args.inventory)
+    inventory = load_inventory(args.inventory, allow_secrets_from=args.allow_secrets_from)
     rows = [site_summary(site) for site in inventory.sites.values()]
     data = {"ok": True, "inventory": str(inventory.path), "sites": rows}
     return CommandResult(data=data, text=render_check(inventory, rows))

@@ -14,7 +14,6 @@ from typing import Any
 from builder.commands.inventory import add_inventory_option
 from builder.console import CommandResult, Console
 from builder.inventory.load import load_inventory, select_sites
-from builder.inventory.secrets import resolve_secrets
 from builder.repro import build_time
 from builder.seed.build import SeedArtifacts, publish_seeds
 from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME, DhcpExport, build_dhcp_export
@@ -39,7 +38,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     which.add_argument("--site", action="append", metavar="NAME",
                        help="a site of the inventory (repeatable)")
     which.add_argument("--all", action="store_true", help="every site of the inventory")
-    add_inventory_option(parser)
+    add_inventory_option(parser, secrets=True)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--dhcp-export", action="store_true",
@@ -48,12 +47,11 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
-    inventory = load_inventory(args.inventory)
+    inventory = load_inventory(args.inventory, allow_secrets_from=args.allow_secrets_from)
     sites = select_sites(inventory, args.site or (), args.all)
     env = dict(os.environ)
     prompt = _prompt if sys.stdin.isatty() else None
-    jobs = [(site, resolve_secrets(site, base_dir=inventory.base_dir, env=env, prompt=prompt))
-            for site in sites]
+    jobs = [(site, inventory.resolve_secrets(site, env=env, prompt=prompt)) for site in sites]
     progress = _progress(console) if len(jobs) >= PROGRESS_MIN_SITES else None
     export = build_dhcp_export(sites) if args.dhcp_export else None
     artifacts, published = publish_seeds(

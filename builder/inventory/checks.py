@@ -1,4 +1,9 @@
-"""Checks that span fields or sites: network mode, gateways, and cross-site conflicts."""
+"""Checks that span fields or sites: network mode, gateways, engine options, answer keys,
+secret file locations, and cross-site conflicts.
+
+These are the rules `he-build seed` relies on: whatever it would refuse in an inventory value,
+`inventory check` refuses first, with file and line.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,64 @@ from collections.abc import Collection, Sequence
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from builder.inventory.models import Network, Site
+from builder.inventory.otopi import AUTO_ACCEPT_KEY, DERIVED_ANSWER_KEYS
 from builder.inventory.problems import Problem
+from builder.inventory.secrets import SECRET_FIELDS, SecretFiles, reference_problem
+from builder.inventory.syntax import MAX_ORGANIZATION
 
 
-def check_site(site: Site) -> list[Problem]:
-    """What one site's fields can't express alone."""
-    return check_network(site.network)
+def check_site(site: Site, files: SecretFiles | None = None) -> list[Problem]:
+    """What one site's fields can't express alone (`files`: where file: secrets may be)."""
+    problems = [*check_network(site.network), *check_engine(site), *check_extra_answers(site),
+                *check_fleet_fields(site)]
+    if files is not None:
+        problems += check_secret_files(site, files)
+    return problems
+
+
+def check_engine(site: Site) -> list[Problem]:
+    engine = site.engine
+    problems = []
+    if engine.configure_grafana and not engine.configure_dwh:
+        problems.append(Problem(("engine", "configure_grafana"), "Grafana needs the data "
+                                "warehouse (set engine.configure_dwh: true)"))
+    if engine.organization is None and len(site.domain) > MAX_ORGANIZATION:
+        problems.append(Problem(("engine", "organization"), f"the default, the FQDN's domain, "
+                                f"has {len(site.domain)} characters, more than the "
+                                f"{MAX_ORGANIZATION} X.509 allows: set engine.organization"))
+    return problems
+
+
+def check_extra_answers(site: Site) -> list[Problem]:
+    """A free-form answer may not silently replace one the seed derives from a field."""
+    problems = []
+    for key in site.extra_answers:
+        field = DERIVED_ANSWER_KEYS.get(key)
+        if key == AUTO_ACCEPT_KEY:
+            message = f"{key} is set by the seed for the unattended run; it cannot be changed"
+        elif field is not None:
+            message = f"{key} is already set from the inventory field {field}; change it there"
+        else:
+            continue
+        problems.append(Problem(("extra_answers", key), message))
+    return problems
+
+
+def check_secret_files(site: Site, files: SecretFiles) -> list[Problem]:
+    problems = []
+    for name in SECRET_FIELDS:
+        problem = reference_problem(getattr(site, name), files)
+        if problem is not None:
+            problems.append(Problem((name,), problem))
+    return problems
 
 
 def check_network(net: Network) -> list[Problem]:
     problems: list[Problem] = []
     if net.mode == "static" and net.ipv4 is None and net.ipv6 is None:
         problems.append(Problem(("network", "mode"), "static mode needs ipv4 and/or ipv6"))
+    else:
+        problems += check_dns_families(net)
     for family, static in (("ipv4", net.ipv4), ("ipv6", net.ipv6)):
         if static is None:
             continue
@@ -26,6 +77,18 @@ def check_network(net: Network) -> list[Problem]:
             problems.append(Problem(path, "only allowed with mode: static"))
         problems.extend(check_gateway(path, static.address, static.gateway))
     return problems
+
+
+def check_dns_families(net: Network) -> list[Problem]:
+    """NetworkManager keeps DNS servers per address family, and the seed disables a family the
+    site does not configure (DHCP: IPv4 only): a server of that family would be dropped."""
+    configured = {4: net.mode == "dhcp" or net.ipv4 is not None,
+                  6: net.mode == "static" and net.ipv6 is not None}
+    return [
+        Problem(("network", "dns_servers", index), f"{server} is IPv{server.version}, but the "
+                f"site configures no IPv{server.version} address")
+        for index, server in enumerate(net.dns_servers) if not configured[server.version]
+    ]
 
 
 def check_gateway(
@@ -73,3 +136,17 @@ def unique_values(site: Site, mac_derived: bool) -> list[Unique]:
     if site.instance_id is not None:
         values.append((("instance_id",), "instance-id", site.instance_id))
     return values
+
+
+def check_fleet_fields(site: Site) -> list[Problem]:
+    """deploy_host needs an address once merged (defaults may give only user, port, become);
+    a label listed twice is a typo."""
+    problems = []
+    if site.deploy_host is not None and site.deploy_host.address is None:
+        problems.append(Problem(("deploy_host", "address"), "required"))
+    seen: set[str] = set()
+    for index, label in enumerate(site.labels):
+        if label in seen:
+            problems.append(Problem(("labels", index), f"label {label!r} is listed twice"))
+        seen.add(label)
+    return problems

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.inventory.checks import check_conflicts, check_network, check_site
+from builder.inventory.files import FileRefused, read_regular_file, size_text
 from builder.inventory.models import SITE_NAME_PATTERN, Network, Site
 from builder.inventory.problems import (
     PATTERN_MESSAGES,
@@ -21,12 +21,22 @@ from builder.inventory.problems import (
     dotted,
     from_validation_error,
 )
-from builder.inventory.source import LineDict, LineList, Path_, line_of, parse_yaml
+from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_secrets
+from builder.inventory.source import (
+    LineDict,
+    LineList,
+    Path_,
+    YamlInputError,
+    line_of,
+    parse_yaml,
+)
 from builder.repro import stable_mac
 
 # The bundled example, found from the package so it works from a checkout and an editable install.
 DEFAULT_INVENTORY: Path = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
 
+# Far above any real inventory (1,000 sites take about 0.4 MiB), low enough to read at once.
+MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 TOP_LEVEL_KEYS = ("defaults", "sites")
 NOT_IN_DEFAULTS = ("name", "fqdn", "instance_id")
 # Stand-ins so the defaults can be validated alone, without the fields only a site has.
@@ -40,11 +50,19 @@ class Inventory:
 
     path: Path
     sites: Mapping[str, Site]
+    secret_files: SecretFiles
 
     @property
     def base_dir(self) -> Path:
-        """Where relative `file:` secret references are resolved."""
-        return self.path.parent
+        """Where relative `file:` secret references are resolved: the inventory's directory."""
+        return self.secret_files.base_dir
+
+    def resolve_secrets(self, site: Site, *, env: Mapping[str, str],
+                        prompt: Callable[[str], str] | None) -> SiteSecrets:
+        """`site`'s secrets under this inventory's `file:` policy (its directory, the
+        directories allowed when it was loaded): what `seed` and `he-launch` both use."""
+        return resolve_secrets(site, base_dir=self.base_dir, env=env, prompt=prompt,
+                               allow_from=self.secret_files.allowed_dirs)
 
 
 @dataclass
@@ -69,17 +87,23 @@ class Report:
         raise InputError(f"inventory {self.file} has {count} {noun}", problems=problems)
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read, parse and validate `path`; raise one InputError listing every problem."""
+def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> Inventory:
+    """Read, parse and validate `path`; raise one InputError listing every problem.
+
+    `allow_secrets_from`: directories outside the inventory's own from which `file:` secrets
+    may be read (checked here without reading them).
+    """
     report = Report(str(path))
     tree = read_tree(path)
+    files = SecretFiles.create(path.absolute().parent, allow_secrets_from)
     report_duplicates(tree, (), report)
     defaults, entries = split_top_level(tree, report)
     defaults = check_defaults(defaults, report)
     sites: list[Site] = []
     derived: set[str] = set()
     for name, raw in entries.items():
-        site = build_site(SiteEntry(name, raw, entries.key_lines[name], defaults), report)
+        entry = SiteEntry(name, raw, entries.key_lines[name], defaults)
+        site = build_site(entry, report, files)
         if site is None:
             continue
         if site.network.mac is None:
@@ -89,23 +113,30 @@ def load_inventory(path: Path) -> Inventory:
     for name, problem in check_conflicts(sites, derived):
         SiteEntry(name, entries[name], entries.key_lines[name], defaults).report(report, problem)
     report.raise_if_any()
-    return Inventory(path=path, sites=MappingProxyType({site.name: site for site in sites}))
+    return Inventory(path=path, sites=MappingProxyType({site.name: site for site in sites}),
+                     secret_files=files)
 
 
 def read_tree(path: Path) -> Any:
+    """The parsed YAML of a regular file of at most MAX_INVENTORY_BYTES, in UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot read inventory {path}: {reason}") from None
+        data = read_regular_file(path, limit=MAX_INVENTORY_BYTES).data
+    except FileRefused as exc:
+        raise InputError(f"cannot read inventory {path}: {exc.reason}",
+                         hint=f"the inventory is a YAML file of at most "
+                              f"{size_text(MAX_INVENTORY_BYTES)}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"inventory {path} is not UTF-8 text",
+                         problems=[f"{path}:{line}: byte 0x{data[exc.start]:02x} is not "
+                                   "UTF-8"]) from None
     try:
         return parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    except YamlInputError as exc:
         raise InputError(f"inventory {path} is not valid YAML",
-                         problems=[f"{path}:{line}: {problem}"]) from None
+                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
 
 
 def report_duplicates(node: Any, path: Path_, report: Report) -> None:
@@ -209,7 +240,7 @@ class SiteEntry:
         report.add(self.line_of(problem.path), f"site {self.name}", problem.path, problem.message)
 
 
-def build_site(entry: SiteEntry, report: Report) -> Site | None:
+def build_site(entry: SiteEntry, report: Report, files: SecretFiles | None = None) -> Site | None:
     """One site: defaults merged under it, validated; None when it has problems."""
     shape = check_entry_shape(entry)
     if shape is not None:
@@ -222,9 +253,10 @@ def build_site(entry: SiteEntry, report: Report) -> Site | None:
         for problem in [*from_validation_error(exc), *check_network_alone(merged)]:
             entry.report(report, problem)
         return None
-    for problem in check_site(site):
+    problems = check_site(site, files)
+    for problem in problems:
         entry.report(report, problem)
-    return site
+    return None if problems else site
 
 
 def check_network_alone(merged: Mapping[str, Any]) -> list[Problem]:

@@ -5,7 +5,8 @@ The pydantic models are also the source of the inventory's JSON Schema.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+import re
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -18,41 +19,59 @@ from pydantic import (
     model_validator,
 )
 
+from builder.inventory.otopi import ANSWER_KEY_PATTERN
 from builder.inventory.syntax import (
     ANSWER_TYPES,
+    HOST_NAME_PATTERN,
     answer_value_matches,
+    answer_value_problem,
+    check_admin_user,
     check_answer_shape,
+    check_host_or_ip,
+    check_line,
+    check_organization,
+    check_secret_reference,
     check_ssh_key,
     check_timezone,
     lower_text,
     parse_ip,
 )
 
+__all__ = ["ANSWER_KEY_PATTERN", "HOST_NAME_PATTERN"]  # re-exported: patterns live with checks
+
 FQDN_PATTERN = (
     r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
 )
 MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
 REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|prompt)$"
-ANSWER_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$"
 SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-# A short host name (one label) or an FQDN, as /etc/hosts accepts.
-HOST_NAME_PATTERN = (
-    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$"
-)
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# A Linux interface name (IFNAMSIZ: 15 characters), not '.' or '..'.
+INTERFACE_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$"
 
-Fqdn = Annotated[str, StringConstraints(pattern=FQDN_PATTERN)]
+# Every text type refuses control characters first (check_line): a pattern's `$` would let a
+# trailing line break through, and a message about the character is clearer than a pattern's.
+Fqdn = Annotated[str, StringConstraints(pattern=FQDN_PATTERN), BeforeValidator(check_line)]
 # Lowered before the pattern check, so 00:16:3E:... is accepted and stored as 00:16:3e:...
-Mac = Annotated[str, StringConstraints(pattern=MAC_PATTERN), BeforeValidator(lower_text)]
-SecretRef = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN)]
-SiteName = Annotated[str, StringConstraints(pattern=SITE_NAME_PATTERN)]
-HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
+Mac = Annotated[str, StringConstraints(pattern=MAC_PATTERN), BeforeValidator(lower_text),
+                BeforeValidator(check_line)]
+SecretRef = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN),
+                      AfterValidator(check_secret_reference)]
+SiteName = Annotated[str, StringConstraints(pattern=SITE_NAME_PATTERN), BeforeValidator(check_line)]
+HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN), BeforeValidator(check_line)]
+HostOrIp = Annotated[str, AfterValidator(check_host_or_ip), BeforeValidator(check_line)]
+Interface = Annotated[str, StringConstraints(pattern=INTERFACE_PATTERN),
+                      BeforeValidator(check_line)]
 IpAddress = Annotated[IPv4Address | IPv6Address, BeforeValidator(parse_ip)]
-AnswerKey = Annotated[str, StringConstraints(pattern=ANSWER_KEY_PATTERN)]
-Timezone = Annotated[str, AfterValidator(check_timezone)]
-SshKey = Annotated[str, AfterValidator(check_ssh_key)]
+AnswerKey = Annotated[str, StringConstraints(pattern=ANSWER_KEY_PATTERN),
+                      BeforeValidator(check_line)]
+Timezone = Annotated[str, AfterValidator(check_timezone), BeforeValidator(check_line)]
+SshKey = Annotated[str, AfterValidator(check_ssh_key), BeforeValidator(check_line)]
 AnswerValue = Annotated[str | bool | int | list[str] | None, BeforeValidator(check_answer_shape)]
-InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN)]
+InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN),
+                       BeforeValidator(check_line)]
+Organization = Annotated[str, AfterValidator(check_organization), BeforeValidator(check_line)]
+AdminUser = Annotated[str, AfterValidator(check_admin_user), BeforeValidator(check_line)]
 
 
 class Frozen(BaseModel):
@@ -75,7 +94,7 @@ class Network(Frozen):
 
     mode: Literal["dhcp", "static"] = "dhcp"
     mac: Mac | None = Field(default=None, description="derived from the site name when absent")
-    interface: str = "eth0"
+    interface: Interface = "eth0"
     ipv4: StaticIPv4 | None = None
     ipv6: StaticIPv6 | None = None
     dns_servers: tuple[IpAddress, ...] = ()
@@ -100,21 +119,77 @@ class TypedAnswer(Frozen):
         if not answer_value_matches(self.type, self.value):
             raise ValueError(f"value {self.value!r} is not {ANSWER_TYPES[self.type]} "
                              f"(type: {self.type})")
+        problem = answer_value_problem(self.type, self.value)
+        if problem is not None:
+            raise ValueError(f"the {self.type} value {problem}")
         return self
 
 
 class EngineOptions(Frozen):
     """The engine-setup options hosted-engine sets in its answer file."""
 
-    organization: str | None = Field(default=None, description="default: the FQDN's domain")
+    organization: Organization | None = Field(
+        default=None, description="PKI organization (at most 64 characters); default: the "
+        "FQDN's domain")
     application_mode: Literal["both", "virt", "gluster"] = "both"
     storage_type: Literal["nfs", "fc", "iscsi", "posixfs", "glusterfs"] = "nfs"
     firewall_manager: Literal["firewalld", "iptables"] | None = "firewalld"
-    admin_user: str = "admin@internal"
+    admin_user: AdminUser = Field(default="admin@internal",
+                                  description="engine-setup creates admin@internal only")
     configure_websocket_proxy: bool = True
     configure_vmconsole_proxy: bool = True
     configure_grafana: bool = False
     configure_dwh: bool = True
+
+
+# --- Fleet deployment (the Ansible inventory plugin reads these; seeds do not) ---------------
+# A POSIX user name as useradd accepts it by default.
+DEPLOY_USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}\$?$"
+# A label becomes an Ansible group: a Python identifier, not one of Ansible's own groups.
+LABEL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+RESERVED_GROUPS = frozenset({"all", "ungrouped"})
+
+
+def check_deploy_address(value: str) -> str:
+    """An IPv4/IPv6 address, or a host name or FQDN (what ssh connects to)."""
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        pass
+    if not re.match(HOST_NAME_PATTERN, value):
+        raise ValueError(f"not an IP address, host name or FQDN: {value!r}")
+    return value
+
+
+def check_deploy_user(value: str) -> str:
+    if not re.match(DEPLOY_USER_PATTERN, value):
+        raise ValueError(f"not a user name (lowercase letters, digits, '_', '-'): {value!r}")
+    return value
+
+
+def check_label(value: str) -> str:
+    if not re.match(LABEL_PATTERN, value):
+        raise ValueError(f"{value!r} is not a label (letters, digits and '_', not starting "
+                         f"with a digit; it becomes an Ansible group)")
+    if value in RESERVED_GROUPS:
+        raise ValueError(f"{value!r} is Ansible's own group; choose another label")
+    return value
+
+
+DeployAddress = Annotated[str, AfterValidator(check_deploy_address)]
+DeployUser = Annotated[str, AfterValidator(check_deploy_user)]
+Label = Annotated[str, AfterValidator(check_label)]
+
+
+class DeployHost(Frozen):
+    """How Ansible reaches the site's first host, where he-launch runs."""
+
+    address: DeployAddress | None = Field(
+        default=None, description="IP address, host name or FQDN of the site's first host "
+        "(required; may be left to each site when defaults give the rest)")
+    user: DeployUser = Field(default="root", description="SSH user")
+    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
+    become: bool = Field(default=False, description="run the deployment with sudo (become)")
 
 
 class Site(Frozen):
@@ -127,8 +202,11 @@ class Site(Frozen):
     network: Network = Network()
     hosts_entries: tuple[HostEntry, ...] = ()
     timezone: Timezone = "UTC"
-    ntp_servers: tuple[str, ...] = ()
+    ntp_servers: tuple[HostOrIp, ...] = ()
     ssh_keys: tuple[SshKey, ...] = ()
+    root_ssh: Literal["key", "password"] = Field(
+        default="key", description="key: root logs in over SSH with a key only; password: "
+        "also with the root password (PermitRootLogin yes)")
     root_password: SecretRef
     admin_password: SecretRef
     engine: EngineOptions = EngineOptions()
@@ -136,6 +214,10 @@ class Site(Frozen):
     instance_id: InstanceId | None = Field(
         default=None, description="pins meta-data's instance-id; derived from the seed when absent"
     )
+    deploy_host: DeployHost | None = Field(
+        default=None, description="where the fleet playbook deploys this site (Ansible)")
+    labels: tuple[Label, ...] = Field(
+        default=(), description="names that become Ansible groups of this site")
 
     @property
     def hostname(self) -> str:

@@ -21,11 +21,14 @@ PATTERN_MESSAGES: dict[str, str] = {
     models.FQDN_PATTERN: "not a fully qualified domain name: {input!r}",
     models.MAC_PATTERN: "not a MAC address like 00:16:3e:12:34:56: {input!r}",
     models.REFERENCE_PATTERN: REFERENCE_MESSAGE,
-    models.ANSWER_KEY_PATTERN: "key {input!r} is not SECTION/name (e.g. OVESETUP_CONFIG/fqdn)",
+    models.ANSWER_KEY_PATTERN: "key {input!r} is not SECTION/name or QUESTION/N/name "
+    "(e.g. OVESETUP_CONFIG/fqdn)",
     models.SITE_NAME_PATTERN: "{input!r} is not a site name "
     "(lowercase letters, digits and '-', starting with a letter)",
     models.HOST_NAME_PATTERN: "not a host name or FQDN: {input!r}",
     models.INSTANCE_ID_PATTERN: "not an instance-id (letters, digits, '.', '_', '-'): {input!r}",
+    models.INTERFACE_PATTERN: "not an interface name (at most 15 letters, digits, '.', '_', "
+    "'-'): {input!r}",
 }
 
 TYPE_MESSAGES: dict[str, str] = {
@@ -89,7 +92,7 @@ def describe(error: ErrorDetails) -> str:
     """The message for one pydantic error, never pydantic's multi-line text."""
     loc = error["loc"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
-    if loc and loc[0] in SECRET_FIELDS and error["type"] != "missing":
+    if loc and loc[0] in SECRET_FIELDS and error["type"] not in ("missing", "secret_reference"):
         return REFERENCE_MESSAGE  # never echo what may be a password
     if error["type"] == "extra_forbidden":
         match = difflib.get_close_matches(str(loc[-1]), sorted(known_fields()), n=1)

@@ -1,15 +1,28 @@
-"""Resolve a site's secret references (env:NAME, file:PATH, prompt); values stay out of logs."""
+"""Resolve a site's secret references (env:NAME, file:PATH, prompt); values stay out of logs.
+
+The `file:` policy: a path is taken from the inventory's directory unless absolute; `~` is never
+expanded; the file, once every symlink is resolved, must lie inside the inventory's directory or
+inside a directory the operator allowed (`--allow-secrets-from DIR`); a relative path may not
+climb out of the inventory's directory with `..`; only a regular file of at most 4 KiB is read;
+a file readable by group or others gets a warning.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import InputError
+from builder.inventory.files import FileRefused, read_regular_file
 from builder.inventory.models import Site
 
 SECRET_LABELS = {"root_password": "root password", "admin_password": "engine admin password"}
+SECRET_FIELDS = ("root_password", "admin_password")
+MAX_SECRET_BYTES = 4096
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,18 +38,88 @@ class SiteSecrets:
     __str__ = __repr__
 
 
+@dataclass(frozen=True)
+class SecretFiles:
+    """Where `file:` references may point: the inventory's directory and allowed directories."""
+
+    base_dir: Path
+    allowed_dirs: tuple[Path, ...] = ()
+
+    @classmethod
+    def create(cls, base_dir: Path, allow_from: Sequence[Path] = ()) -> SecretFiles:
+        """Both resolved (symlinks followed), so containment is checked on real paths."""
+        return cls(real(base_dir), tuple(real(path) for path in allow_from))
+
+    def locate(self, text: str, *, must_exist: bool) -> Path:
+        """The real path of `file:TEXT`; SecretPathRefused when the policy refuses it.
+
+        With must_exist=False (inventory check) a missing file is fine: only where it would be.
+        """
+        if text.startswith("~"):
+            raise SecretPathRefused("'~' is not expanded; write the path relative to the "
+                                    "inventory's directory, or absolute with "
+                                    "--allow-secrets-from DIR")
+        given = Path(text)
+        written = Path(os.path.normpath(self.base_dir / given))
+        if not given.is_absolute() and not inside(written, self.base_dir):
+            raise SecretPathRefused(f"climbs out of the inventory's directory {self.base_dir} "
+                                    "with '..'; use an absolute path and --allow-secrets-from "
+                                    "DIR")
+        path = real(written, strict=must_exist)
+        if not any(inside(path, root) for root in (self.base_dir, *self.allowed_dirs)):
+            resolved = "" if path == written else f" (it resolves to {path})"
+            raise SecretPathRefused(f"outside the inventory's directory {self.base_dir}"
+                                    f"{resolved}; allow its directory with "
+                                    "--allow-secrets-from DIR")
+        return path
+
+
+class SecretPathRefused(Exception):
+    """A `file:` reference the policy refuses; the message names the path, never a value."""
+
+
+def real(path: Path, *, strict: bool = False) -> Path:
+    """`path` made absolute with every existing symlink resolved; SecretPathRefused if strict
+    and it does not exist."""
+    try:
+        return Path(os.path.realpath(path, strict=strict))
+    except FileNotFoundError:
+        raise SecretPathRefused("does not exist") from None
+    except OSError as exc:
+        raise SecretPathRefused(exc.strerror or str(exc)) from None
+    except ValueError:  # an embedded NUL
+        raise SecretPathRefused("not a usable path") from None
+
+
+def inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def reference_problem(reference: str, files: SecretFiles) -> str | None:
+    """What `inventory check` can say about a reference without reading any secret."""
+    if not reference.startswith("file:"):
+        return None
+    try:
+        files.locate(reference.removeprefix("file:"), must_exist=False)
+    except SecretPathRefused as exc:
+        return f"{reference}: {exc}"
+    return None
+
+
 def resolve_secrets(
     site: Site,
     *,
     base_dir: Path,
     env: Mapping[str, str],
     prompt: Callable[[str], str] | None,
+    allow_from: Sequence[Path] = (),
 ) -> SiteSecrets:
-    """Both secrets of `site`; relative `file:` paths are taken from `base_dir`."""
+    """Both secrets of `site`; `file:` paths by the policy above, from `base_dir`."""
+    files = SecretFiles.create(base_dir, allow_from)
     values = {
         name: resolve_reference(site.name, name, getattr(site, name),
-                                base_dir=base_dir, env=env, prompt=prompt)
-        for name in ("root_password", "admin_password")
+                                files=files, env=env, prompt=prompt)
+        for name in SECRET_FIELDS
     }
     return SiteSecrets(**values)
 
@@ -46,7 +129,7 @@ def resolve_reference(
     field: str,
     reference: str,
     *,
-    base_dir: Path,
+    files: SecretFiles,
     env: Mapping[str, str],
     prompt: Callable[[str], str] | None,
 ) -> str:
@@ -54,7 +137,7 @@ def resolve_reference(
     if reference.startswith("env:"):
         return read_env(where, reference.removeprefix("env:"), env)
     if reference.startswith("file:"):
-        return read_file(where, base_dir / Path(reference.removeprefix("file:")).expanduser())
+        return read_secret_file(where, reference.removeprefix("file:"), files)
     if prompt is None:
         raise InputError(f"{where}: 'prompt' needs a terminal",
                          hint="run it interactively, or use env:NAME or file:PATH")
@@ -68,14 +151,24 @@ def read_env(where: str, name: str, env: Mapping[str, str]) -> str:
     return value
 
 
-def read_file(where: str, path: Path) -> str:
+def read_secret_file(where: str, text: str, files: SecretFiles) -> str:
     """The file's text without one trailing newline (as `echo pw > file` leaves it)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise InputError(f"{where}: cannot read {path}: {reason}") from None
-    return check_value(where, f"file {path}", text.removesuffix("\n"))
+        path = files.locate(text, must_exist=True)
+    except SecretPathRefused as exc:
+        raise InputError(f"{where}: file:{text}: {exc}") from None
+    try:
+        found = read_regular_file(path, limit=MAX_SECRET_BYTES, follow_symlinks=False)
+        value = found.data.decode("utf-8")
+    except FileRefused as exc:
+        raise InputError(f"{where}: cannot read {path}: {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: cannot read {path}: not UTF-8 text") from None
+    if found.mode & 0o044:
+        log.warning("%s: %s is readable by %s (mode %04o): chmod 600 it", where, path,
+                    "group and others" if found.mode & 0o044 == 0o044 else
+                    "group" if found.mode & 0o040 else "others", found.mode)
+    return check_value(where, f"file {path}", value.removesuffix("\n"))
 
 
 def check_value(where: str, source: str, value: str) -> str:

@@ -1,15 +1,29 @@
-"""The inventory's YAML reader: plain data plus the line of every key, duplicates recorded."""
+"""The inventory's YAML reader: bounded, plain data plus the line of every key, duplicates recorded.
+
+The tree is built straight from libyaml's event stream (iteratively, never recursively), so
+nesting depth, alias expansion and integer sizes are checked before anything is built from them:
+PyYAML's own composer recurses in C and crashes the process on deeply nested input.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml import events as ev
+from yaml._yaml import CParser
 
 Path_ = tuple[str | int, ...]
 
+MAX_DEPTH = 64
+# Values in the document once every alias is expanded: what later steps walk over.
+MAX_VALUES = 1_000_000
+MAX_INT_DIGITS = 100
+
+TAG = "tag:yaml.org,2002:"
 # YAML 1.1 reads an unquoted 52:54:00:12:34:56 as a base-60 integer; MACs are common here, so
 # the reader keeps only the decimal/hex/octal/binary forms of numbers.
 _INT = re.compile(
@@ -19,6 +33,16 @@ _FLOAT = re.compile(
     r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
+_BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
+
+
+class YamlInputError(Exception):
+    """The text is not YAML this reader accepts; `line` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 class LineDict(dict[Any, Any]):
@@ -40,47 +64,270 @@ class LineList(list[Any]):
         self.item_lines = list(item_lines)
 
 
-# libyaml's parser (several times faster than the pure-Python one); constructors stay Python.
-class _Loader(yaml.CSafeLoader):
-    """A safe loader with line-recording containers and without base-60 numbers."""
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.1's implicit types, without base-60 numbers."""
 
     yaml_implicit_resolvers = {  # noqa: RUF012 - built once here, read-only after import
         first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":int", ":float"))]
-        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+        for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
     }
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    result = LineDict(node.start_mark.line + 1)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            key = str(key)
-        if key in result:
-            result.duplicates.append((key, line, result.key_lines[key]))
-            continue
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
+_Resolver.add_implicit_resolver(TAG + "int", _INT, list("-+0123456789"))
+_Resolver.add_implicit_resolver(TAG + "float", _FLOAT, list("-+0123456789."))
+_RESOLVER = _Resolver()
+
+
+def _int(text: str, line: int) -> int:
+    if not _INT.match(text):
+        raise YamlInputError(line, f"not an integer: {text[:40]!r}")
+    digits = text.replace("_", "").lstrip("+-")
+    if len(digits) > MAX_INT_DIGITS:
+        raise YamlInputError(line, f"an integer with {len(digits)} digits "
+                             f"(more than {MAX_INT_DIGITS})")
+    sign = -1 if text.startswith("-") else 1
+    base = {"0b": 2, "0x": 16}.get(digits[:2], 8 if digits[:1] == "0" else 10)
+    try:
+        return sign * int(digits[2:] if base in (2, 16) else digits, base)
+    except ValueError:  # "0x_": the pattern allows underscores only
+        raise YamlInputError(line, f"not an integer: {text[:40]!r}") from None
+
+
+def _float(text: str, line: int) -> float:
+    if not _FLOAT.match(text):
+        raise YamlInputError(line, f"not a number: {text[:40]!r}")
+    value = text.replace("_", "").lower()
+    sign = -1.0 if value.startswith("-") else 1.0
+    value = value.lstrip("+-")
+    if value == ".inf":
+        return sign * float("inf")
+    return float("nan") if value == ".nan" else sign * float(value)
+
+
+def _bool(text: str, line: int) -> bool:
+    try:
+        return _BOOLS[text.lower()]
+    except KeyError:
+        raise YamlInputError(line, f"not true or false: {text[:40]!r}") from None
+
+
+def _null(_text: str, _line: int) -> None:
+    return None
+
+
+def _str(text: str, _line: int) -> str:
+    return text
+
+
+# Dates and YAML 1.1's `=` stay text: no inventory field takes them.
+SCALARS: dict[str, Callable[[str, int], Any]] = {
+    TAG + "str": _str, TAG + "int": _int, TAG + "float": _float, TAG + "bool": _bool,
+    TAG + "null": _null, TAG + "timestamp": _str, TAG + "value": _str, "!": _str,
+}
+MAPPING_TAGS = frozenset({None, "!", TAG + "map"})
+SEQUENCE_TAGS = frozenset({None, "!", TAG + "seq"})
+MERGE = object()  # the `<<` key
+
+
+@dataclass
+class _Open:
+    """A mapping or sequence being built."""
+
+    line: int
+    anchor: str | None
+    is_mapping: bool
+    values: int = 1  # this node and everything in it, aliases expanded
+    items: list[Any] = field(default_factory=list)
+    item_lines: list[int] = field(default_factory=list)
+    pending_key: Any = None
+    has_key: bool = False
+
+
+@dataclass
+class _Built:
+    """A finished node and how many values it holds, itself included, aliases expanded."""
+
+    value: Any
+    values: int
+
+
+class _TreeBuilder:
+    """Turns the event stream into LineDict/LineList/scalars, within the limits above."""
+
+    def __init__(self) -> None:
+        self.stack: list[_Open] = []
+        self.anchors: dict[str, _Built] = {}
+        self.open_anchors: set[str] = set()
+        self.total = 0
+        self.root: _Built | None = None
+        self.documents = 0
+
+    def feed(self, event: ev.Event | None) -> None:
+        mark = event.start_mark if event is not None else None
+        line = mark.line + 1 if mark is not None else 1
+        if isinstance(event, ev.ScalarEvent):
+            self._scalar(event, line)
+        elif isinstance(event, ev.MappingStartEvent | ev.SequenceStartEvent):
+            self._start(event, line)
+        elif isinstance(event, ev.MappingEndEvent | ev.SequenceEndEvent):
+            self._end(line)
+        elif isinstance(event, ev.AliasEvent):
+            self._alias(event, line)
+        elif isinstance(event, ev.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                raise YamlInputError(line, "more than one YAML document (a second '---')")
+
+    def _count(self, values: int, line: int) -> None:
+        self.total += values
+        if self.total > MAX_VALUES:
+            raise YamlInputError(line, f"more than {MAX_VALUES:,} values once aliases are "
+                                 "expanded (an alias bomb?)")
+
+    def _scalar(self, event: ev.ScalarEvent, line: int) -> None:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = _RESOLVER.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, event.value, event.implicit)
+        if tag == TAG + "merge":
+            self._add(_Built(MERGE, 1), line, event.anchor)
+            return
+        construct = SCALARS.get(tag)
+        if construct is None:
+            raise YamlInputError(line, f"unsupported YAML tag {_short(tag)}")
+        self._add(_Built(construct(event.value, line), 1), line, event.anchor)
+
+    def _start(self, event: ev.MappingStartEvent | ev.SequenceStartEvent, line: int) -> None:
+        is_mapping = isinstance(event, ev.MappingStartEvent)
+        if event.tag not in (MAPPING_TAGS if is_mapping else SEQUENCE_TAGS):
+            raise YamlInputError(line, f"unsupported YAML tag {_short(event.tag)}")
+        if len(self.stack) >= MAX_DEPTH:
+            raise YamlInputError(line, f"nested more than {MAX_DEPTH} levels deep")
+        self._count(1, line)
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        self.stack.append(_Open(line, event.anchor, is_mapping))
+
+    def _end(self, line: int) -> None:
+        node = self.stack.pop()
+        value = _mapping(node) if node.is_mapping else _sequence(node)
+        if node.anchor is not None:
+            self.open_anchors.discard(node.anchor)
+        self._add(_Built(value, node.values), node.line, node.anchor, counted=True)
+
+    def _alias(self, event: ev.AliasEvent, line: int) -> None:
+        name = event.anchor or ""
+        if name in self.open_anchors:
+            raise YamlInputError(line, f"alias *{name} refers to a node that contains it")
+        built = self.anchors.get(name)
+        if built is None:
+            raise YamlInputError(line, f"alias *{name} has no anchor &{name} before it")
+        self._add(built, line, None)
+
+    def _add(self, built: _Built, line: int, anchor: str | None, counted: bool = False) -> None:
+        if not counted:
+            self._count(built.values, line)
+        if anchor is not None:
+            self.anchors[anchor] = built
+        if not self.stack:
+            self.root = _Built("<<", 1) if built.value is MERGE else built
+            return
+        parent = self.stack[-1]
+        parent.values += built.values
+        if parent.is_mapping and not parent.has_key:
+            if isinstance(built.value, LineDict | LineList):
+                raise YamlInputError(line, "a mapping key must be a plain value, not a "
+                                     "mapping or a list")
+            parent.pending_key, parent.has_key = built.value, True
+            parent.item_lines.append(line)
+            return
+        # `<<` means a merge only as a key; elsewhere it is text, as in the file.
+        parent.items.append("<<" if built.value is MERGE else built.value)
+        if parent.is_mapping:
+            parent.items.append(parent.pending_key)  # kept as (value, key) pairs
+            parent.has_key = False
+        else:
+            parent.item_lines.append(line)
+
+
+def _short(tag: str | None) -> str:
+    return f"!!{tag.removeprefix(TAG)}" if tag and tag.startswith(TAG) else str(tag)
+
+
+def _sequence(node: _Open) -> LineList:
+    result = LineList(node.line, node.item_lines)
+    result.extend(node.items)
     return result
 
 
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
-    result = LineList(node.start_mark.line + 1, [item.start_mark.line + 1 for item in node.value])
-    result.extend(loader.construct_object(item, deep=True) for item in node.value)
-    return result
+def _mapping(node: _Open) -> LineDict:
+    """Explicit keys in order; `<<` merges fill in keys the mapping does not set itself."""
+    explicit = LineDict(node.line)
+    merges: list[tuple[Any, int]] = []
+    for index, line in enumerate(node.item_lines):
+        value, key = node.items[2 * index], node.items[2 * index + 1]
+        if key is MERGE:
+            merges.append((value, line))
+        elif key in explicit:
+            explicit.duplicates.append((key, line, explicit.key_lines[key]))
+        else:
+            explicit[key], explicit.key_lines[key] = value, line
+    if not merges:
+        return explicit
+    merged = LineDict(node.line)
+    for source, line in merges:
+        for part in _merge_sources(source, line):
+            for key, value in part.items():
+                if key not in merged and key not in explicit:
+                    merged[key], merged.key_lines[key] = value, part.key_lines[key]
+    for key, value in explicit.items():
+        merged[key], merged.key_lines[key] = value, explicit.key_lines[key]
+    merged.duplicates = explicit.duplicates
+    return merged
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+def _merge_sources(source: Any, line: int) -> list[LineDict]:
+    if isinstance(source, LineDict):
+        return [source]
+    if isinstance(source, LineList) and all(isinstance(item, LineDict) for item in source):
+        return list(source)
+    raise YamlInputError(line, "a merge key '<<' needs a mapping or a list of mappings")
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError) -> str:
+    """libyaml's own message, except for its nesting limit (0.2.5 and later scan a flow
+    collection ahead of the events, so theirs can come first): ours, whichever version."""
+    problem = exc.problem or str(exc).splitlines()[0]
+    if "maximum nesting depth" in problem:
+        return f"nested more than {MAX_DEPTH} levels deep"
+    return problem
 
 
 def parse_yaml(text: str) -> Any:
-    """Parse one YAML document into LineDict/LineList/scalars; raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a CSafeLoader
+    """One YAML document as LineDict/LineList/scalars (None when empty).
+
+    Raises YamlInputError for the limits above and for YAML syntax errors.
+    """
+    builder = _TreeBuilder()
+    try:
+        parser = CParser(text)
+    except UnicodeEncodeError:
+        raise YamlInputError(1, "not valid Unicode text (a lone surrogate)") from None
+    try:
+        while parser.check_event():
+            builder.feed(parser.get_event())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise YamlInputError(line, _syntax_problem(exc)) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.encode("utf-8", "surrogatepass")[: exc.position].count(b"\n") + 1
+        raise YamlInputError(line, exc.reason) from None
+    except yaml.YAMLError as exc:
+        raise YamlInputError(1, str(exc).splitlines()[0]) from None
+    finally:
+        parser.dispose()
+    return None if builder.root is None else builder.root.value
 
 
 def line_of(node: Any, path: Path_) -> tuple[int | None, bool]:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
+import unicodedata
 import zoneinfo
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+from builder.inventory.otopi import int_problem, multi_str_problem, str_problem
 
 # Key types OpenSSH accepts in authorized_keys.
 SSH_KEY_TYPES = frozenset({
@@ -28,6 +34,77 @@ ANSWER_TYPES: dict[str, str] = {
     "none": "empty (null)",
     "multi-str": "a list of strings",
 }
+
+
+# C0 and C1 controls, line and paragraph separators, lone surrogates: none belongs in a
+# one-line value (a name, an address, a key, a path), and some would split a line downstream.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# X.520's upper bound for an organization name; openssl refuses longer ones.
+MAX_ORGANIZATION = 64
+# A short host name (one label) or an FQDN, as /etc/hosts accepts.
+HOST_NAME_PATTERN = (
+    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$"
+)
+HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
+
+
+def describe_char(char: str) -> str:
+    """'U+000A LINE FEED' style, for messages that must not print the character itself."""
+    name = unicodedata.name(char, "")
+    if not name and unicodedata.category(char) == "Cc":
+        name = {"\n": "line feed", "\r": "carriage return", "\t": "tab"}.get(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+
+
+def check_line(value: Any) -> Any:
+    """One line of printable text: no control character or line separator anywhere."""
+    if isinstance(value, str):
+        found = CONTROL_RE.search(value)
+        if found:
+            raise ValueError(f"contains the control character {describe_char(found.group())}")
+    return value
+
+
+def check_secret_reference(value: str) -> str:
+    """What a reference's pattern can't say; the messages never echo the value."""
+    found = CONTROL_RE.search(value)
+    if found:
+        raise PydanticCustomError("secret_reference", "contains the control character "
+                                  + describe_char(found.group()))
+    if value.startswith("file:~"):
+        raise PydanticCustomError(
+            "secret_reference", "'~' is not expanded in file: references; write the path "
+            "relative to the inventory's directory, or absolute (with --allow-secrets-from)")
+    return value
+
+
+def check_host_or_ip(value: str) -> str:
+    if HOST_NAME_RE.fullmatch(value):
+        return value
+    try:
+        ip_address(value)
+    except ValueError:
+        raise ValueError(f"not a host name or IP address: {value!r}") from None
+    return value
+
+
+def check_organization(value: str) -> str:
+    """What engine-setup puts in the CA's subject (O=): one line, trimmed, at most 64 chars."""
+    if not value:
+        raise ValueError("must not be empty (leave it out to use the FQDN's domain)")
+    if value != value.strip():
+        raise ValueError("starts or ends with whitespace")
+    if len(value) > MAX_ORGANIZATION:
+        raise ValueError(f"{len(value)} characters, more than the {MAX_ORGANIZATION} that X.509 "
+                         "allows in an organization name (engine-setup's CA would fail)")
+    return value
+
+
+def check_admin_user(value: str) -> str:
+    if value != "admin@internal":
+        raise ValueError("engine-setup always creates admin@internal; the answer file cannot "
+                         "name another administrator")
+    return value
 
 
 def lower_text(value: Any) -> Any:
@@ -72,6 +149,17 @@ def check_ssh_key(value: str) -> str:
     if blob_type != key_type:
         raise ValueError(f"key data is for {blob_type or 'nothing'!r}, not {key_type!r}")
     return value
+
+
+def answer_value_problem(answer_type: str, value: object) -> str | None:
+    """Why engine-setup would not read the value back as written (None when it would)."""
+    if answer_type == "str" and isinstance(value, str):
+        return str_problem(value)
+    if answer_type == "multi-str" and isinstance(value, list):
+        return multi_str_problem(value)
+    if answer_type == "int" and isinstance(value, int):
+        return int_problem(value)
+    return None
 
 
 def answer_value_matches(answer_type: str, value: object) -> bool:

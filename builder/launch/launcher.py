@@ -194,7 +194,8 @@ def prepare_seed(
                      f"{host.gateway or 'none'}, DNS {dns}")
     console.step(f"rendering the seed of site {opts.site} from {opts.inventory}")
     return render_site_seed(opts.inventory, opts.site, paths.workdir, env=env,
-                            host_network=host, address=opts.address)
+                            host_network=host, address=opts.address,
+                            allow_secrets_from=opts.allow_secrets_from)
 
 
 def start_vm(

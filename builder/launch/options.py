@@ -47,6 +47,7 @@ class LaunchOptions:
     health_url: str | None
     network_from_host: str | None
     address: IPv4Address | None
+    allow_secrets_from: tuple[Path, ...]
     json: bool
     debug: bool
 
@@ -80,6 +81,11 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                        help="static IPv4 in IFACE's subnet: host prefix, gateway and DNS")
     group.add_argument("--address", type=IPv4Address,
                        help="the engine VM's IPv4 address for --network-from-host")
+    # The same option as `he-build seed`'s (builder.commands.inventory), defined here so that
+    # he-launch does not import the inventory models unless it renders a seed.
+    group.add_argument("--allow-secrets-from", type=Path, action="append", metavar="DIR",
+                       help="with --inventory: also read file: secrets from DIR (absolute "
+                            "paths in the inventory; repeatable)")
 
 
 def _add_vm_options(parser: argparse.ArgumentParser) -> None:
@@ -122,8 +128,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> LaunchOptions:
     """Validate what argparse cannot and freeze the result."""
-    opts = LaunchOptions(**{k: v for k, v in vars(args).items() if k not in ("no_seed",
-                                                                               "no_network")})
+    values = {k: v for k, v in vars(args).items() if k not in ("no_seed", "no_network")}
+    values["allow_secrets_from"] = tuple(values.get("allow_secrets_from") or ())
+    opts = LaunchOptions(**values)
     check_options(opts)
     return opts
 
@@ -143,6 +150,8 @@ def _input_problems(opts: LaunchOptions) -> list[str]:
         problems.append("name the domain: --site NAME or --name NAME")
     if opts.network_from_host is not None and opts.inventory is None:
         problems.append("--network-from-host renders the seed: it needs --inventory")
+    if opts.allow_secrets_from and opts.inventory is None:
+        problems.append("--allow-secrets-from is for the seed rendered from --inventory")
     if opts.health_check and opts.fqdn is None and opts.inventory is None \
             and opts.health_url is None:
         problems.append("--health-check needs the FQDN: --inventory, --fqdn or --health-url")

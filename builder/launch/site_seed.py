@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from builder.errors import InputError
-from builder.inventory.load import load_inventory
+from builder.inventory.load import Inventory, load_inventory
 from builder.inventory.models import Network, Site, StaticIPv4
-from builder.inventory.secrets import resolve_secrets
 from builder.launch.hostnet import HostNetwork
 from builder.launch.seeding import SeedPlan, private_copy
 from builder.seed.build import write_site_seed
@@ -20,12 +19,14 @@ from builder.seed.build import write_site_seed
 def render_site_seed(
     inventory: Path, site_name: str, workdir: Path, *, env: Mapping[str, str],
     host_network: HostNetwork | None = None, address: IPv4Address | None = None,
+    allow_secrets_from: Sequence[Path] = (),
 ) -> SeedPlan:
     """Render the site's seed from the inventory into `workdir/seed/SITE/`."""
-    site = load_site(inventory, site_name)
+    loaded = load_inventory(inventory, allow_secrets_from=allow_secrets_from)
+    site = find_site(loaded, site_name)
     if host_network is not None:
         site = apply_host_network(site, host_network, address)
-    secrets = resolve_secrets(site, base_dir=inventory.parent, env=env, prompt=_prompt())
+    secrets = loaded.resolve_secrets(site, env=env, prompt=_prompt())
     artifacts = write_site_seed(site, secrets, workdir / "seed", env=env)
     # The seed directory is private (0700); qemu, running as its own user, gets a copy.
     attached = private_copy(artifacts.iso, workdir / "seed.iso")
@@ -38,11 +39,11 @@ def _prompt() -> Callable[[str], str] | None:
     return getpass.getpass if sys.stdin.isatty() else None
 
 
-def load_site(inventory: Path, name: str) -> Site:
-    sites = load_inventory(inventory).sites
+def find_site(inventory: Inventory, name: str) -> Site:
+    sites = inventory.sites
     if name not in sites:
         known = ", ".join(sites) or "none"
-        raise InputError(f"site {name} is not in {inventory}", hint=f"sites there: {known}")
+        raise InputError(f"site {name} is not in {inventory.path}", hint=f"sites there: {known}")
     return sites[name]
 
 

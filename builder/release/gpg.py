@@ -12,7 +12,8 @@ from pathlib import Path
 
 from builder.atomic import staged_file, write_atomic
 from builder.errors import CommandError, InputError, IntegrityError, MissingPrerequisiteError
-from builder.inventory.secrets import read_env, read_file
+from builder.inventory.files import FileRefused, read_regular_file
+from builder.inventory.secrets import read_env
 from builder.run import require_tool, run
 
 # gpg-agent's socket lives in the home when /run/user/UID does not exist: a unix socket path
@@ -29,6 +30,7 @@ GPG_CONF = (
 )
 AGENT_CONF = "allow-preset-passphrase\n"
 PROBE = b"he-builder signing probe\n"
+MAX_PASSPHRASE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,27 @@ def read_passphrase(reference: str, env: Mapping[str, str]) -> str:
     if reference.startswith("env:"):
         value = read_env(where, reference.removeprefix("env:"), env)
     elif reference.startswith("file:"):
-        value = read_file(where, Path(reference.removeprefix("file:")).expanduser())
+        value = _read_passphrase_file(where, Path(reference.removeprefix("file:")))
     else:
         # Not echoed: a literal passphrase put here by mistake must not reach a log.
         raise InputError(f"{where}: the reference is neither env:NAME nor file:PATH",
                          hint="a passphrase is never given literally")
     if "\n" in value or "\r" in value:
         raise InputError(f"{where}: the passphrase holds a line break (one line only)")
+    return value
+
+
+def _read_passphrase_file(where: str, path: Path) -> str:
+    """A regular file of at most 4 KiB, UTF-8, one trailing newline dropped."""
+    try:
+        value = read_regular_file(path, limit=MAX_PASSPHRASE_BYTES).data.decode("utf-8")
+    except FileRefused as exc:
+        raise InputError(f"{where}: cannot read {path}: {exc.reason}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: cannot read {path}: not UTF-8 text") from None
+    value = value.removesuffix("\n")
+    if not value:
+        raise InputError(f"{where}: file {path} is empty")
     return value
 
 

@@ -1,37 +1,49 @@
-"""The engine-setup answer file: a typed writer and a strict reader for otopi's format.
+"""The engine-setup answer file: a typed writer, and a reader that reads it exactly as otopi does.
 
-otopi reads the file with Python's configparser (BasicInterpolation, case-kept keys, `=` or `:`
-delimiters, full-line `#`/`;` comments, values stripped, indented lines continue a value), then
-splits each value on its first `:` into a type and a text. The writer escapes what that parser
-would change (`%`) and refuses what it cannot carry (line breaks, control characters, trailing
-whitespace), so a value never alters the file's structure.
+otopi reads every `--config-append` file, in order, into ONE configparser.RawConfigParser (no
+`%` interpolation, keys case-kept, files opened as UTF-8 text; a file that fails to parse is
+logged and skipped, keeping what was read of it), then loads `[environment:default]` (without
+replacing what is already set), `[environment:init]`, `[environment:override]` and
+`[environment:enforce]` (each replacing), typing every value with `parseTypedValue`.
+
+So values are written raw: a `%` stays one `%`. What that reader cannot carry (builder.inventory.
+otopi says exactly what) is refused with one line naming the site and field, never changed.
 """
 
 from __future__ import annotations
 
 import configparser
-import re
-import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, TextIO
 
 from builder.errors import InputError
-from builder.inventory.models import ANSWER_KEY_PATTERN, Site
+from builder.inventory.models import Site
+from builder.inventory.otopi import (
+    ANSWER_KEY_RE,
+    AUTO_ACCEPT_KEY,
+    FALSE_TEXTS,
+    SECTION_DEFAULT,
+    SECTION_INIT,
+    SECTIONS,
+    SPLITLINES_BREAKS,
+    int_problem,
+    multi_str_problem,
+    str_problem,
+)
 
 AnswerType = Literal["str", "bool", "int", "none", "multi-str"]
 AnswerValue = str | bool | int | None | tuple[str, ...]
 ParsedValue = str | bool | int | None | list[str]
+Opener = Callable[[], TextIO]
+# What splits a line anywhere (str.splitlines()); other renderers refuse these in one-line values.
+LINE_BREAKS = SPLITLINES_BREAKS
 
-SECTION_INIT = "environment:init"
-SECTION_DEFAULT = "environment:default"
-KNOWN_SECTIONS = (SECTION_INIT, SECTION_DEFAULT, "environment:override", "environment:enforce")
-
-# otopi's parseTypedValue: only these texts are false for `bool`.
-OTOPI_FALSE = ("f", "F", "false", "False")
-# What str.splitlines() splits on: a multi-str item holding one of these would become two.
-LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-KEY_RE = re.compile(ANSWER_KEY_PATTERN)
+# The order otopi applies the sections in, and whether each replaces what is already set.
+SECTION_ORDER = (("environment:default", False), ("environment:init", True),
+                 ("environment:override", True), ("environment:enforce", True))
 
 
 class SeedSecrets(Protocol):
@@ -55,16 +67,22 @@ class Answer:
 
 
 class AnswerSyntaxError(ValueError):
-    """The text is not an answer file otopi would read the way we meant."""
+    """An answer file engine-setup would refuse, or (for our own output) read differently."""
 
 
 def build_answers(site: Site, admin_password: str) -> dict[str, tuple[Answer, ...]]:
-    """The sections and answers hosted-engine's deploy puts in /root/heanswers.conf."""
-    init = (Answer("DIALOG/autoAcceptDefault", "bool", True, "(fixed)"),)
-    derived = _engine_answers(site, admin_password)
-    taken = {answer.key: answer.field for answer in derived}
-    extra = tuple(_extra_answers(site, taken))
-    return {SECTION_INIT: init, SECTION_DEFAULT: derived + extra}
+    """The sections and answers hosted-engine's deploy puts in /root/heanswers.conf.
+
+    The inventory guarantees the rest (builder.inventory.checks): engine options that fit
+    together, extra answers that do not collide with these keys, values otopi can carry.
+    """
+    init = (Answer(AUTO_ACCEPT_KEY, "bool", True, "(fixed)"),)
+    extra = tuple(
+        Answer(key, typed.type, tuple(typed.value) if isinstance(typed.value, list)
+               else typed.value, f"extra_answers.{key}")
+        for key, typed in site.extra_answers.items()
+    )
+    return {SECTION_INIT: init, SECTION_DEFAULT: _engine_answers(site, admin_password) + extra}
 
 
 def render_answers(site: Site, admin_password: str) -> str:
@@ -74,14 +92,13 @@ def render_answers(site: Site, admin_password: str) -> str:
 
 def _engine_answers(site: Site, admin_password: str) -> tuple[Answer, ...]:
     engine = site.engine
-    _check_engine_options(site)
     firewall: AnswerValue = engine.firewall_manager
+    organization = site.domain if engine.organization is None else engine.organization
     return (
         Answer("OVESETUP_CONFIG/fqdn", "str", site.fqdn, "fqdn"),
         Answer("OVESETUP_ENGINE_CONFIG/fqdn", "str", site.fqdn, "fqdn"),
         Answer("OVESETUP_CONFIG/adminPassword", "str", admin_password, "admin_password"),
-        Answer("OVESETUP_PKI/organization", "str", engine.organization or site.domain,
-               "engine.organization"),
+        Answer("OVESETUP_PKI/organization", "str", organization, "engine.organization"),
         Answer("OVESETUP_CONFIG/applicationMode", "str", engine.application_mode,
                "engine.application_mode"),
         Answer("OVESETUP_CONFIG/storageType", "str", engine.storage_type, "engine.storage_type"),
@@ -99,36 +116,12 @@ def _engine_answers(site: Site, admin_password: str) -> tuple[Answer, ...]:
     )
 
 
-def _check_engine_options(site: Site) -> None:
-    engine = site.engine
-    if engine.configure_grafana and not engine.configure_dwh:
-        raise _refused(site.name, "engine.configure_grafana",
-                       "Grafana needs the data warehouse (set engine.configure_dwh: true)")
-    if engine.admin_user != "admin@internal":
-        raise _refused(site.name, "engine.admin_user",
-                       "engine-setup always creates admin@internal; the answer file cannot "
-                       "name another administrator")
-
-
-def _extra_answers(site: Site, taken: Mapping[str, str]) -> list[Answer]:
-    answers = []
-    for key, typed in site.extra_answers.items():
-        field = f"extra_answers.{key}"
-        if key in taken:
-            raise _refused(site.name, field,
-                           f"{key} is already set from the inventory field {taken[key]}; "
-                           "change it there")
-        value = tuple(typed.value) if isinstance(typed.value, list) else typed.value
-        answers.append(Answer(key, typed.type, value, field))
-    return answers
-
-
 def write_answers(sections: Mapping[str, Sequence[Answer]], *, site_name: str) -> str:
     """Serialize sections of typed answers; each key appears once in the whole file."""
     lines: list[str] = []
     seen: set[str] = set()
     for section, answers in sections.items():
-        if section not in KNOWN_SECTIONS:
+        if section not in SECTIONS:
             raise _refused(site_name, section, "not an otopi environment section")
         lines.append(f"[{section}]")
         for answer in answers:
@@ -140,63 +133,32 @@ def write_answers(sections: Mapping[str, Sequence[Answer]], *, site_name: str) -
 
 
 def render_answer(answer: Answer, *, site_name: str) -> str:
-    """One `KEY=type:value` line (a multi-str continues on indented lines)."""
-    if not KEY_RE.fullmatch(answer.key):
+    """One `KEY=type:value` line (a multi-str continues on indented lines), written raw."""
+    if not ANSWER_KEY_RE.fullmatch(answer.key):
         raise _refused(site_name, answer.field, f"{answer.key!r} is not an answer key")
-    text = _render_value(answer, site_name)
+    text, problem = _render_value(answer)
+    if problem is not None:
+        raise _refused(site_name, answer.field, problem)
     return f"{answer.key}={answer.type}:{text}"
 
 
-def _render_value(answer: Answer, site_name: str) -> str:
+def _render_value(answer: Answer) -> tuple[str, str | None]:
+    """The text after `type:`, or why it cannot be written (never quoting the value)."""
     kind, value = answer.type, answer.value
     if kind == "none" and value is None:
-        return "None"
+        return "None", None
     if kind == "bool" and isinstance(value, bool):
-        return "True" if value else "False"
+        return str(value), None
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        problem = int_problem(value)
+        return ("", problem) if problem else (str(value), None)
     if kind == "str" and isinstance(value, str):
-        _check_text(value, site_name, answer.field)
-        return value.replace("%", "%%")
-    if kind == "multi-str" and isinstance(value, tuple):
-        return _render_multi(value, site_name, answer.field)
-    raise _refused(site_name, answer.field, f"the value does not fit the answer type {kind}")
-
-
-def _render_multi(items: tuple[str, ...], site_name: str, field: str) -> str:
-    for item in items:
-        if not isinstance(item, str):
-            raise _refused(site_name, field, "a multi-str value holds a non-string item")
-        _check_text(item, site_name, field)
-        reason = _multi_item_problem(item)
-        if reason:
-            raise _refused(site_name, field, reason)
-    # Continuation lines are indented; configparser strips the indent and joins with "\n".
-    return "\n ".join(item.replace("%", "%%") for item in items)
-
-
-def _multi_item_problem(item: str) -> str | None:
-    if not item or item != item.strip():
-        return "a multi-str item is empty or starts with whitespace (engine-setup strips it)"
-    if item[0] in "#;":
-        return "a multi-str item starts with '#' or ';' (engine-setup would read a comment)"
-    return None
-
-
-def _check_text(text: str, site_name: str, field: str) -> None:
-    """Refuse what otopi's parser cannot carry; never echo the text (it may be a secret)."""
-    if any(char in LINE_BREAKS for char in text):
-        raise _refused(site_name, field, "contains a line break, which the answer file "
-                       "cannot carry")
-    for char in text:
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise _refused(site_name, field, f"contains the control character U+{ord(char):04X}")
-        if category == "Cs":
-            raise _refused(site_name, field, "is not valid Unicode text (lone surrogate)")
-    if text != text.rstrip():
-        raise _refused(site_name, field, "ends with whitespace, which engine-setup's parser "
-                       "strips")
+        return value, str_problem(value)
+    if kind == "multi-str" and isinstance(value, tuple) and \
+            all(isinstance(item, str) for item in value):
+        # Continuation lines are indented; configparser strips the indent and joins with "\n".
+        return "\n ".join(value), multi_str_problem(value)
+    return "", f"the value does not fit the answer type {kind}"
 
 
 def _refused(site_name: str, field: str, reason: str) -> InputError:
@@ -204,55 +166,124 @@ def _refused(site_name: str, field: str, reason: str) -> InputError:
     return InputError(message, problems=[message])
 
 
-class _OtopiParser(configparser.ConfigParser):
-    """configparser as otopi sets it up: BasicInterpolation and case-kept keys."""
-
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr
+# ----- reading, as otopi does -----
 
 
-def parse_answers(text: str) -> dict[str, tuple[str, ParsedValue]]:
-    """Read an answer file the way otopi does; refuse anything otopi would read differently.
+@dataclass(frozen=True)
+class OtopiRead:
+    """What engine-setup's environment holds after reading the answer files.
 
-    Returns key -> (type, value) over all sections (a key may appear only once).
+    `environment` and `types` follow otopi's section precedence (enforce > override > init >
+    default; later files override earlier ones key by key); `sections` is the merged parser's
+    raw text per section (unknown sections too, which otopi ignores); `failed` lists the files
+    otopi would log and skip (their lines before the error still count, as in otopi).
     """
-    parser = _OtopiParser(strict=True)
-    try:
-        parser.read_string(text)
-        return _parsed_sections(parser)
-    except AnswerSyntaxError:
-        raise
-    except (configparser.Error, KeyError, ValueError) as exc:
-        raise AnswerSyntaxError(str(exc)) from exc
+
+    environment: dict[str, ParsedValue]
+    types: dict[str, str]
+    sections: dict[str, dict[str, str]]
+    read: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = field(default=())
 
 
-def _parsed_sections(parser: configparser.ConfigParser) -> dict[str, tuple[str, ParsedValue]]:
-    result: dict[str, tuple[str, ParsedValue]] = {}
-    if parser.defaults():
-        raise AnswerSyntaxError("unexpected [DEFAULT] section")
+def read_answer_files(paths: Sequence[Path]) -> OtopiRead:
+    """Read `--config-append` files exactly as otopi does (see the module's docstring)."""
+    return _read((str(path), _open_utf8(path)) for path in paths)
+
+
+def parse_answers(text: str, name: str = "<answers>") -> OtopiRead:
+    """One answer file's text, read as otopi reads a file (universal newlines included)."""
+    return _read([(name, _text_opener(text))])
+
+
+def check_answers(text: str) -> OtopiRead:
+    """Read text WE wrote and refuse anything otopi would skip, ignore or read ambiguously."""
+    if "[DEFAULT]" in text.splitlines():
+        raise AnswerSyntaxError("a [DEFAULT] section, whose keys engine-setup reads everywhere")
+    parser, _read_names, failed = _merge([("<answers>", _text_opener(text))])
+    if failed:
+        raise AnswerSyntaxError(f"engine-setup would skip the file: {failed[0][1]}")
+    unknown = [name for name in parser.sections() if name not in SECTIONS]
+    if unknown:
+        raise AnswerSyntaxError(f"unknown section [{unknown[0]}], which engine-setup ignores")
+    seen: dict[str, str] = {}
     for section in parser.sections():
-        if section not in KNOWN_SECTIONS:
-            raise AnswerSyntaxError(f"unknown section [{section}]")
-        for key, raw in parser.items(section):
-            if key in result:
-                raise AnswerSyntaxError(f"{key} appears in two sections")
-            result[key] = parse_typed_value(raw)
-    return result
+        for key in parser.options(section):
+            if key in seen:
+                raise AnswerSyntaxError(f"{key} is in both [{seen[key]}] and [{section}]")
+            seen[key] = section
+    return parse_answers(text)
+
+
+def _open_utf8(path: Path) -> Opener:
+    return lambda: path.open(encoding="utf-8")
+
+
+def _text_opener(text: str) -> Opener:
+    return lambda: io.StringIO(text, newline=None)  # universal newlines, as a file opened "r"
+
+
+def _read(sources: Iterable[tuple[str, Opener]]) -> OtopiRead:
+    parser, read, failed = _merge(sources)
+    environment, types = _environment(parser)
+    sections = {name: dict(parser.items(name, raw=True)) for name in parser.sections()}
+    return OtopiRead(environment, types, sections, read, failed)
+
+
+def _merge(sources: Iterable[tuple[str, Opener]]) -> tuple[configparser.RawConfigParser,
+                                                           tuple[str, ...],
+                                                           tuple[tuple[str, str], ...]]:
+    """One parser over every source, in order; a source that fails is noted, not fatal."""
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    read: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for name, opener in sources:
+        try:
+            with opener() as handle:
+                parser.read_file(handle, source=name)
+            read.append(name)
+        except Exception as exc:
+            failed.append((name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    return parser, tuple(read), tuple(failed)
+
+
+def _environment(parser: configparser.RawConfigParser) -> tuple[dict[str, ParsedValue],
+                                                                 dict[str, str]]:
+    environment: dict[str, ParsedValue] = {}
+    types: dict[str, str] = {}
+    for section, replaces in SECTION_ORDER:
+        if not parser.has_section(section):
+            continue
+        for key, raw in parser.items(section, raw=True):
+            try:
+                kind, value = parse_typed_value(raw)
+            except Exception as exc:
+                raise AnswerSyntaxError(f"Cannot parse configuration file key {key} at section "
+                                        f"{section}: {exc}") from None
+            if replaces or key not in environment:
+                environment[key], types[key] = value, kind
+    return environment, types
 
 
 def parse_typed_value(raw: str) -> tuple[str, ParsedValue]:
-    """otopi's `type:value` rule, typed; unknown or missing types are errors."""
-    kind, sep, text = raw.partition(":")
-    if not sep:
-        raise AnswerSyntaxError(f"missing variable type in {raw!r}")
+    """otopi's parseTypedValue, returning the type name too (its errors, its messages).
+
+    `raw` is what configparser holds, which is a list of lines, not a string, when a file
+    stopped on an error and no later file was read: otopi then fails on `.split`, as here.
+    """
+    try:
+        kind, text = raw.split(":", 1)
+    except ValueError:
+        raise ValueError("Missing variable type") from None
     if kind == "none":
         return kind, None
     if kind == "bool":
-        return kind, text not in OTOPI_FALSE
+        return kind, text not in FALSE_TEXTS
     if kind == "int":
         return kind, int(text)
     if kind == "str":
         return kind, text
     if kind == "multi-str":
         return kind, text.splitlines()
-    raise AnswerSyntaxError(f"invalid variable type {kind!r}")
+    raise KeyError(f"Invalid variable type {kind}")

@@ -169,3 +169,9 @@ def test_schema_accepts_the_example_and_rejects_unknown_keys() -> None:
     errors = {tuple(error.absolute_path): error.message for error in validator.iter_errors(data)}
     assert sorted(errors) == [("sites", "dc1"), ("sites", "dc2", "network", "mac")]
     assert "'colour' was unexpected" in errors["sites", "dc1"]
+
+
+def test_documented_example_is_the_bundled_file() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "inventory.md").read_text()
+    block = docs.split("## Complete example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == DEFAULT_INVENTORY.read_text()

@@ -77,3 +77,35 @@ def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"defaults", "sites"}
+
+
+def test_a_key_with_line_breaks_cannot_forge_output_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(BAD.replace("    vcpus: 0\n",
+                                '    "x\\nhe-build: all good\\r\\u2028\\u202e": 1\n'))
+    assert main(["inventory", "check", "--inventory", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"he-build: error: inventory {path} has 2 problems",
+        f"he-build: {path}:3: site dc1: fqdn: not a fully qualified domain name: 'engine_dc1'",
+        f"he-build: {path}:6: site dc1: x\\x0ahe-build: all good\\x0d\\u2028\\u202e: "
+        "unknown field",
+    ]
+
+
+def test_check_takes_the_allowed_secret_directories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = tmp_path / "vault"
+    secrets.mkdir()
+    path = tmp_path / "inv" / "inventory.yaml"
+    path.parent.mkdir()
+    path.write_text(BAD.replace("engine_dc1", "engine.dc1.example.com")
+                    .replace("    vcpus: 0\n", "")
+                    .replace("root_password: prompt", f"root_password: file:{secrets}/pw"))
+    assert main(["inventory", "check", "--inventory", str(path)]) == 2
+    assert "--allow-secrets-from" in capsys.readouterr().err
+    assert main(["inventory", "check", "--inventory", str(path),
+                 "--allow-secrets-from", str(secrets)]) == 0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from builder.cli import error_lines, printable
 from builder.errors import ExitCode, InputError
-from builder.inventory.load import load_inventory
+from builder.inventory.load import MAX_INVENTORY_BYTES, load_inventory
+from tests.fixtures.deadline import deadline
 
 # Lines 1-5; a case's extra lines for dc1 start at line 6.
 BASE = """\
@@ -126,7 +130,8 @@ CASES: list[tuple[str, str, str]] = [
     ("ssh key mislabelled", site(f"ssh_keys:\n  - {KEY_ED25519}\n  - {KEY_MISLABELLED}\n"),
      "8: site dc1: ssh_keys[1]: key data is for 'ssh-ed25519', not 'ssh-rsa'"),
     ("answer key format", site("extra_answers:\n  fqdn:\n    type: str\n    value: x\n"),
-     "7: site dc1: extra_answers.fqdn: key 'fqdn' is not SECTION/name (e.g. OVESETUP_CONFIG/fqdn)"),
+     "7: site dc1: extra_answers.fqdn: key 'fqdn' is not SECTION/name or QUESTION/N/name "
+     "(e.g. OVESETUP_CONFIG/fqdn)"),
     ("answer unknown type",
      site("extra_answers:\n  OVESETUP_A/b:\n    type: float\n    value: x\n"),
      "8: site dc1: extra_answers.OVESETUP_A/b.type: "
@@ -196,6 +201,104 @@ CASES: list[tuple[str, str, str]] = [
     ("duplicate instance-id", two_sites(DC2 + "instance_id: i-1\n", "instance_id: i-1\n"),
      "11: site dc2: instance_id: instance-id i-1 is also used by site dc1"),
     ("YAML syntax", "sites:\n  dc1: [\n", "3: did not find expected node content"),
+    # ----- hardening: values `seed` would refuse are refused here first -----
+    ("tab in organization", site("engine:\n  organization: \"Example\\tDC\"\n"),
+     "7: site dc1: engine.organization: contains the control character U+0009 (tab)"),
+    ("line separator in organization", site("engine:\n  organization: \"Example\\LDC\"\n"),
+     "7: site dc1: engine.organization: contains the control character U+2028 "
+     "(line separator)"),
+    ("empty organization", site("engine:\n  organization: ''\n"),
+     "7: site dc1: engine.organization: must not be empty (leave it out to use the FQDN's "
+     "domain)"),
+    ("organization with blanks", site("engine:\n  organization: ' Example DC'\n"),
+     "7: site dc1: engine.organization: starts or ends with whitespace"),
+    ("organization too long", site(f"engine:\n  organization: {'O' * 65}\n"),
+     "7: site dc1: engine.organization: 65 characters, more than the 64 that X.509 allows in "
+     "an organization name (engine-setup's CA would fail)"),
+    ("domain too long for the default organization",
+     BASE.replace("engine.dc1.example.com", "engine." + "d" * 60 + ".example.com"),
+     "2: site dc1: engine.organization: the default, the FQDN's domain, has 72 characters, "
+     "more than the 64 X.509 allows: set engine.organization"),
+    ("NTP server with options", site("ntp_servers: ['pool.ntp.org iburst']\n"),
+     "6: site dc1: ntp_servers[0]: not a host name or IP address: 'pool.ntp.org iburst'"),
+    ("NTP server with a line break", site("ntp_servers: [\"ntp.example.com\\n\"]\n"),
+     "6: site dc1: ntp_servers[0]: contains the control character U+000A (line feed)"),
+    ("SSH key with a second line",
+     site(f"ssh_keys: [\"{KEY_ED25519}\\nssh-ed25519 AAAAintruder\"]\n"),
+     "6: site dc1: ssh_keys[0]: contains the control character U+000A (line feed)"),
+    ("fqdn with a trailing line break", BASE.replace("engine.dc1.example.com",
+                                                     '"engine.dc1.example.com\\n"'),
+     "3: site dc1: fqdn: contains the control character U+000A (line feed)"),
+    ("hosts name with a line break",
+     site("hosts_entries:\n  - ip: 192.0.2.11\n    names: [\"host1\\n10.0.0.1 evil\"]\n"),
+     "8: site dc1: hosts_entries[0].names[0]: contains the control character U+000A "
+     "(line feed)"),
+    ("MAC with a line break", site("network:\n  mac: \"00:16:3e:00:00:01\\n\"\n"),
+     "7: site dc1: network.mac: contains the control character U+000A (line feed)"),
+    ("bad interface name", site("network:\n  interface: 'eth0 up'\n"),
+     "7: site dc1: network.interface: not an interface name (at most 15 letters, digits, '.', "
+     "'_', '-'): 'eth0 up'"),
+    ("DNS server of an unconfigured family", site("network:\n  dns_servers: ['2001:db8::53']\n"),
+     "7: site dc1: network.dns_servers[0]: 2001:db8::53 is IPv6, but the site configures no "
+     "IPv6 address"),
+    ("other admin user", site("engine:\n  admin_user: root@internal\n"),
+     "7: site dc1: engine.admin_user: engine-setup always creates admin@internal; the answer "
+     "file cannot name another administrator"),
+    ("Grafana without DWH", site("engine:\n  configure_grafana: true\n  configure_dwh: false\n"),
+     "7: site dc1: engine.configure_grafana: Grafana needs the data warehouse "
+     "(set engine.configure_dwh: true)"),
+    ("bad root_ssh", site("root_ssh: maybe\n"),
+     "6: site dc1: root_ssh: must be 'key' or 'password', got 'maybe'"),
+    ("answer with a trailing blank",
+     site("extra_answers:\n  OVESETUP_A/b: {type: str, value: 'x '}\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: the str value ends with whitespace, which "
+     "engine-setup's parser strips"),
+    ("answer with a line break",
+     site("extra_answers:\n  OVESETUP_A/b: {type: str, value: \"x\\ry\"}\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: the str value contains a line break, which the "
+     "answer file cannot carry"),
+    ("answer item read as a comment",
+     site("extra_answers:\n  OVESETUP_A/b: {type: multi-str, value: [a, '#b']}\n"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: the multi-str value item 1: starts with '#', "
+     "which engine-setup's parser reads as a comment line"),
+    ("answer key derived from a field",
+     site("extra_answers:\n  OVESETUP_CONFIG/fqdn: {type: str, value: other.example.com}\n"),
+     "7: site dc1: extra_answers.OVESETUP_CONFIG/fqdn: OVESETUP_CONFIG/fqdn is already set "
+     "from the inventory field fqdn; change it there"),
+    ("answer key fixed by the seed",
+     site("extra_answers:\n  DIALOG/autoAcceptDefault: {type: bool, value: false}\n"),
+     "7: site dc1: extra_answers.DIALOG/autoAcceptDefault: DIALOG/autoAcceptDefault is set by "
+     "the seed for the unattended run; it cannot be changed"),
+    ("question key without occurrence",
+     site("extra_answers:\n  QUESTION/OVESETUP_X: {type: str, value: 'yes'}\n"),
+     "7: site dc1: extra_answers.QUESTION/OVESETUP_X: key 'QUESTION/OVESETUP_X' is not "
+     "SECTION/name or QUESTION/N/name (e.g. OVESETUP_CONFIG/fqdn)"),
+    ("secret file under ~", BASE.replace("env:ROOT_PW", "file:~/root-pw"),
+     "4: site dc1: root_password: '~' is not expanded in file: references; write the path "
+     "relative to the inventory's directory, or absolute (with --allow-secrets-from)"),
+    ("secret reference with a line break", BASE.replace("env:ROOT_PW", '"env:ROOT_PW\\n"'),
+     "4: site dc1: root_password: contains the control character U+000A (line feed)"),
+    ("key with a line break", site("\"colour\\nhe-build: fake\": red\n"),
+     "6: site dc1: colour\nhe-build: fake: unknown field"),
+    # ----- hostile YAML: refused before anything is built from it -----
+    ("alias bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n"
+        for i in range(9)),
+     "6: more than 1,000,000 values once aliases are expanded (an alias bomb?)"),
+    ("deep nesting", "sites: " + "[" * 100_000 + "\n",
+     "1: nested more than 64 levels deep"),
+    ("huge integer", site("vcpus: " + "9" * 5000 + "\n"),
+     "6: an integer with 5000 digits (more than 100)"),
+    ("control character", "sites:\n  dc1: \x07\n", "2: control characters are not allowed"),
+    ("alias without anchor", "sites:\n  dc1: *nowhere\n",
+     "2: alias *nowhere has no anchor &nowhere before it"),
+    ("recursive alias", "sites: &s\n  dc1: *s\n", "2: alias *s refers to a node that contains it"),
+    ("second document", BASE + "---\n" + BASE, "6: more than one YAML document (a second '---')"),
+    ("unsupported tag", site("vcpus: !!python/object:os.system x\n"),
+     "6: unsupported YAML tag !!python/object:os.system"),
+    ("mapping as a key", site("? [a, b]\n: c\n"),
+     "6: a mapping key must be a plain value, not a mapping or a list"),
+    ("bad merge", site("<<: 3\n"), "6: a merge key '<<' needs a mapping or a list of mappings"),
 ]
 
 
@@ -229,7 +332,91 @@ def test_literal_password_is_never_echoed(tmp_path: Path) -> None:
     assert "S3cret-Pa55" not in info.value.message + "\n".join(info.value.problems)
 
 
-def test_missing_file_is_bad_input(tmp_path: Path) -> None:
-    path = tmp_path / "nope.yaml"
-    with pytest.raises(InputError, match=f"cannot read inventory {path}: No such file"):
+def make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def make_too_big(path: Path) -> None:
+    with path.open("wb") as handle:
+        handle.truncate(MAX_INVENTORY_BYTES + 1)
+
+
+def make_not_utf8(path: Path) -> None:
+    path.write_bytes(b"sites:\n  dc1: \xff\n")
+
+
+# (case, how to make the inventory path, the line printed after "he-build: ", FILE standing for
+# the path): the file itself, before any YAML.
+FILE_CASES: list[tuple[str, Callable[[Path], None], str]] = [
+    ("missing file", lambda path: None,
+     "error: cannot read inventory FILE: No such file or directory"),
+    ("directory", lambda path: path.mkdir(),
+     "error: cannot read inventory FILE: a directory, not a regular file"),
+    ("FIFO (would block a plain open)", make_fifo,
+     "error: cannot read inventory FILE: a FIFO (named pipe), not a regular file"),
+    ("larger than 16 MiB", make_too_big,
+     "error: cannot read inventory FILE: 16,777,217 bytes, larger than the limit of "
+     "16,777,216 bytes"),
+    ("not UTF-8", make_not_utf8, "FILE:2: byte 0xff is not UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("make", "expected"), [c[1:] for c in FILE_CASES],
+                         ids=[c[0] for c in FILE_CASES])
+def test_unusable_file_gets_one_line(tmp_path: Path, make: Callable[[Path], None],
+                                     expected: str) -> None:
+    path = tmp_path / "inventory.yaml"
+    make(path)
+    with deadline(10), pytest.raises(InputError) as info:
         load_inventory(path)
+    assert expected.replace("FILE", str(path)) in error_lines(info.value)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_a_device_is_never_read(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as info:
+        load_inventory(Path("/dev/zero"))
+    assert info.value.message == \
+        "cannot read inventory /dev/zero: a character device, not a regular file"
+
+
+def test_merge_keys_fill_in_and_explicit_keys_win(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text("common: &common\n  vcpus: 2\n  memory_mib: 2048\n"
+                    .replace("common: &common", "x-unused: &common") + "sites:\n  dc1:\n"
+                    "    <<: *common\n    vcpus: 6\n    fqdn: engine.dc1.example.com\n"
+                    "    root_password: prompt\n    admin_password: prompt\n")
+    with pytest.raises(InputError) as info:
+        load_inventory(path)  # x-unused is not a top-level key: the only problem
+    assert [line.removeprefix(f"{path}:") for line in info.value.problems] == [
+        "1: x-unused: unknown top-level key (expected 'defaults' or 'sites')"]
+    path.write_text(path.read_text().replace("x-unused: &common", "defaults: &common"))
+    site = load_inventory(path).sites["dc1"]
+    assert (site.vcpus, site.memory_mib) == (6, 2048)
+
+
+def test_dates_and_base_60_look_alikes_stay_text(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(site("instance_id: 2024-01-31\nnetwork:\n  mac: 52:54:00:12:34:56\n"))
+    loaded = load_inventory(path).sites["dc1"]
+    assert loaded.instance_id == "2024-01-31"
+    assert loaded.network.mac == "52:54:00:12:34:56"
+
+
+def documented_rows(heading: str) -> dict[str, str]:
+    """label -> message of the table that follows `heading` in docs/inventory.md."""
+    text = (Path(__file__).parents[2] / "docs" / "inventory.md").read_text()
+    rows: dict[str, str] = {}
+    for line in text.split(heading, 1)[1].split("\n\n| bad input", 1)[1].splitlines()[2:]:
+        if not line.startswith("| "):
+            break
+        label, message = line[2:].split(" | `", 1)
+        rows[label] = message.removesuffix("` |").replace("\\|", "|")
+    return rows
+
+
+def test_the_documented_table_is_the_tested_one() -> None:
+    assert documented_rows("## Bad input") == \
+        {label: printable(f"FILE:{expected}") for label, _, expected in CASES}
+    assert documented_rows("The file itself:") == \
+        {label: expected for label, _, expected in FILE_CASES}

@@ -1,20 +1,65 @@
-"""Secret references: env:NAME, file:PATH (relative to the inventory), prompt; and their errors."""
+"""Secret references: env:NAME, file:PATH (the policy: where, what kind, how big), prompt."""
 
 from __future__ import annotations
 
+import logging
+import os
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.models import Site
-from builder.inventory.secrets import SiteSecrets, resolve_secrets
+from builder.inventory.secrets import (
+    MAX_SECRET_BYTES,
+    SecretFiles,
+    SecretPathRefused,
+    SiteSecrets,
+    resolve_secrets,
+)
+from tests.fixtures.deadline import deadline
 
 
 def make_site(root: str, admin: str = "env:ADMIN_PW") -> Site:
     return Site(name="dc1", fqdn="engine.dc1.example.com", root_password=root,
                 admin_password=admin)
+
+
+def resolve_root(tmp_path: Path, reference: str, *allow: Path) -> str:
+    site = make_site(reference)
+    return resolve_secrets(site, base_dir=tmp_path / "inv", env={"ADMIN_PW": "a"}, prompt=None,
+                           allow_from=allow).root_password
+
+
+def refusal(tmp_path: Path, reference: str, *allow: Path) -> str:
+    with pytest.raises(InputError) as info:
+        resolve_root(tmp_path, reference, *allow)
+    return info.value.message
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Path:
+    """tmp/inv/ (the inventory's directory, with secrets/root mode 0600) and tmp/outside/pw."""
+    (tmp_path / "inv" / "secrets").mkdir(parents=True)
+    secret = tmp_path / "inv" / "secrets" / "root"
+    secret.write_text("inside\n")
+    secret.chmod(0o600)
+    (tmp_path / "outside").mkdir()
+    outside = tmp_path / "outside" / "pw"
+    outside.write_text("outside\n")
+    outside.chmod(0o600)
+    return tmp_path
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Fail instead of hanging forever if a read ever blocks (e.g. on a FIFO)."""
+    with deadline(10):
+        yield
 
 
 def test_env_references() -> None:
@@ -43,18 +88,102 @@ def test_file_reference_is_relative_to_the_inventory_and_loses_one_newline(
     assert secrets.admin_password == "admin"
 
 
-def test_file_reference_absolute_path(tmp_path: Path) -> None:
-    (tmp_path / "pw").write_text("abs\n")
-    site = make_site(f"file:{tmp_path / 'pw'}", f"file:{tmp_path / 'pw'}")
-    assert resolve_secrets(site, base_dir=Path("/elsewhere"), env={}, prompt=None).root_password \
-        == "abs"
+def test_inside_the_inventory_directory_is_read(layout: Path) -> None:
+    assert resolve_root(layout, "file:secrets/root") == "inside"
+    assert resolve_root(layout, f"file:{layout / 'inv' / 'secrets' / 'root'}") == "inside"
+    assert resolve_root(layout, "file:secrets/../secrets/root") == "inside"
 
 
-def test_file_reference_missing(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as info:
-        resolve_secrets(make_site("file:nope"), base_dir=tmp_path, env={}, prompt=None)
-    assert info.value.message == (
-        f"site dc1: root_password: cannot read {tmp_path / 'nope'}: No such file or directory")
+def test_absolute_path_outside_needs_an_allowed_directory(layout: Path) -> None:
+    outside = layout / "outside" / "pw"
+    assert refusal(layout, f"file:{outside}") == (
+        f"site dc1: root_password: file:{outside}: outside the inventory's directory "
+        f"{layout / 'inv'}; allow its directory with --allow-secrets-from DIR")
+    assert resolve_root(layout, f"file:{outside}", layout / "outside") == "outside"
+
+
+def test_relative_path_may_not_climb_out_even_into_an_allowed_directory(layout: Path) -> None:
+    assert refusal(layout, "file:../outside/pw", layout / "outside") == (
+        f"site dc1: root_password: file:../outside/pw: climbs out of the inventory's directory "
+        f"{layout / 'inv'} with '..'; use an absolute path and --allow-secrets-from DIR")
+
+
+def test_a_symlink_out_of_the_inventory_directory_is_refused(layout: Path) -> None:
+    (layout / "inv" / "secrets" / "link").symlink_to(layout / "outside" / "pw")
+    (layout / "inv" / "etc").symlink_to("/etc")
+    assert refusal(layout, "file:secrets/link") == (
+        f"site dc1: root_password: file:secrets/link: outside the inventory's directory "
+        f"{layout / 'inv'} (it resolves to {layout / 'outside' / 'pw'}); allow its directory "
+        "with --allow-secrets-from DIR")
+    assert "resolves to /etc/hostname" in refusal(layout, "file:etc/hostname")
+    # Into a directory the operator allowed, a link is fine.
+    assert resolve_root(layout, "file:secrets/link", layout / "outside") == "outside"
+
+
+def test_allowed_directory_is_compared_after_resolving_its_links(layout: Path) -> None:
+    (layout / "alias").symlink_to(layout / "outside")
+    assert resolve_root(layout, f"file:{layout / 'outside' / 'pw'}", layout / "alias") == \
+        "outside"
+    assert resolve_root(layout, f"file:{layout / 'alias' / 'pw'}", layout / "outside") == \
+        "outside"
+
+
+def test_tilde_is_never_expanded(layout: Path) -> None:
+    with pytest.raises(ValidationError, match="'~' is not expanded"):
+        make_site("file:~/pw")
+    files = SecretFiles.create(layout / "inv")
+    with pytest.raises(SecretPathRefused, match="'~' is not expanded"):
+        files.locate("~root/pw", must_exist=True)
+
+
+def test_missing_file(layout: Path) -> None:
+    assert refusal(layout, "file:nope") == "site dc1: root_password: file:nope: does not exist"
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda path: path.mkdir(), "a directory, not a regular file"),
+    (os.mkfifo, "a FIFO (named pipe), not a regular file"),
+])
+def test_only_regular_files_are_read(layout: Path, no_hang: None,
+                                     make: Callable[[Path], None], kind: str) -> None:
+    target = layout / "inv" / "special"
+    make(target)
+    assert refusal(layout, "file:special") == \
+        f"site dc1: root_password: cannot read {target}: {kind}"
+
+
+def test_devices_are_refused_without_reading(layout: Path, no_hang: None) -> None:
+    assert refusal(layout, "file:/dev/zero", Path("/dev")) == \
+        "site dc1: root_password: cannot read /dev/zero: a character device, not a regular file"
+
+
+def test_size_limit(layout: Path) -> None:
+    big = layout / "inv" / "big"
+    big.write_text("x" * (MAX_SECRET_BYTES + 1))
+    assert refusal(layout, "file:big") == (
+        f"site dc1: root_password: cannot read {big}: 4,097 bytes, larger than the limit of "
+        "4,096 bytes")
+    big.write_text("x" * MAX_SECRET_BYTES)
+    assert resolve_root(layout, "file:big") == "x" * MAX_SECRET_BYTES
+
+
+def test_a_file_others_can_read_gets_a_warning(layout: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    secret = layout / "inv" / "secrets" / "root"
+    with caplog.at_level(logging.WARNING):
+        resolve_root(layout, "file:secrets/root")
+    assert caplog.messages == []
+    secret.chmod(0o640)
+    with caplog.at_level(logging.WARNING):
+        resolve_root(layout, "file:secrets/root")
+    secret.chmod(0o604)
+    with caplog.at_level(logging.WARNING):
+        resolve_root(layout, "file:secrets/root")
+    assert caplog.messages == [
+        f"site dc1: root_password: {secret} is readable by group (mode 0640): chmod 600 it",
+        f"site dc1: root_password: {secret} is readable by others (mode 0604): chmod 600 it",
+    ]
+    assert "inside" not in " ".join(caplog.messages)
 
 
 @pytest.mark.parametrize("content", ["", "\n"], ids=["empty", "newline only"])
@@ -71,13 +200,6 @@ def test_file_reference_not_text(tmp_path: Path) -> None:
         resolve_secrets(make_site("file:pw"), base_dir=tmp_path, env={}, prompt=None)
     assert info.value.message == (
         f"site dc1: root_password: cannot read {tmp_path / 'pw'}: not UTF-8 text")
-
-
-def test_file_reference_directory(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as info:
-        resolve_secrets(make_site("file:."), base_dir=tmp_path, env={}, prompt=None)
-    assert info.value.message == (
-        f"site dc1: root_password: cannot read {tmp_path}: Is a directory")
 
 
 def test_prompt_reference_asks_with_a_label() -> None:
@@ -115,6 +237,54 @@ def test_repr_never_shows_values() -> None:
 def test_bundled_example_secrets_resolve() -> None:
     inv = load_inventory(DEFAULT_INVENTORY)
     for site in inv.sites.values():
-        secrets = resolve_secrets(site, base_dir=inv.base_dir, env={}, prompt=None)
+        secrets = inv.resolve_secrets(site, env={}, prompt=None)
         assert secrets.root_password.startswith("demo-only-")
         assert secrets.admin_password != secrets.root_password
+
+
+# ----- the same policy in `inventory check` (no secret is read) -----
+
+
+def inventory(layout: Path, root: str) -> Path:
+    path = layout / "inv" / "inventory.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sites:
+          dc1:
+            fqdn: engine.dc1.example.com
+            root_password: "{root}"
+            admin_password: env:ADMIN_PW
+        """))
+    return path
+
+
+def check_problems(path: Path, *allow: Path) -> list[str]:
+    try:
+        load_inventory(path, allow_secrets_from=allow)
+    except InputError as exc:
+        return [line.removeprefix(f"{path}:") for line in exc.problems]
+    return []
+
+
+def test_check_applies_the_policy_with_file_and_line(layout: Path) -> None:
+    outside = layout / "outside" / "pw"
+    path = inventory(layout, f"file:{outside}")
+    assert check_problems(path) == [
+        f"4: site dc1: root_password: file:{outside}: outside the inventory's directory "
+        f"{layout / 'inv'}; allow its directory with --allow-secrets-from DIR"]
+    assert check_problems(path, layout / "outside") == []
+    assert check_problems(inventory(layout, "file:../outside/pw"))[0].startswith(
+        "4: site dc1: root_password: file:../outside/pw: climbs out of")
+    (layout / "inv" / "link").symlink_to(outside)
+    assert "(it resolves to" in check_problems(inventory(layout, "file:link"))[0]
+
+
+def test_check_does_not_need_the_secret_to_exist(layout: Path) -> None:
+    """CI can check an inventory whose secrets live only on the deploy host."""
+    assert check_problems(inventory(layout, "file:secrets/not-here-yet")) == []
+
+
+def test_inventory_resolves_with_the_directories_it_was_loaded_with(layout: Path) -> None:
+    path = inventory(layout, f"file:{layout / 'outside' / 'pw'}")
+    loaded = load_inventory(path, allow_secrets_from=[layout / "outside"])
+    secrets = loaded.resolve_secrets(loaded.sites["dc1"], env={"ADMIN_PW": "a"}, prompt=None)
+    assert secrets.root_password == "outside"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -33,12 +34,22 @@ def test_defaults_are_for_real_hardware() -> None:
     (["--no-network", "--vcpus", "0"], "--vcpus must be positive"),
     (["--no-network", "--name", "bad name"], "--name bad name"),
     (["--no-network", "--network-from-host", "eth0"], "needs --inventory"),
+    (["--no-network", "--allow-secrets-from", "/srv/secrets"],
+     "--allow-secrets-from is for the seed rendered from --inventory"),
 ])
 def test_bad_options_are_refused_with_one_line_each(extra: list[str], problem: str) -> None:
     with pytest.raises(InputError) as caught:
         parse(*extra)
     assert caught.value.exit_code == 2
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_allowed_secret_directories_are_collected_in_order() -> None:
+    argv = ["--appliance", "a.ova", "--inventory", "inv.yaml", "--site", "dc1", "--no-network"]
+    assert options_from_args(build_parser().parse_args(argv)).allow_secrets_from == ()
+    opts = options_from_args(build_parser().parse_args(
+        [*argv, "--allow-secrets-from", "/a", "--allow-secrets-from", "/b"]))
+    assert opts.allow_secrets_from == (Path("/a"), Path("/b"))
 
 
 def test_a_nic_choice_is_required(capsys: pytest.CaptureFixture[str]) -> None:

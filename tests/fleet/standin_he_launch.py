@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""A STAND-IN for he-launch on the fleet test's hosts: no VM is booted (no nested VMs here).
+
+It takes he-launch's options, consumes the seed the way the appliance would (reads the ISO's
+label, meta-data and the answer file inside user-data with `isoinfo`), keeps he-launch's files
+(STORAGE/SITE/seed.iso while it runs, console.log, engine-setup.log) and prints he-launch's
+`--json` result. engine-setup's exit status is 0 unless the site's answer file sets
+OVESETUP_STANDIN/exitCode=int:N (the test's way to make one site fail through its real seed).
+HE_STANDIN_SECONDS (default 0) is the time the stand-in "boots", for the fleet benchmark.
+Runs with the hosts' /usr/bin/python3 and the standard library only (plus isoinfo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EXIT_CODE_KEY = re.compile(r"OVESETUP_STANDIN/exitCode=int:(-?\d+)")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="he-launch (stand-in)")
+    parser.add_argument("--appliance", type=Path, required=True)
+    parser.add_argument("--seed", type=Path, required=True)
+    parser.add_argument("--site", required=True)
+    parser.add_argument("--storage", type=Path, default=Path("/var/tmp/he-launch"))
+    parser.add_argument("--json", action="store_true")
+    options, _ = parser.parse_known_args(argv)  # --uri, --no-network, timeouts: accepted as is
+    return options
+
+
+def iso_text(iso: Path, *args: str) -> str:
+    return subprocess.run(["isoinfo", "-i", str(iso), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def read_seed(iso: Path) -> dict[str, str]:
+    """What the appliance's cloud-init would read: the label, meta-data and user-data."""
+    label = re.search(r"^Volume id:\s*(\S+)", iso_text(iso, "-d"), re.MULTILINE)
+    if label is None or label.group(1) != "cidata":
+        raise SystemExit(f"stand-in he-launch: {iso} is not a NoCloud seed (label cidata)")
+    meta = iso_text(iso, "-R", "-x", "/meta-data")
+    user = iso_text(iso, "-R", "-x", "/user-data")
+    instance = re.search(r"^instance-id:\s*(\S+)", meta, re.MULTILINE)
+    fqdn = re.search(r"^fqdn:\s*(\S+)", user, re.MULTILINE)
+    code = EXIT_CODE_KEY.search(user)
+    return {"instance_id": instance.group(1) if instance else "",
+            "fqdn": fqdn.group(1) if fqdn else "",
+            "exit_code": code.group(1) if code else "0",
+            "user_data_first_line": user.splitlines()[0] if user else ""}
+
+
+def netns() -> str:
+    proc = subprocess.run(["ip", "netns", "identify", str(os.getpid())], capture_output=True,
+                          text=True, check=False)
+    return proc.stdout.strip()
+
+
+def main(argv: list[str]) -> int:
+    opts = parse_args(argv)
+    started = time.monotonic()
+    workdir = opts.storage / opts.site
+    workdir.mkdir(parents=True, exist_ok=True)
+    console_log, transcript = workdir / "console.log", workdir / "engine-setup.log"
+    seed_copy = workdir / "seed.iso"
+    if not opts.appliance.exists():
+        raise SystemExit(f"stand-in he-launch: appliance not found: {opts.appliance}")
+    shutil.copyfile(opts.seed, seed_copy)
+    seed_copy.chmod(0o600)
+    try:
+        facts = read_seed(seed_copy)
+        prepared = time.monotonic()
+        time.sleep(float(os.environ.get("HE_STANDIN_SECONDS", "0")))
+        booted = time.monotonic()
+        status = int(facts["exit_code"])
+        verdict = "SUCCESS" if status == 0 else "FAIL"
+        console_log.write_text(f"stand-in he-launch: no VM; seed instance-id {facts['instance_id']}"
+                               f" for {facts['fqdn']} in netns {netns()}\n")
+        transcript.write_text(f"[ INFO  ] Stage: Initializing (stand-in)\n"
+                              f"HE_APPLIANCE_ENGINE_SETUP_{verdict}\n"
+                              f"HE_APPLIANCE_ENGINE_SETUP_RC={status}\n")
+    finally:
+        seed_copy.unlink(missing_ok=True)  # he-launch deletes its seed copy: it holds secrets
+    ended = time.monotonic()
+    result = {
+        "ok": status == 0, "site": opts.site, "domain": f"he-engine-{opts.site}",
+        "virt_type": "standin", "virt_reason": "stand-in he-launch: no VM booted",
+        "exit_status": status, "network": [], "console_log": str(console_log),
+        "transcript": str(transcript), "seed_ejected": status == 0,
+        "url": f"https://{facts['fqdn']}/ovirt-engine/" if status == 0 else None,
+        "durations": {"prepare": round(prepared - started, 3), "boot": round(booted - prepared, 3),
+                      "setup": round(ended - booted, 3)},
+        "standin": {**facts, "netns": netns(), "appliance": str(opts.appliance)},
+    }
+    if opts.json:
+        json.dump(result, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    print(f"engine-setup exit status: {status}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
