@@ -1,4 +1,10 @@
-"""The stage cache: a finished stage is found again by the hash of its inputs."""
+"""The stage cache: a finished stage is found again by the hash of its inputs.
+
+An entry is built in a private partial directory while its builder holds the entry's lock, and
+appears (one rename) only when complete; it is never replaced afterwards. A build killed half
+way leaves its partial with a free lock: the next store anywhere in the cache removes it.
+A lookup that finds another process building the same entry waits for it.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.atomic import staged_dir, staged_file
+from builder.atomic import lock_path, staged_dir, staged_file, sweep_stale_partials
+from builder.lock import Notify, wait_until_free
 from builder.ova.sparse import copy_sparse
 from builder.run import run
 
@@ -47,27 +54,61 @@ def package_version(package: str) -> str:
 
 @dataclass(frozen=True)
 class StageCache:
-    """Entries live at `<root>/<stage>/<key>/`; an entry exists only when complete."""
+    """Entries live at `<root>/<stage>/<key>/`; an entry exists only when complete.
+
+    `notify` hears why a lookup or a store waits (another process building the same entry).
+    """
 
     root: Path
+    notify: Notify | None = field(default=None, compare=False)
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
     def lookup(self, stage: str, key: str) -> Path | None:
+        """The complete entry, waiting first if another process is building it; else None.
+
+        What killed builds left is removed on the way, even when every stage is a hit (a build
+        killed just after its entry appeared left a lock file)."""
         path = self.entry(stage, key)
+        if not path.is_dir():
+            wait_until_free(lock_path(path), notify=self.notify,
+                            what=f"the {stage} stage ({key})")
+        self.sweep()
         return path if path.is_dir() else None
 
     @contextlib.contextmanager
     def store(self, stage: str, key: str) -> Iterator[Path]:
-        """A temp directory that becomes the entry when the block finishes without error."""
-        with staged_dir(self.entry(stage, key)) as temp:
+        """A private temp directory that becomes the entry when the block finishes without
+        error. Stale partials of killed builds are removed first. Should another process have
+        stored the same entry meanwhile, that one is kept and this one dropped."""
+        self.sweep()
+        with staged_dir(self.entry(stage, key), replace=False, notify=self.notify) as temp:
             yield temp
+
+    def sweep(self) -> list[Path]:
+        """Remove the partials of builds that are gone, in every stage and inside entries
+        (a sidecar written into a finished entry); return what was removed."""
+        removed: list[Path] = []
+        for stage in _directories(self.root):
+            removed += sweep_stale_partials(stage)
+            for entry in _directories(stage):
+                removed += sweep_stale_partials(entry)
+        return removed
+
+
+def _directories(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
 
 
 def link_or_copy(source: Path, final: Path, *, link: bool = True) -> None:
     """Publish a cached file at `final` atomically: a hard link when allowed and possible,
-    else a sparse copy."""
+    else a sparse copy. Temp files of a publication killed earlier are removed first."""
+    sweep_stale_partials(final.parent)
     with staged_file(final, mode=0o644) as temp:
         if link:
             temp.unlink()

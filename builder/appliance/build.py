@@ -109,7 +109,7 @@ def build_disk_cached(
 ) -> tuple[BuiltDisk, bool]:
     """The recipe's disk from the stage cache, or built by its backend and stored there."""
     backend = create_backend(recipe, env)
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     key = backend.cache_key()
     hit = cache.lookup("disk", key)
     if hit is not None:
@@ -148,7 +148,7 @@ def build_ova_cached(
     disk: BuiltDisk, layout: OvaLayout, *, options: BuildOptions, cache_root: Path,
     console: Console, env: Mapping[str, str],
 ) -> StageOutput:
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     key = ova_key(disk, options.compression, layout, env)
     name = f"{disk.meta.name}-{disk.meta.version}-{disk.meta.release}.ova"
     hit = cache.lookup("ova", key)
@@ -167,7 +167,7 @@ def build_qcow2_cached(
     disk: BuiltDisk, recipe: Recipe, options: BuildOptions, cache_root: Path, console: Console,
 ) -> StageOutput:
     """The disk as the qcow2 the qcow2 RPM installs (named as oVirt names it)."""
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     name = rpm_layout("qcow2", recipe.meta, recipe.package).image_file
     key = hash_inputs({
         "disk": disk.cache_key, "compression": options.compression, "name": name,
@@ -189,7 +189,7 @@ def build_rpm_cached(
     *, recipe: Recipe, image: RpmImage, image_key: str, options: BuildOptions,
     cache_root: Path, console: Console, env: Mapping[str, str],
 ) -> StageOutput:
-    cache = StageCache(cache_root)
+    cache = StageCache(cache_root, notify=console.note)
     payload = payload_for(image, options.payload)
     key = hash_inputs({
         "image": image_key, "kind": image.kind, "meta": asdict(recipe.meta),

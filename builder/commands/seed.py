@@ -1,4 +1,5 @@
-"""`he-build seed`: render and master each selected site's seed under OUT/SITE/."""
+"""`he-build seed`: render and master each selected site's seed under OUT/SITE/, publishing the
+new set of sites in OUT all at once (builder.seed.generations)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 from builder.commands.inventory import add_inventory_option
 from builder.console import CommandResult, Console
 from builder.inventory.load import load_inventory, select_sites
-from builder.inventory.models import Site
 from builder.repro import build_time
-from builder.seed.build import SeedArtifacts, build_seeds
-from builder.seed.dhcp import build_dhcp_export, write_dhcp_export
+from builder.seed.build import SeedArtifacts, publish_seeds
+from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME, DhcpExport, build_dhcp_export
+from builder.seed.generations import Publication
 
 DEFAULT_OUT = Path("out/seeds")
 DHCP_DIR = "dhcp"
@@ -27,7 +28,11 @@ PROGRESS_MIN_SITES = 10
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "seed", parents=[parent], help="render each site's cloud-init seed ISO and answer file",
-        description="Render and master the NoCloud seed of each selected site into OUT/SITE/.",
+        description="Render and master the NoCloud seed of each selected site into OUT/SITE/. "
+                    "The sites are published together: a crash leaves the previous set or the "
+                    "new one. --all makes the set exactly the inventory's sites; --site "
+                    "replaces or adds those sites and keeps the others. A second run on the "
+                    "same OUT waits for the first.",
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--site", action="append", metavar="NAME",
@@ -48,10 +53,21 @@ def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
     prompt = _prompt if sys.stdin.isatty() else None
     jobs = [(site, inventory.resolve_secrets(site, env=env, prompt=prompt)) for site in sites]
     progress = _progress(console) if len(jobs) >= PROGRESS_MIN_SITES else None
-    artifacts = build_seeds(jobs, args.out, epoch=build_time(env), progress=progress)
-    dhcp = _export_dhcp(sites, args.out) if args.dhcp_export else None
-    return CommandResult(data=result_data(args.out, artifacts, dhcp),
+    export = build_dhcp_export(sites) if args.dhcp_export else None
+    artifacts, published = publish_seeds(
+        jobs, args.out, epoch=build_time(env), progress=progress, whole_set=args.all,
+        dhcp=export, notify=console.note)
+    console.note(publication_note(args.out, published, len(artifacts)))
+    dhcp = _dhcp_data(export, args.out) if export is not None else None
+    return CommandResult(data=result_data(args.out, artifacts, dhcp, published),
                          text=result_text(artifacts, dhcp))
+
+
+def publication_note(out: Path, published: Publication, rendered: int) -> str:
+    kept = len(published.sites) - rendered
+    return (f"published {out}: generation {published.generation}, {len(published.sites)} "
+            f"site{'s' if len(published.sites) != 1 else ''} ({rendered} rendered, "
+            f"{kept} unchanged)")
 
 
 def _prompt(label: str) -> str:
@@ -64,11 +80,10 @@ def _progress(console: Console) -> Callable[[int, int], None]:
     return report
 
 
-def _export_dhcp(sites: Sequence[Site], out: Path) -> dict[str, Any]:
-    export = build_dhcp_export(sites)
-    paths = write_dhcp_export(export, out / DHCP_DIR)
+def _dhcp_data(export: DhcpExport, out: Path) -> dict[str, Any]:
+    directory = out / DHCP_DIR
     return {
-        "files": {name: str(path) for name, path in paths.items()},
+        "files": {name: str(directory / name) for name in (DNSMASQ_NAME, DHCPD_NAME, ZONE_NAME)},
         "dnsmasq": export.dnsmasq, "dhcpd": export.dhcpd, "zone": export.zone,
         "registrations": [
             {"site": r.site, "fqdn": r.fqdn, "mac": r.mac, "dhcp": r.dhcp,
@@ -78,9 +93,10 @@ def _export_dhcp(sites: Sequence[Site], out: Path) -> dict[str, Any]:
     }
 
 
-def result_data(out: Path, artifacts: Sequence[SeedArtifacts],
-                dhcp: dict[str, Any] | None) -> dict[str, Any]:
-    data: dict[str, Any] = {"ok": True, "out": str(out), "sites": [
+def result_data(out: Path, artifacts: Sequence[SeedArtifacts], dhcp: dict[str, Any] | None,
+                published: Publication) -> dict[str, Any]:
+    data: dict[str, Any] = {"ok": True, "out": str(out), "generation": published.generation,
+                            "set": list(published.sites), "sites": [
         {"site": a.site, "directory": str(a.directory), "iso": str(a.iso),
          "instance_id": a.instance_id, "mac": a.mac,
          "files": [{"name": f.name, "path": str(f.path), "sha256": f.sha256, "size": f.size,

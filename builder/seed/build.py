@@ -1,11 +1,13 @@
-"""Seed directories: render and master in memory, stage on disk, flush once, swap in whole."""
+"""Seed directories: render and master in memory, stage a whole set on disk, flush it once,
+switch OUT to it with one rename (builder.seed.generations)."""
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import hashlib
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -14,8 +16,11 @@ from pathlib import Path
 from builder.atomic import staged_dir
 from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
+from builder.lock import Notify
 from builder.repro import build_time
+from builder.seed import generations
 from builder.seed.answers import SeedSecrets, render_answers
+from builder.seed.dhcp import DhcpExport, write_dhcp_export
 from builder.seed.iso import master_iso
 from builder.seed.metadata import derive_instance_id, render_meta_data
 from builder.seed.network import render_network_config, site_mac
@@ -27,10 +32,11 @@ ANSWERS_NAME = "heanswers.conf"
 MANIFEST_NAME = "manifest.json"
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
-# From this many sites on, a batch is rendered on a process pool and flushed with one sync:
-# below it, a pool costs more than it saves and an fsync per file is cheap enough.
+# From this many sites on, a batch is rendered on a process pool: below it, a pool costs more
+# than it saves.
 POOL_THRESHOLD = 16
 POOL_CHUNK = 32
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 Progress = Callable[[int, int], None]
 
@@ -125,45 +131,96 @@ def master_seed(site: Site, secrets: SeedSecrets, *, epoch: int) -> MasteredSeed
 
 
 def write_site_seed(
-    site: Site, secrets: SeedSecrets, out_root: Path, *, env: Mapping[str, str]
+    site: Site, secrets: SeedSecrets, directory: Path, *, env: Mapping[str, str]
 ) -> SeedArtifacts:
-    """Write `out_root/SITE/` (seed.iso, user-data, meta-data, network-config, heanswers.conf,
-    manifest.json); the directory appears complete or not at all. ISO dates come from
-    SOURCE_DATE_EPOCH in `env` (else now)."""
-    return build_seeds([(site, secrets)], out_root, epoch=build_time(env))[0]
+    """Write `directory/SITE/` (seed.iso, user-data, meta-data, network-config, heanswers.conf,
+    manifest.json) for one-off use, such as he-launch's private work directory: it appears
+    complete or not at all, replacing an older one. (A published OUT is `build_seeds`'.) ISO
+    dates come from SOURCE_DATE_EPOCH in `env` (else now)."""
+    outcome = _master_job((site, secrets), build_time(env))
+    if not isinstance(outcome, PreparedSeed):
+        raise _refused(list(outcome))
+    final = directory / site.name
+    with staged_dir(final) as temp:
+        _write_site(temp, outcome)
+    return _artifacts(outcome, final)
 
 
 def build_seeds(
     jobs: Sequence[tuple[Site, SeedSecrets]], out_root: Path, *, epoch: int,
-    progress: Progress | None = None,
+    progress: Progress | None = None, whole_set: bool = False, dhcp: DhcpExport | None = None,
+    notify: Notify | None = None,
 ) -> list[SeedArtifacts]:
-    """Render, master and write every site's seed directory, all of them or none.
+    """Render, master and write every site's seed directory, then publish them all or none.
 
-    Big batches are rendered on every CPU while this process writes the finished ones into
-    staging directories. Every bad value of every site is collected into one InputError, and
-    then no staged directory survives. Otherwise every file is on disk before any directory is
-    swapped into place: an fsync per file for a few sites; for a big batch one sync of the
-    disks instead (far cheaper than thousands of fsyncs, though it also waits for other
-    processes' pending writes).
+    The new set is `jobs`' sites plus, unless `whole_set`, the current set's other sites
+    (hard links). OUT/dhcp/ is `dhcp` when given, else the current set's. Big batches are
+    rendered on every CPU while this process writes the finished ones into the staging set.
+    Every bad value of every site is collected into one InputError, and then nothing is
+    published. A second run on the same OUT waits for the first (`notify` says so).
     """
-    artifacts: list[SeedArtifacts] = []
+    return publish_seeds(jobs, out_root, epoch=epoch, progress=progress, whole_set=whole_set,
+                         dhcp=dhcp, notify=notify)[0]
+
+
+def publish_seeds(
+    jobs: Sequence[tuple[Site, SeedSecrets]], out_root: Path, *, epoch: int,
+    progress: Progress | None = None, whole_set: bool = False, dhcp: DhcpExport | None = None,
+    notify: Notify | None = None,
+) -> tuple[list[SeedArtifacts], generations.Publication]:
+    """`build_seeds`, also returning what the switch published (generation, sites)."""
+    names = [site.name for site, _ in jobs]
+    _check_reserved(names)
+    with generations.locked_seed_set(out_root, notify=notify) as seeds:
+        kept = [] if whole_set else [n for n in seeds.current_sites() if n not in names]
+        generations.check_names(seeds, [*names, *kept])
+        if dhcp is not None:
+            generations.check_names(seeds, [generations.DHCP_DIR])
+        with generations.staging(seeds) as stage:
+            prepared = write_seeds(jobs, stage, epoch=epoch, progress=progress)
+            generations.carry_over(seeds, stage, kept)
+            if dhcp is not None:
+                write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
+            else:
+                generations.carry_over(seeds, stage, [generations.DHCP_DIR])
+            published = generations.publish(seeds, stage)
+    return [_artifacts(seed, out_root / seed.rendered.site) for seed in prepared], published
+
+
+def _check_reserved(names: Sequence[str]) -> None:
+    if generations.DHCP_DIR in names:
+        raise InputError(f"site {generations.DHCP_DIR}: name: reserved for the DHCP/DNS "
+                         f"records (OUT/{generations.DHCP_DIR}/); rename the site")
+
+
+def write_seeds(
+    jobs: Sequence[tuple[Site, SeedSecrets]], directory: Path, *, epoch: int,
+    progress: Progress | None = None,
+) -> list[PreparedSeed]:
+    """Write each site's directory into `directory`, a private staging directory, unflushed.
+
+    Every bad value of every site is collected into one InputError (and writing stops at the
+    first): the caller drops the staging directory.
+    """
+    prepared: list[PreparedSeed] = []
     problems: list[str] = []
-    big = len(jobs) >= POOL_THRESHOLD
-    with contextlib.ExitStack() as stack:
-        for done, outcome in enumerate(_master_each(jobs, epoch), start=1):
-            if not isinstance(outcome, PreparedSeed):
-                problems.extend(outcome)
-            elif not problems:
-                artifacts.append(_stage_seed(stack, outcome, out_root, fsync=not big))
-            if progress is not None:
-                progress(done, len(jobs))
-        if problems:
-            count = len(problems)
-            raise InputError(f"{count} value{'s' if count > 1 else ''} cannot go into a seed; "
-                             "nothing was written", problems=problems)
-        if big:
-            os.sync()
-    return artifacts
+    for done, outcome in enumerate(_master_each(jobs, epoch), start=1):
+        if not isinstance(outcome, PreparedSeed):
+            problems.extend(outcome)
+        elif not problems:
+            _write_site(generations.site_dir(directory, outcome.rendered.site), outcome)
+            prepared.append(outcome)
+        if progress is not None:
+            progress(done, len(jobs))
+    if problems:
+        raise _refused(problems)
+    return prepared
+
+
+def _refused(problems: Sequence[str]) -> InputError:
+    count = len(problems)
+    return InputError(f"{count} value{'s' if count > 1 else ''} cannot go into a seed; "
+                      "nothing was written", problems=problems)
 
 
 def _master_each(
@@ -173,8 +230,18 @@ def _master_each(
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
         yield from map(_master_job, jobs, epochs)
         return
-    with ProcessPoolExecutor(max_workers=_cpu_count()) as pool:
+    with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool worker ends when he-build does, even killed: it holds site secrets, and shares
+    OUT's lock, which the next run must be able to take."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # he-build died before prctl took effect
+        os._exit(1)
 
 
 def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> PreparedSeed | tuple[str, ...]:
@@ -191,14 +258,9 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _stage_seed(stack: contextlib.ExitStack, seed: PreparedSeed, out_root: Path, *,
-                fsync: bool) -> SeedArtifacts:
-    """Write the site directory into a staging directory that `stack` swaps in on success."""
-    final = out_root / seed.rendered.site
-    stage = stack.enter_context(staged_dir(final))
+def _write_site(directory: Path, seed: PreparedSeed) -> None:
     for name, (data, mode) in seed.contents.items():
-        _write_new(stage / name, data, mode, fsync=fsync)
-    return _artifacts(seed, final)
+        _write_new(directory / name, data, mode)
 
 
 def prepare_seed(seed: MasteredSeed) -> PreparedSeed:
@@ -247,8 +309,9 @@ def _artifacts(seed: PreparedSeed, final: Path) -> SeedArtifacts:
                          files=files, instance_id=rendered.instance_id, mac=rendered.mac)
 
 
-def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
-    """Create `path` with `mode` from the first byte (inside a private staging directory)."""
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` with `mode` from the first byte (inside a private staging directory);
+    the staging set is flushed as a whole before it is published."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
@@ -258,8 +321,6 @@ def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
     except OSError as exc:
         raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
     finally:

@@ -1,16 +1,26 @@
-"""The subprocess helper, atomic writes and the CLI's error handling."""
+"""The subprocess helper, atomic writes, locks, stale partials and the CLI's error handling."""
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from builder.atomic import staged_dir, write_atomic
+from builder.atomic import (
+    LEGACY_GRACE_S,
+    lock_path,
+    staged_dir,
+    staged_file,
+    sweep_stale_partials,
+    write_atomic,
+)
 from builder.cli import main
 from builder.errors import CommandError, ExitCode, MissingPrerequisiteError
+from builder.lock import acquire_lock, holder_pid, is_held_elsewhere, locked, try_lock
 from builder.repro import source_date_epoch, stable_mac, stable_uuid
 from builder.run import redact, run
 
@@ -51,7 +61,7 @@ def test_staged_dir_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), staged_dir(final) as temp:
         (temp / "half").write_text("x")
         raise RuntimeError("boom")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no partial, no lock file
 
 
 def test_staged_dir_replaces_existing_only_when_complete(tmp_path: Path) -> None:
@@ -61,8 +71,134 @@ def test_staged_dir_replaces_existing_only_when_complete(tmp_path: Path) -> None
     with staged_dir(final) as temp:
         (temp / "new").write_text("new")
         assert (final / "old").exists()
+        assert stat.S_IMODE(temp.stat().st_mode) == 0o700
     assert [p.name for p in final.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_staged_dir_without_replace_keeps_the_existing_entry(tmp_path: Path) -> None:
+    final = tmp_path / "entry"
+    final.mkdir()
+    (final / "first").write_text("1")
+    with staged_dir(final, replace=False) as temp:
+        (temp / "second").write_text("2")
+    assert [p.name for p in final.iterdir()] == ["first"]
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+def test_a_writer_holds_the_final_paths_lock(tmp_path: Path) -> None:
+    final = tmp_path / "artifact"
+    with staged_file(final) as temp:
+        assert temp.name.startswith(f".artifact.partial-{os.getpid()}-")
+        assert is_held_elsewhere(lock_path(final))
+        assert sweep_stale_partials(tmp_path) == []  # a live writer's partial is kept
+        assert temp.exists()
+    assert not lock_path(final).exists()
+
+
+def test_sweep_removes_partials_whose_writer_is_gone(tmp_path: Path) -> None:
+    dead_dir = tmp_path / ".disk.partial-4242-abcdefgh"
+    (dead_dir / "work").mkdir(parents=True)
+    (dead_dir / "work" / "disk.raw").write_bytes(b"\0" * 1024)
+    dead_file = tmp_path / ".app.ova.partial-4242-xyz12345"
+    dead_file.write_bytes(b"half")
+    (tmp_path / ".app.ova.lock").write_text("4242\n")  # its holder died before unlinking it
+    live = tmp_path / ".rpm.partial-4343-abcdefgh"
+    live.mkdir()
+    keep = [tmp_path / "disk", tmp_path / "notes.partial", tmp_path / ".hidden"]
+    for path in keep:
+        path.write_text("mine")
+    held = try_lock(tmp_path / ".rpm.lock", transient=True)
+    assert held is not None
+    try:
+        removed = sweep_stale_partials(tmp_path)
+    finally:
+        held.release()
+    assert sorted(removed) == sorted([dead_dir, dead_file])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, *(p.name for p in keep)])
+
+
+def test_sweep_removes_lock_files_nobody_holds(tmp_path: Path) -> None:
+    # Killed just after renaming its temp file into place, before unlinking its lock.
+    (tmp_path / "app.ova").write_text("done")
+    (tmp_path / ".app.ova.lock").write_text("4242\n")
+    held = try_lock(tmp_path / ".app.rpm.lock", transient=True)  # a live writer's
+    assert held is not None
+    try:
+        sweep_stale_partials(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".app.rpm.lock", "app.ova"]
+    finally:
+        held.release()
+
+
+def test_sweep_waits_a_day_before_removing_partials_of_earlier_versions(tmp_path: Path) -> None:
+    # Earlier versions named partials `.NAME.partial-PIDXXXXXXXX` and took no lock: only
+    # age tells that their writer is gone.
+    young = tmp_path / ".disk.partial-4242abcdefgh"
+    old = tmp_path / ".ova.partial-4343abcdefgh"
+    young.mkdir()
+    old.mkdir()
+    long_ago = time.time() - LEGACY_GRACE_S - 60
+    os.utime(old, (long_ago, long_ago))
+    assert sweep_stale_partials(tmp_path) == [old]
+    assert [p.name for p in tmp_path.iterdir()] == [young.name]
+
+
+def test_sweep_limited_to_some_finals_leaves_the_others(tmp_path: Path) -> None:
+    mine = tmp_path / ".state.partial-4242-abcdefgh"
+    theirs = tmp_path / ".other.partial-4242-abcdefgh"
+    mine.mkdir()
+    theirs.mkdir()
+    assert sweep_stale_partials(tmp_path, finals=["state"]) == [mine]
+    assert theirs.exists()
+
+
+def test_a_lock_is_exclusive_across_open_files_and_records_its_holder(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    with locked(path):
+        assert try_lock(path) is None
+        assert is_held_elsewhere(path)
+        assert holder_pid(path) == os.getpid()
+    held = try_lock(path)
+    assert held is not None
+    held.release()
+    assert path.exists()  # a permanent lock file stays
+
+
+def test_a_transient_lock_file_goes_with_its_release(tmp_path: Path) -> None:
+    path = tmp_path / ".x.lock"
+    held = try_lock(path, transient=True)
+    assert held is not None
+    held.release()
+    assert not path.exists()
+    assert not is_held_elsewhere(path)
+
+
+def test_a_waiter_is_told_and_gets_the_lock_when_released(tmp_path: Path) -> None:
+    path = tmp_path / ".x.lock"
+    told = threading.Event()
+    messages: list[str] = []
+    order: list[str] = []
+
+    def notify(message: str) -> None:
+        messages.append(message)
+        told.set()
+
+    def waiter() -> None:
+        acquire_lock(path, transient=True, notify=notify, what="building x").release()
+        order.append("waiter")
+
+    first = acquire_lock(path, transient=True)
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert told.wait(timeout=30)
+    order.append("first")
+    first.release()  # unlinks the file the waiter opened: it must take the new one
+    thread.join(timeout=30)
+    assert order == ["first", "waiter"]
+    assert messages == [f"waiting for process {os.getpid()} to finish building x"]
+    assert not path.exists()
 
 
 def test_stable_ids_are_deterministic() -> None:

@@ -1,4 +1,6 @@
-"""Seed directories on disk: layout, modes, manifest, reproducibility, nothing left on failure."""
+"""Seed directories on disk: layout, modes, manifest, reproducibility, nothing left on failure.
+
+(Publishing whole sets, generations and what crashed runs leave: test_seed_generations.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def visible(out: Path) -> list[str]:
+    """What a user sees in OUT (the set's state directory is hidden)."""
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
+def state_of(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / ".he-seeds").iterdir())
+
+
 def test_static_site_directory_layout_and_modes(tmp_path: Path) -> None:
     artifacts = write_site_seed(static_site(), Secrets(), tmp_path, env=ENV)
     site_dir = tmp_path / "dc2"
@@ -29,7 +40,8 @@ def test_static_site_directory_layout_and_modes(tmp_path: Path) -> None:
     modes = {p.name: mode_of(p) for p in site_dir.iterdir()}
     assert modes == {"seed.iso": 0o600, "user-data": 0o600, "heanswers.conf": 0o600,
                      "meta-data": 0o644, "network-config": 0o644, "manifest.json": 0o644}
-    assert [p.name for p in tmp_path.iterdir()] == ["dc2"]  # no temp leftovers
+    assert mode_of(site_dir) == 0o700
+    assert [p.name for p in tmp_path.iterdir()] == ["dc2"]  # no temp or lock leftovers
     assert artifacts.mac == "00:16:3e:00:02:10"
 
 
@@ -99,7 +111,8 @@ def test_batch_reports_every_bad_site_and_writes_nothing(tmp_path: Path) -> None
         "site dc1: admin_password: contains a line break, which the answer file cannot carry",
         "site dc3: root_password: is empty",
     )
-    assert list(tmp_path.iterdir()) == []
+    assert visible(tmp_path) == []
+    assert state_of(tmp_path) == ["format", "lock"]
 
 
 def test_a_late_bad_site_in_a_pooled_batch_leaves_nothing_staged(tmp_path: Path) -> None:
@@ -108,13 +121,23 @@ def test_a_late_bad_site_in_a_pooled_batch_leaves_nothing_staged(tmp_path: Path)
     jobs.append((sites[-1], Secrets(admin_password="bad\n")))
     with pytest.raises(InputError):
         build_seeds(jobs, tmp_path, epoch=0)
-    assert list(tmp_path.iterdir()) == []
+    assert visible(tmp_path) == []
+    assert state_of(tmp_path) == ["format", "lock"]
+
+
+def test_a_one_off_seed_replaces_an_older_directory_whole(tmp_path: Path) -> None:
+    (tmp_path / "dc1").mkdir()
+    (tmp_path / "dc1" / "left-over").write_text("from an older launch")
+    artifacts = write_site_seed(dhcp_site(), Secrets(), tmp_path, env=ENV)
+    assert sorted(p.name for p in artifacts.directory.iterdir()) == sorted(
+        f.name for f in artifacts.files)
+    assert [p.name for p in tmp_path.iterdir()] == ["dc1"]
 
 
 def test_big_batches_on_a_process_pool_match_single_site_builds(tmp_path: Path) -> None:
     sites = [dhcp_site(name=f"s{i:02d}", fqdn=f"engine.s{i:02d}.example.com") for i in range(20)]
     artifacts = build_seeds([(site, Secrets()) for site in sites], tmp_path / "batch", epoch=0)
-    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == [s.name for s in sites]
+    assert visible(tmp_path / "batch") == [s.name for s in sites]
     for site, batch in zip(sites[:3], artifacts, strict=False):
         single = write_site_seed(site, Secrets(), tmp_path / "one", env={"SOURCE_DATE_EPOCH": "0"})
         assert single.checksums == batch.checksums

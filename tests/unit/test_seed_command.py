@@ -59,3 +59,30 @@ def test_secrets_never_reach_the_output(tmp_path: Path,
     main(["seed", "--all", "--out", str(tmp_path), "--json"])
     captured = capsys.readouterr()
     assert secrets and not any(s in captured.out + captured.err for s in secrets)
+
+
+def test_a_site_run_publishes_a_new_set_keeping_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, first = run_json(capsys, "--all", "--out", str(tmp_path))
+    assert code == ExitCode.OK and first["generation"] == 1 and first["set"] == ["dc1", "dc2"]
+    dc2_iso = (tmp_path / "dc2" / "seed.iso").stat().st_ino
+    assert main(["seed", "--site", "dc1", "--out", str(tmp_path), "--json"]) == ExitCode.OK
+    captured = capsys.readouterr()
+    second = json.loads(captured.out)
+    assert second["generation"] == 2 and second["set"] == ["dc1", "dc2"]
+    assert [s["site"] for s in second["sites"]] == ["dc1"]
+    assert (tmp_path / "dc2" / "seed.iso").stat().st_ino == dc2_iso
+    assert f"published {tmp_path}: generation 2, 2 sites (1 rendered, 1 unchanged)" in (
+        captured.err)
+
+
+def test_an_out_that_is_not_ours_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos").mkdir()
+    assert main(["seed", "--all", "--out", str(tmp_path)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"he-build: error: --out {tmp_path}: not empty and not made by he-build seed "
+                   "(photos); choose another --out or empty it (he-build leaves it alone)"]
+    assert [p.name for p in tmp_path.iterdir()] == ["photos"]

@@ -1,0 +1,338 @@
+"""Kill `he-build appliance --recipe debian-test` in its disk, OVA and RPM stages and while it
+publishes, rerun it, and count what a crash left.
+
+    flock /work/locks/vm.lock .venv/bin/python -m bench.kill_appliance [--points 16] [--seed 7]
+
+Every run has a private cache (HE_BUILDER_CACHE) holding, as hard links, the debootstrapped
+root from the shared cache (no point re-runs debootstrap) and, for a point in a later stage,
+the entries an uninterrupted reference build made for the earlier stages: the run starts at the
+stage to be killed. A point kills the build at a moment of that stage, reruns it to the end,
+and checks that the rerun succeeded, that no partial entry, temp file or lock file survived in
+the cache or the output directory, that every cache entry's file still matches its recorded
+SHA-256, and that the published disk, OVA and RPM have the reference's bytes.
+
+Kill points: the moment the stage's partial entry (or a temp file in the output directory)
+appears, plus a random part of the stage's measured length; a random time over the run; and
+syscalls found in a traced run (`strace -e inject=SYSCALL:signal=KILL:when=N`, he-build's own
+process only): the rename that puts the stage's entry in place, and the unlink of its lock
+right after it. A disk rebuilt after a kill can only match the reference if two clean builds
+of the disk match: the campaign measures that first and reports such mismatches apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.killrun import KillPoint, nth_call, run_with_kill, survivors, syscall_sequence
+from builder.appliance.debian_test import DebianTestBackend
+from builder.appliance.recipes import create_backend, load_recipe
+from builder.cache import StageCache, default_cache_root
+from builder.ova.sparse import sha256_sparse
+
+RECIPE = "debian-test"
+EPOCH = 1700000000
+STAGES = ("disk", "ova", "rpm", "publish")
+CACHED = ("disk", "ova", "rpm")
+TRACED = ("rename", "unlink")
+RUN_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an uninterrupted build made, and what is known about the stages."""
+
+    cache: Path
+    digests: dict[str, str]
+    disk_reproducible: bool | None  # measured only when a point rebuilds the disk
+    lengths: dict[str, float]
+    traces: dict[str, list[tuple[str, str]]]
+    keys: dict[str, str]
+
+
+@dataclass
+class Counts:
+    points: int = 0
+    killed: int = 0
+    recovered: int = 0
+    partial_entries: int = 0
+    stale_files: int = 0
+    byte_mismatches: int = 0
+    disk_rebuilds_not_comparable: int = 0
+    orphans: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def he_build() -> str:
+    return str(Path(sys.executable).with_name("he-build"))
+
+
+def appliance_argv(out: Path) -> list[str]:
+    return [he_build(), "appliance", "--recipe", RECIPE, "--out", str(out)]
+
+
+def appliance_env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "HE_BUILDER_CACHE": str(cache), "SOURCE_DATE_EPOCH": str(EPOCH)}
+
+
+def shared_rootfs() -> tuple[str, Path]:
+    backend = create_backend(load_recipe(RECIPE), {})
+    assert isinstance(backend, DebianTestBackend)
+    key = backend.rootfs_key()
+    found = StageCache(default_cache_root(os.environ)).lookup("rootfs", key)
+    if found is None:
+        raise RuntimeError("the debootstrapped root is not in the shared cache yet: run "
+                           "`he-build appliance --recipe debian-test` once")
+    return key, found
+
+
+def fresh_cache(path: Path, stage: str, reference: Path | None) -> Path:
+    """A cache holding the shared root and, from `reference`, the stages before `stage`."""
+    shutil.rmtree(path, ignore_errors=True)
+    key, rootfs = shared_rootfs()
+    (path / "rootfs").mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(rootfs), str(path / "rootfs" / key)], check=True)
+    if reference is not None:
+        for earlier in CACHED[: STAGES.index(stage)]:
+            subprocess.run(["cp", "-al", str(reference / earlier), str(path / earlier)],
+                           check=True)
+    return path
+
+
+def build(cache: Path, out: Path, point: KillPoint | None = None) -> tuple[int, bool, float]:
+    outcome = run_with_kill(appliance_argv(out), appliance_env(cache), point,
+                            timeout_s=RUN_TIMEOUT_S)
+    if point is None and outcome.returncode != 0:
+        raise RuntimeError(f"he-build appliance failed ({outcome.returncode}): "
+                           f"{outcome.stderr[-2000:]}")
+    return outcome.returncode, outcome.killed, outcome.elapsed_s
+
+
+def published_digests(out: Path) -> dict[str, str]:
+    return {p.name: sha256_sparse(p) for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+
+
+def entry_keys(cache: Path) -> dict[str, str]:
+    return {stage: next(p.name for p in (cache / stage).iterdir() if not p.name.startswith("."))
+            for stage in CACHED}
+
+
+def prepare_reference(work: Path) -> Reference:
+    """The reference build, a second clean disk (is the disk reproducible?), each stage's
+    length, and a traced run starting at each stage."""
+    cache = fresh_cache(work / "reference-cache", "disk", None)
+    build(cache, work / "reference-out")
+    digests = published_digests(work / "reference-out")
+    durations: dict[str, float] = {}
+    traces: dict[str, list[tuple[str, str]]] = {}
+    for stage in STAGES:
+        # Traced where the kill runs will run: the paths in the calls are theirs.
+        scratch = fresh_cache(work / "cache", stage, cache)
+        shutil.rmtree(work / "out", ignore_errors=True)
+        start = time.monotonic()
+        traces[stage] = syscall_sequence(appliance_argv(work / "out"), appliance_env(scratch),
+                                         TRACED, work / f"trace-{stage}.log",
+                                         timeout_s=RUN_TIMEOUT_S)
+        durations[stage] = time.monotonic() - start
+    lengths = {stage: durations[stage] - (durations[STAGES[i + 1]] if i + 1 < len(STAGES)
+                                          else 0.0)
+               for i, stage in enumerate(STAGES)}
+    return Reference(cache, digests, None, lengths, traces, entry_keys(cache))
+
+
+def disk_is_reproducible(work: Path, reference: Reference) -> bool:
+    """Whether a second clean build makes the reference's disk, byte for byte."""
+    twin = fresh_cache(work / "twin-cache", "disk", None)
+    build(twin, work / "twin-out")
+    disk = next(name for name in reference.digests if name.endswith(".raw"))
+    same = sha256_sparse(work / "twin-out" / disk) == reference.digests[disk]
+    shutil.rmtree(twin, ignore_errors=True)
+    shutil.rmtree(work / "twin-out", ignore_errors=True)
+    return same
+
+
+@dataclass(frozen=True)
+class Plan:
+    stage: str
+    point: KillPoint
+
+
+def plan_points(rng: random.Random, count: int, reference: Reference, cache: Path,
+                out: Path) -> list[Plan]:
+    """Four points a stage, stage after stage: its two syscall points, a partial-appears
+    point, a timed point (the timed ones kill only he-build's process in every other stage)."""
+    plans: list[Plan] = []
+    for index in range(count):
+        stage = STAGES[(index // 4) % len(STAGES)]
+        hooked = _syscall_points(stage, reference, out)
+        kind = index % 4
+        if kind < len(hooked) and kind < 2:
+            plans.append(hooked[kind])
+        else:
+            plans.append(_random_point(rng, stage, reference, cache, out, timed=kind == 3,
+                                       group=kind != 3 or stage in ("ova", "publish")))
+    return plans
+
+
+def _syscall_points(stage: str, reference: Reference, out: Path) -> list[Plan]:
+    calls = reference.traces[stage]
+    if stage == "publish":
+        ends = [i for i, (name, args) in enumerate(calls)
+                if name == "rename" and f'"{out}/' in args]
+        chosen = {"publish-first-rename": ends[0] if ends else None,
+                  "after-publish-last-rename": ends[-1] + 1 if ends else None}
+    else:
+        target = f'/{stage}/{reference.keys[stage]}") = 0'
+        found = [i for i, (name, args) in enumerate(calls)
+                 if name == "rename" and args.rstrip().endswith(target)]
+        chosen = {f"{stage}-entry-rename": found[0] if found else None,
+                  f"after-{stage}-entry-rename": found[0] + 1 if found else None}
+    plans = []
+    for label, index in chosen.items():
+        if index is None or index >= len(calls):
+            continue
+        name, nth = nth_call(calls, index)
+        plans.append(Plan(stage, KillPoint(label=f"{label} ({name} #{nth})", syscall=name,
+                                           nth=nth)))
+    return plans
+
+
+def _random_point(rng: random.Random, stage: str, reference: Reference, cache: Path,
+                  out: Path, *, timed: bool, group: bool) -> Plan:
+    who = "group" if group else "he-build only"
+    if timed:
+        delay = rng.uniform(0.0, sum(reference.lengths[s] for s in STAGES[STAGES.index(stage):]))
+        return Plan(stage, KillPoint(label=f"{stage}: t={delay:.2f}s ({who})", delay_s=delay,
+                                     group=group))
+    delay = rng.uniform(0.0, max(reference.lengths[stage], 0.2))
+    where = f"{out}/.*.partial-*" if stage == "publish" else f"{cache}/{stage}/.*.partial-*"
+    return Plan(stage, KillPoint(label=f"{stage}: partial +{delay:.2f}s ({who})", delay_s=delay,
+                                 glob=where, group=group))
+
+
+def leftovers(cache: Path, out: Path) -> list[str]:
+    """Partials and lock files in the stages, inside entries and in the output directory."""
+    found = []
+    places = [out, *(cache / s for s in (*CACHED, "rootfs"))]
+    places += [entry for s in CACHED if (cache / s).is_dir() for entry in (cache / s).iterdir()
+               if entry.is_dir() and not entry.name.startswith(".")]
+    for place in places:
+        if place.is_dir():
+            found += [str(p) for p in place.iterdir()
+                      if p.name.startswith(".") and (".partial-" in p.name
+                                                     or p.name.endswith(".lock"))]
+    return found
+
+
+def unsound_entries(cache: Path) -> list[str]:
+    """Cache entries whose file does not match the SHA-256 recorded beside it (`X.sha256`,
+    or `X.digests.json`), or that record none."""
+    bad = []
+    for stage in CACHED:
+        for entry in sorted((cache / stage).glob("[!.]*")):
+            recorded = {**{p.with_suffix(""): p.read_text().strip()
+                           for p in entry.glob("*.sha256")},
+                        **{p.with_name(p.name.removesuffix(".digests.json")):
+                           json.loads(p.read_text())["sha256"]
+                           for p in entry.glob("*.digests.json")}}
+            if not recorded:
+                bad.append(f"{entry} (no digest recorded)")
+            bad += [str(path) for path, digest in recorded.items()
+                    if sha256_sparse(path) != digest]
+    return bad
+
+
+def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts) -> str:
+    cache = fresh_cache(work / "cache", plan.stage, reference.cache)
+    out = work / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    counts.points += 1
+    rc, killed, _ = build(cache, out, plan.point)
+    counts.killed += killed
+    orphans = survivors(str(cache), grace_s=5.0)
+    counts.orphans += len(orphans)
+    build(cache, out)
+    left = leftovers(cache, out)
+    unsound = unsound_entries(cache)
+    counts.stale_files += len(left)
+    counts.partial_entries += len(unsound)
+    digests = published_digests(out)
+    mismatched = sorted(name for name in reference.digests
+                        if digests.get(name) != reference.digests[name])
+    disk_rebuilt = plan.stage == "disk" and reference.disk_reproducible is False
+    if mismatched and disk_rebuilt:
+        counts.disk_rebuilds_not_comparable += 1
+    elif mismatched:
+        counts.byte_mismatches += 1
+    if left or unsound or (mismatched and not disk_rebuilt):
+        counts.failures.append(f"{plan.point.label}: left={left} unsound={unsound} "
+                               f"mismatched={mismatched}")
+    else:
+        counts.recovered += 1
+    return (f"{plan.point.label:42s} killed={killed!s:5s} rc={rc:4d} orphans={len(orphans)} "
+            f"left={len(left)} unsound={len(unsound)} mismatched={','.join(mismatched) or '-'}")
+
+
+def run_campaign(work: Path, *, points: int, seed: int, log: Any = None,
+                 only: Sequence[str] = ()) -> tuple[Counts, Reference]:
+    reference = prepare_reference(work)
+    plans = plan_points(random.Random(seed), points, reference, work / "cache", work / "out")
+    if only:
+        plans = [p for p in plans if any(label in p.point.label for label in only)]
+    if any(plan.stage == "disk" for plan in plans):
+        reference = replace(reference, disk_reproducible=disk_is_reproducible(work, reference))
+    counts = Counts()
+    for plan in plans:
+        record = kill_and_rerun(work, plan, reference, counts)
+        if log is not None:
+            print(record, file=log, flush=True)
+    return counts, reference
+
+
+def report(counts: Counts, reference: Reference, lengths: Mapping[str, float]) -> None:
+    stages = ", ".join(f"{s} {lengths[s]:.1f} s" for s in STAGES)
+    twins = {None: "not measured", True: "yes", False: "no"}[reference.disk_reproducible]
+    print(f"stage lengths: {stages}; two clean builds give the same disk: {twins}")
+    print(f"kill points: {counts.points}, killed before the end: {counts.killed}, recovered: "
+          f"{counts.recovered}, partial or unsound cache entries: {counts.partial_entries}, "
+          f"stale files found after the rerun: {counts.stale_files}, byte mismatches: "
+          f"{counts.byte_mismatches}, rebuilt disks not comparable (not reproducible): "
+          f"{counts.disk_rebuilds_not_comparable}, surviving processes: {counts.orphans}")
+    for failure in counts.failures:
+        print(f"FAIL {failure}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where to work (default: a temporary directory under /var/tmp, "
+                             "removed after)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="he-kill-appliance-", dir="/var/tmp"))
+    start = time.monotonic()
+    try:
+        counts, reference = run_campaign(work, points=args.points, seed=args.seed,
+                                         log=sys.stdout)
+        report(counts, reference, reference.lengths)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"seed: {args.seed}, {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
