@@ -47,7 +47,7 @@ PRUNED = (
 # Timers that would only slow a TCG boot and reach for a network the appliance does not have.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer")
 # Bumped when a stage below changes in a way its input hash cannot see.
-ROOTFS_VERSION = "3"
+ROOTFS_VERSION = "4"
 # The image is dated as of this fixed time (2023-06-10, Debian 12's release; any fixed value
 # would do), never by the clock: the disk is the same bytes for the same inputs with or without
 # SOURCE_DATE_EPOCH, and stays cached across release builds. The installation sees it as
@@ -205,14 +205,26 @@ def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: i
 
 
 def prune_root(root: Path) -> None:
+    """Empty the PRUNED directories; each keeps its own mode, owner and date (a directory
+    made again would take the builder's umask)."""
     for rel in PRUNED:
         target = root / rel
-        if target.is_dir():
-            shutil.rmtree(target)
-            target.mkdir()
+        if target.is_dir() and not target.is_symlink():
+            empty_directory(target)
         elif target.exists():
             target.unlink()
-    (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+
+
+def empty_directory(directory: Path) -> None:
+    """Remove everything inside `directory` but apt's (empty) `partial` download directories
+    and the directories leading to them."""
+    for child in list(directory.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            empty_directory(child)
+            if child.name != "partial" and not any(child.iterdir()):
+                child.rmdir()
+        else:
+            child.unlink()
 
 
 def configure_root(root: Path, meta: ApplianceMeta) -> None:
@@ -259,7 +271,7 @@ def appliance_files(meta: ApplianceMeta) -> list[tuple[str, bytes, int]]:
 
 
 def replace_file(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    normalize.make_directories(path.parent)
     path.unlink(missing_ok=True)
     path.write_bytes(data)
     path.chmod(mode)
