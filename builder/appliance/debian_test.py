@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,7 +129,7 @@ class DebianTestBackend:
     def cache_key(self) -> str:
         return hash_inputs({
             "backend": self.name, "layout": LAYOUT_VERSION, "rootfs": self.rootfs_key(),
-            "disk_size_gib": self.options.disk_size_gib, "meta": self.meta.__dict__,
+            "disk_size_gib": self.options.disk_size_gib, "meta": asdict(self.meta),
             "files": {rel: [hashlib.sha256(data).hexdigest(), mode]
                       for rel, data, mode in appliance_files(self.meta)},
             "masked": MASKED_UNITS, "cmdline": bootdisk.KERNEL_CMDLINE,

@@ -19,7 +19,7 @@ from builder.launch.channel import (
     connect_channel,
     read_report,
 )
-from builder.launch.disk import PreparedDisk, check_traversable, locate_ova, prepare_disk
+from builder.launch.disk import PreparedDisk, check_traversable, locate_appliance, prepare_disk
 from builder.launch.hostnet import read_host_network
 from builder.launch.options import LaunchOptions
 from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
@@ -168,8 +168,8 @@ def prepare_appliance(run: Launch) -> PreparedDisk:
     """Verify the appliance (unless this very file passed before), unpack it once, overlay it."""
     opts, paths, console = run.opts, run.paths, run.console
     console.step(f"verifying the appliance {opts.appliance}")
-    ova = locate_ova(opts.appliance, paths.rpms)
-    disk = prepare_disk(ova, paths.images, paths.overlay)
+    appliance = locate_appliance(opts.appliance, paths.rpms)
+    disk = prepare_disk(appliance, paths.images, paths.overlay)
     checked = "verified before, unchanged" if disk.verified_before else "manifest verified"
     console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}; {checked}), "
                  f"overlay {disk.overlay}")
