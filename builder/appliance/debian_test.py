@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.appliance import bootdisk, normalize
+from builder.appliance import bootdisk, bootloader, normalize
 from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk
 from builder.appliance.options import validate_options
 from builder.cache import StageCache, hash_inputs, package_version
@@ -133,7 +133,10 @@ class DebianTestBackend:
             "files": {rel: [hashlib.sha256(data).hexdigest(), mode]
                       for rel, data, mode in appliance_files(self.meta)},
             "masked": MASKED_UNITS, "cmdline": bootdisk.KERNEL_CMDLINE,
-            "esp_bytes": bootdisk.ESP_BYTES, "epoch": self.disk_epoch,
+            "esp_bytes": bootdisk.ESP_BYTES, "esp_label": bootloader.ESP_LABEL,
+            "grub": [bootloader.early_config(bootdisk.FS_LABEL), bootloader.BIOS_MODULES,
+                     bootloader.EFI_MODULES],
+            "epoch": self.disk_epoch,
             "tools": {tool: package_version(tool) for tool in DISK_TOOLS},
         })
 
