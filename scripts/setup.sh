@@ -15,6 +15,7 @@ APT_PACKAGES=(
   createrepo-c dnf gpgv groovy default-jre-headless
   pigz node-spdx-license-ids
   openssh-server
+  grub-efi-amd64-bin dosfstools mtools ovmf diffoscope-minimal
 )
 
 sudo_cmd=()
