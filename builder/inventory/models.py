@@ -129,6 +129,7 @@ class Site(Frozen):
     timezone: Timezone = "UTC"
     ntp_servers: tuple[str, ...] = ()
     ssh_keys: tuple[SshKey, ...] = ()
+    root_ssh: Literal["key", "password"] = "key"
     root_password: SecretRef
     admin_password: SecretRef
     engine: EngineOptions = EngineOptions()

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.seed.answers import parse_answers, render_answers
-from builder.seed.build import render_seed
+from builder.seed.build import RenderedSeed, render_seed
 from tests.fixtures.seeds import SSH_KEY, Secrets, dhcp_site, static_site
 
 # Characters that break naive YAML, INI, shell, Jinja or line-based formats.
@@ -37,10 +37,9 @@ def user_data(text: str) -> dict[str, Any]:
     return loaded
 
 
-def answers_in(document: dict[str, Any]) -> str:
-    content: str = next(f["content"] for f in document["write_files"]
-                        if f["path"] == "/root/heanswers.conf")
-    return content
+def answers_in(seed: RenderedSeed) -> str:
+    """The answer file as the guest receives it: its own file on the seed ISO."""
+    return dict(seed.iso_files())["heanswers.conf"].decode("utf-8")
 
 
 @SETTINGS
@@ -50,7 +49,7 @@ def test_admin_password_survives_answers_and_user_data(value: str) -> None:
         seed = render_seed(dhcp_site(), Secrets(admin_password=value))
     except InputError:
         return
-    answers = answers_in(user_data(seed.user_data))
+    answers = answers_in(seed)
     assert answers == seed.answers
     assert parse_answers(answers)["OVESETUP_CONFIG/adminPassword"] == ("str", value)
 
