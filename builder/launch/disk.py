@@ -12,6 +12,7 @@ from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
 from builder.errors import InputError, StorageError
+from builder.launch.storage import StorageModes, create_private_file, private_file
 from builder.ova import OvaInfo, check_disk_digest, extract_disk, verify_ova
 from builder.ova.ovf import GIB
 from builder.run import require_tool, run
@@ -34,7 +35,7 @@ class PreparedDisk:
     verified_before: bool
 
 
-def locate_ova(appliance: Path, rpm_cache: Path) -> Path:
+def locate_ova(appliance: Path, rpm_cache: Path, modes: StorageModes | None = None) -> Path:
     """The OVA to use: the file itself, the newest one in a directory (the installed RPM's
     /usr/share/ovirt-engine-appliance/), or the one inside an appliance RPM.
 
@@ -49,6 +50,7 @@ def locate_ova(appliance: Path, rpm_cache: Path) -> Path:
                               "or pass the OVA or RPM file")
     if appliance.suffix != ".rpm":
         return appliance
+    (modes or StorageModes()).private_dir(rpm_cache)  # only we read the OVAs taken out
     target = rpm_cache / file_identity(appliance, with_ctime=False)
     found = sorted(target.glob("*.ova")) if target.is_dir() else []
     if found:
@@ -58,7 +60,7 @@ def locate_ova(appliance: Path, rpm_cache: Path) -> Path:
 
     shutil.rmtree(target, ignore_errors=True)
     with staged_dir(target) as stage:
-        extract_ova_from_rpm(appliance, stage)
+        private_file(extract_ova_from_rpm(appliance, stage))
     return sorted(target.glob("*.ova"))[0]
 
 
@@ -84,13 +86,19 @@ def file_identity(source: Path, *, with_ctime: bool = True) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
-def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
+def prepare_disk(
+    ova: Path, images: Path, overlay: Path, modes: StorageModes | None = None,
+) -> PreparedDisk:
     """Verify `ova`, unpack its disk under `images` unless done before, create `overlay` on it.
 
     The disk member is read once: hashed while it is unpacked, or, when an image unpacked
     before is reused, hashed on its own (a tampered OVA is refused either way). Only then is
-    the file recorded as verified.
+    the file recorded as verified. Modes and owners follow `modes` (docs/launch.md), on what
+    is created and on what is reused.
     """
+    modes = modes or StorageModes()
+    modes.passage_dir(images)
+    modes.private_dir(images / VERIFIED)  # qemu never reads the records: nobody but us may
     record = images / VERIFIED / f"{file_identity(ova)}.json"
     cached = _load_info(record, ova)
     verified_before = cached is not None
@@ -100,8 +108,10 @@ def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
     reused = base is not None
     if base is None:
         check_free_space(images, needed=info.disk_size + info.virtual_size)
-        base = _unpack(ova, info, target)
+        base = _unpack(ova, info, target, modes)
     else:
+        modes.passage_dir(target)
+        modes.shared_readonly(base)
         if not verified_before:
             check_disk_digest(ova, info)
         # In the worst case the guest writes its whole virtual disk into the overlay.
@@ -110,6 +120,7 @@ def prepare_disk(ova: Path, images: Path, overlay: Path) -> PreparedDisk:
         _record_info(record, info)
     fmt = _disk_format(info)
     create_overlay(base, fmt, overlay)
+    modes.qemu_disk(overlay)
     return PreparedDisk(ova=ova, info=info, base=base, base_format=fmt, overlay=overlay,
                         reused=reused, verified_before=verified_before)
 
@@ -118,7 +129,7 @@ def _record_info(record: Path, info: OvaInfo) -> None:
     """Remember that this very file (same identity) passed: reading a 60 GB OVA costs minutes,
     its stat microseconds."""
     fields = {**dataclasses.asdict(info), "path": str(info.path)}
-    write_atomic(record, json.dumps(fields, sort_keys=True).encode())
+    write_atomic(record, json.dumps(fields, sort_keys=True).encode(), mode=0o600)
 
 
 def _load_info(record: Path, ova: Path) -> OvaInfo | None:
@@ -153,33 +164,42 @@ def _stat_record(image: Path) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _unpack(ova: Path, info: OvaInfo, target: Path) -> Path:
+def _unpack(ova: Path, info: OvaInfo, target: Path, modes: StorageModes) -> Path:
     """Extract the disk sparsely into `target` (read-only afterwards); the stamp comes last."""
     shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True, exist_ok=True)
+    modes.passage_dir(target)
     try:
         image = extract_disk(ova, info, target / f"disk.{_disk_format(info)}")
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # e.g. the disk's digest did not match
         raise
-    image.chmod(0o444)  # the pristine base: only ever opened read-only, as a backing file
+    # The pristine base: only ever opened read-only, as a backing file.
+    modes.shared_readonly(image)
     record = {"ova": str(ova), "image": image.name, "stat": _stat_record(image),
               "sha256": info.disk_sha256}
-    write_atomic(target / STAMP, json.dumps(record, sort_keys=True).encode())
+    write_atomic(target / STAMP, json.dumps(record, sort_keys=True).encode(), mode=0o600)
     return image
 
 
 def create_overlay(base: Path, base_format: str, overlay: Path) -> None:
-    """A fresh qcow2 overlay backed by `base` (which the guest then never writes)."""
+    """A fresh qcow2 overlay backed by `base` (which the guest then never writes).
+
+    The file is created 0600 first: qemu-img keeps the mode of a file it writes over, so the
+    overlay (which will hold secrets) is never readable by others, whatever the umask.
+    """
     qemu_img = require_tool("qemu-img", package="qemu-utils")
     overlay.unlink(missing_ok=True)
-    run([qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format, "-b", str(base.resolve()),
-         str(overlay)])
+    create_private_file(overlay)
+    try:
+        run([qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
+             str(base.resolve()), str(overlay)])
+    except BaseException:
+        overlay.unlink(missing_ok=True)
+        raise
 
 
 def check_free_space(directory: Path, *, needed: int) -> None:
     """Refuse early when `directory`'s file system cannot hold `needed` bytes."""
-    directory.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(directory)
     if usage.free < needed:
         raise StorageError(
@@ -187,13 +207,3 @@ def check_free_space(directory: Path, *, needed: int) -> None:
             f"{needed / GIB:.1f} GiB needed",
             hint="free some space or pass another --storage",
         )
-
-
-def check_traversable(directory: Path) -> None:
-    """qemu runs as its own user: every parent of the storage directory must let it pass."""
-    for parent in [directory, *directory.parents]:
-        if parent.exists() and not parent.stat().st_mode & 0o001:
-            raise StorageError(
-                f"{parent} is not searchable by other users, so qemu cannot reach the disks",
-                hint=f"chmod o+x {parent}, or pass another --storage",
-            )
