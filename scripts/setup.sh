@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libguestfs-tools linux-image-cloud-amd64
   rpm rpmlint xorriso genisoimage cloud-image-utils debootstrap e2fsprogs
   busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema virt-v2v
+  grub-efi-amd64-bin dosfstools mtools ovmf diffoscope-minimal
 )
 
 sudo_cmd=()

@@ -1,36 +1,58 @@
-"""A raw disk that boots from itself under BIOS, built without loop devices or root mounts:
-an MBR partition table (sfdisk), an ext4 filled from a directory (mke2fs -d at an offset),
-and GRUB's boot.img + core.img written into the MBR gap."""
+"""A raw disk that boots from itself under BIOS and UEFI, built without loop devices or root
+mounts, the same bytes for the same root tree and epoch:
+
+    sector 0         MBR: GRUB's boot.img code + the partition table (sfdisk)
+    sectors 1-2047   GRUB's core.img (BIOS)
+    partition 1      EFI system partition, FAT16 (mkfs.fat -C + mtools, then copied in place)
+    partition 2      the ext4 root (mke2fs -d at an offset), label `he-root`
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import InputError
+from builder.appliance import bootloader
+from builder.errors import CommandError, InputError
 from builder.repro import stable_uuid
 from builder.run import require_tool, run
 
 FS_LABEL = "he-root"
-PART_START_SECTOR = 2048
 SECTOR = 512
-GRUB_DIR = Path("/usr/lib/grub/i386-pc")
-GRUB_MODULES = (
-    "biosdisk", "part_msdos", "ext2", "normal", "linux", "serial", "terminal", "echo",
-    "configfile", "search", "search_label",
-)
+MIB = 1 << 20
+FIRST_PARTITION_SECTOR = 2048
+ESP_BYTES = 32 * MIB
 KERNEL_CMDLINE = (
     f"root=LABEL={FS_LABEL} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0"
 )
-# boot.img: the bytes before the partition table are code; 0x66 holds a jump that skips the
-# "trust the BIOS boot drive" workaround, which hard disks want (as grub-bios-setup does).
-MBR_CODE_END = 0x1B8
-BOOT_DRIVE_CHECK = 0x66
 # Room the filesystem needs beyond the files: journal, inode tables, and free space for the
 # first boot (cloud-init, logs, the engine-setup run).
 FS_OVERHEAD = 1.25
 FS_SLACK_BYTES = 768 << 20
+# Inodes below ext4's first regular inode are reserved (journal, resize...), except the root.
+ROOT_INODE = 2
+COPY_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class DiskLayout:
+    """Byte offsets and sizes of the two partitions."""
+
+    size: int
+    esp_start: int
+    esp_bytes: int
+    root_start: int
+
+    @property
+    def root_bytes(self) -> int:
+        return self.size - self.root_start
+
+
+def plan_layout(size_bytes: int) -> DiskLayout:
+    esp_start = FIRST_PARTITION_SECTOR * SECTOR
+    return DiskLayout(size_bytes, esp_start, ESP_BYTES, esp_start + ESP_BYTES)
 
 
 def write_grub_config(root: Path) -> None:
@@ -61,15 +83,25 @@ def find_kernel(root: Path) -> tuple[str, str]:
     return f"vmlinuz-{version}", f"initrd.img-{version}"
 
 
-def assemble_disk(root: Path, disk: Path, size_bytes: int, work_dir: Path) -> None:
-    """Partition `disk` (created sparse, `size_bytes`), fill the filesystem, install GRUB."""
-    part_bytes = size_bytes - PART_START_SECTOR * SECTOR
-    check_fits(root, part_bytes)
+def assemble_disk(root: Path, disk: Path, size_bytes: int, work_dir: Path, *,
+                  epoch: int) -> None:
+    """Partition `disk` (created sparse, `size_bytes`), fill the root filesystem, make the
+    ESP, install GRUB for BIOS; every timestamp the disk holds is `epoch` or older."""
+    layout = plan_layout(size_bytes)
+    check_fits(root, layout.root_bytes)
     with disk.open("wb") as handle:
         handle.truncate(size_bytes)
-    partition_disk(disk)
-    make_filesystem(root, disk, part_bytes)
-    install_grub(disk, work_dir)
+    partition_disk(disk, layout)
+    make_filesystem(root, disk, layout, epoch)
+    settle_inode_times(f"{disk}?offset={layout.root_start}", epoch, work_dir)
+    early = bootloader.write_early_config(work_dir, FS_LABEL)
+    efi_image = bootloader.make_efi_image(work_dir, early)
+    esp = bootloader.make_esp_image(work_dir, layout.esp_bytes, efi_image, epoch)
+    write_at(disk, esp, layout.esp_start)
+    core = bootloader.make_core_image(work_dir, early, layout.esp_start - SECTOR)
+    bootloader.write_bios_boot(disk, core)
+    for scratch in (early, efi_image, esp):
+        scratch.unlink()
 
 
 def check_fits(root: Path, part_bytes: int) -> None:
@@ -82,52 +114,88 @@ def check_fits(root: Path, part_bytes: int) -> None:
         )
 
 
-def partition_disk(disk: Path) -> None:
+def partition_disk(disk: Path, layout: DiskLayout) -> None:
+    """An MBR table: the ESP (type ef, which OVMF boots from), then the root (bootable)."""
     require_tool("sfdisk", package="fdisk")
-    label_id = stable_uuid("disk-label", disk.name).hex[:8]
-    script = f"label: dos\nlabel-id: 0x{label_id}\nstart={PART_START_SECTOR}, type=83, bootable\n"
+    label_id = stable_uuid("appliance-disk-label").hex[:8]  # the MBR's disk signature
+    script = (
+        f"label: dos\nlabel-id: 0x{label_id}\n"
+        f"start={layout.esp_start // SECTOR}, size={layout.esp_bytes // SECTOR}, type=ef\n"
+        f"start={layout.root_start // SECTOR}, type=83, bootable\n"
+    )
     run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk], stdin=script.encode())
 
 
-def make_filesystem(root: Path, disk: Path, part_bytes: int) -> None:
+def make_filesystem(root: Path, disk: Path, layout: DiskLayout, epoch: int) -> None:
+    """mke2fs -d: fixed UUID and directory hash seed, filesystem times at `epoch`, entries in
+    C-locale order (it sorts each directory with alphasort, which follows LC_COLLATE)."""
     require_tool("mke2fs", package="e2fsprogs")
     fs_uuid = stable_uuid("appliance-root-fs")
-    extended = f"offset={PART_START_SECTOR * SECTOR},hash_seed={fs_uuid},root_owner=0:0"
+    extended = f"offset={layout.root_start},hash_seed={fs_uuid},root_owner=0:0"
     run([
         "mke2fs", "-q", "-F", "-t", "ext4", "-L", FS_LABEL, "-U", str(fs_uuid), "-m", "1",
-        "-E", extended, "-d", root, disk, f"{part_bytes // 1024}k",
-    ], env={"E2FSPROGS_FAKE_TIME": "1700000000"})
+        "-E", extended, "-d", root, disk, f"{layout.root_bytes // 1024}k",
+    ], env={"E2FSPROGS_FAKE_TIME": str(epoch), "LC_ALL": "C"})
 
 
-def install_grub(disk: Path, work_dir: Path) -> None:
-    """grub-mkimage builds core.img (its blocklist already points at sector 2 onward); it goes
-    right after the MBR, and boot.img's code goes in front of the partition table."""
-    require_tool("grub-mkimage", package="grub-pc-bin")
-    core = work_dir / "core.img"
-    run([
-        "grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
-        *GRUB_MODULES,
-    ])
-    core_bytes = core.read_bytes()
-    if len(core_bytes) > (PART_START_SECTOR - 1) * SECTOR:
-        raise InputError(f"GRUB core image too large for the MBR gap: {len(core_bytes)} bytes")
-    write_boot_sectors(disk, (GRUB_DIR / "boot.img").read_bytes(), core_bytes)
-    core.unlink()
+def settle_inode_times(device: str, epoch: int, work_dir: Path) -> None:
+    """mke2fs -d copies each source file's atime and ctime, which are the build host's (no
+    program can set a ctime): set both to `epoch` on every inode in use (debugfs)."""
+    require_tool("debugfs", package="e2fsprogs")
+    script = work_dir / "inode-times.debugfs"
+    script.write_text("".join(
+        f"sif <{ino}> atime @{epoch}\nsif <{ino}> ctime @{epoch}\n"
+        for ino in used_inodes(device)))
+    # With the fake time, closing the filesystem writes `epoch` as its last write time too.
+    done = run(["debugfs", "-w", "-f", script, device],
+               env={"E2FSPROGS_FAKE_TIME": str(epoch)})
+    script.unlink()
+    problems = [ln for ln in done.stderr.decode(errors="replace").splitlines()
+                if ln.strip() and not ln.startswith("debugfs ")]
+    if problems:
+        raise CommandError(["debugfs", "-w", "-f", str(script), device], 0,
+                           "\n".join(problems))
 
 
-def write_boot_sectors(disk: Path, boot_img: bytes, core_img: bytes) -> None:
+def used_inodes(device: str) -> list[int]:
+    """The root and every non-reserved inode in use, from dumpe2fs's per-group free lists."""
+    text = run(["dumpe2fs", device]).text
+    first = _header_int(text, "First inode")
+    count = _header_int(text, "Inode count")
+    free: set[int] = set()
+    for line in re.findall(r"^\s+Free inodes: (.*)$", text, flags=re.MULTILINE):
+        free.update(_expand_ranges(line))
+    return [ino for ino in range(1, count + 1)
+            if ino not in free and (ino == ROOT_INODE or ino >= first)]
+
+
+def _header_int(text: str, name: str) -> int:
+    match = re.search(rf"^{name}:\s+(\d+)$", text, flags=re.MULTILINE)
+    if match is None:
+        raise InputError(f"dumpe2fs printed no {name!r}")
+    return int(match.group(1))
+
+
+def _expand_ranges(text: str) -> set[int]:
+    """`12-20, 25` -> {12, ..., 20, 25}."""
+    numbers: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, _, high = part.partition("-")
+        numbers.update(range(int(low), int(high or low) + 1))
+    return numbers
+
+
+def write_at(disk: Path, image: Path, offset: int) -> None:
+    """Copy `image` into `disk` at `offset`, skipping zero blocks (the disk is fresh and
+    sparse: they read as zeros already)."""
     fd = os.open(disk, os.O_RDWR)
     try:
-        mbr = bytearray(os.pread(fd, SECTOR, 0))
-        code = bytearray(boot_img[:MBR_CODE_END])
-        code[BOOT_DRIVE_CHECK:BOOT_DRIVE_CHECK + 2] = b"\x90\x90"
-        mbr[:MBR_CODE_END] = code
-        os.pwrite(fd, bytes(mbr), 0)
-        os.pwrite(fd, core_img, SECTOR)
+        with image.open("rb") as source:
+            position = offset
+            while block := source.read(COPY_BLOCK):
+                if block.count(0) != len(block):
+                    os.pwrite(fd, block, position)
+                position += len(block)
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def grub_available() -> bool:
-    return shutil.which("grub-mkimage") is not None and (GRUB_DIR / "boot.img").is_file()

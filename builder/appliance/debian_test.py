@@ -1,12 +1,15 @@
-"""The debian-test backend: a small Debian appliance (systemd, real cloud-init, stand-in
-engine-setup) built with debootstrap and made bootable from its own disk under BIOS."""
+"""The debian-test backend: a small Debian appliance (systemd, real cloud-init, NetworkManager,
+stand-in engine-setup) built with debootstrap, bootable from its own disk under BIOS and UEFI,
+the same bytes for the same inputs and SOURCE_DATE_EPOCH."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -15,33 +18,50 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.appliance import bootdisk
+from builder.appliance import bootdisk, normalize
 from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk
 from builder.appliance.options import validate_options
 from builder.cache import StageCache, hash_inputs, package_version
 from builder.console import Console
 from builder.errors import InputError
+from builder.repro import source_date_epoch
 from builder.run import require_tool, run
 
 if TYPE_CHECKING:
     from builder.appliance.options import Recipe
 
 # Measured minimal set that boots with working cloud-init (ENVIRONMENT.md); the kernel is in it.
-# systemd-timesyncd: cloud-init's ntp module uses it instead of installing chrony (no network);
-# resolvconf: ifupdown applies the seed's dns-nameservers only through it.
+# systemd-timesyncd: cloud-init's ntp module uses it instead of installing chrony (no network).
+# network-manager manages the network, as on oVirt's appliance (its internal DHCP client:
+# no isc-dhcp-client); debootstrap does not resolve virtual packages, so the providers of
+# its dbus-system-bus (dbus) and of polkitd's logind (libpam-systemd) are named here.
 BASE_PACKAGES = (
     "systemd-sysv", "python3-cffi-backend", "cloud-init", "linux-image-cloud-amd64", "udev",
-    "iproute2", "ifupdown", "isc-dhcp-client", "systemd-timesyncd", "resolvconf",
+    "iproute2", "network-manager", "dbus", "libpam-systemd", "systemd-timesyncd",
 )
 # Pruned from the cached root: docs, manuals, apt lists and caches (the image stays small).
 PRUNED = (
     "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
-    "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf/templates.dat-old",
+    "var/lib/apt/lists", "var/cache/apt",
 )
 # Timers that would only slow a TCG boot and reach for a network the appliance does not have.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer")
-# Bumped when the assembly below changes in a way the option hash cannot see.
-LAYOUT_VERSION = "2"
+# Bumped when a stage below changes in a way its input hash cannot see.
+ROOTFS_VERSION = "3"
+# The image is dated as of this fixed time (2023-06-10, Debian 12's release; any fixed value
+# would do), never by the clock: the disk is the same bytes for the same inputs with or without
+# SOURCE_DATE_EPOCH, and stays cached across release builds. The installation sees it as
+# SOURCE_DATE_EPOCH and every entry newer than it is dated at it. A SOURCE_DATE_EPOCH older
+# than it is honoured: the disk is then dated at that.
+IMAGE_EPOCH = 1686355200
+LAYOUT_VERSION = "3"
+# Where downloaded .deb files are kept between builds (default: <cache root>/debs); CI runners
+# with separate stage caches can share one. They are inputs, not a stage: debootstrap checks
+# each against the archive's checksums before using it.
+ENV_DEB_CACHE = "HE_BUILDER_DEB_CACHE"
+# Tools whose output lands in the disk: a new version is a new disk.
+DISK_TOOLS = ("e2fsprogs", "fdisk", "grub-common", "grub-pc-bin", "grub-efi-amd64-bin",
+              "dosfstools", "mtools")
 
 
 class DebianTestOptions(BaseModel):
@@ -65,7 +85,8 @@ def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> DebianTestBackend:
     bad = [p for p in options.extra_packages if not _is_package_name(p)]
     if bad:
         raise InputError(f"recipe {recipe.path}: not Debian package names: {', '.join(bad)}")
-    return DebianTestBackend(meta=recipe.meta, options=options)
+    return DebianTestBackend(meta=recipe.meta, options=options,
+                             source_date_epoch=source_date_epoch(env))
 
 
 def _is_package_name(name: str) -> bool:
@@ -79,16 +100,29 @@ def data_file(name: str) -> bytes:
 
 @dataclass
 class DebianTestBackend:
-    """debootstrap (cached by its inputs) -> configured root -> raw disk with GRUB in the MBR."""
+    """debootstrap (cached by its inputs) -> configured root -> raw disk that boots under
+    BIOS (GRUB in the MBR gap) and UEFI (GRUB in the EFI system partition).
+
+    `source_date_epoch` is SOURCE_DATE_EPOCH (None: unset); it matters only when it is older
+    than IMAGE_EPOCH."""
 
     meta: ApplianceMeta
     options: DebianTestOptions
+    source_date_epoch: int | None = None
     name: str = "debian-test"
+
+    @property
+    def disk_epoch(self) -> int:
+        """The newest date the disk holds."""
+        if self.source_date_epoch is None:
+            return IMAGE_EPOCH
+        return min(self.source_date_epoch, IMAGE_EPOCH)
 
     def rootfs_key(self) -> str:
         return hash_inputs({
-            "suite": self.options.suite, "mirror": self.options.mirror,
-            "packages": self.options.packages(), "pruned": PRUNED,
+            "version": ROOTFS_VERSION, "suite": self.options.suite,
+            "mirror": self.options.mirror, "packages": self.options.packages(),
+            "pruned": PRUNED, "leftovers": normalize.BUILD_LEFTOVERS, "epoch": IMAGE_EPOCH,
             "debootstrap": package_version("debootstrap"),
         })
 
@@ -98,18 +132,25 @@ class DebianTestBackend:
             "disk_size_gib": self.options.disk_size_gib, "meta": self.meta.__dict__,
             "files": {rel: [hashlib.sha256(data).hexdigest(), mode]
                       for rel, data, mode in appliance_files(self.meta)},
-            "grub": package_version("grub-pc-bin"), "e2fsprogs": package_version("e2fsprogs"),
+            "masked": MASKED_UNITS, "cmdline": bootdisk.KERNEL_CMDLINE,
+            "esp_bytes": bootdisk.ESP_BYTES, "epoch": self.disk_epoch,
+            "tools": {tool: package_version(tool) for tool in DISK_TOOLS},
         })
 
     def build_disk(self, ctx: BuildContext) -> BuiltDisk:
+        epoch = self.disk_epoch
         root = self.ensure_rootfs(ctx)
         work_root = ctx.work_dir / "root"
         ctx.console.step("configuring the appliance root")
-        run(["cp", "-al", root, work_root])
+        # Hard links into the cache, unless the clamp below would re-date the cached files
+        # themselves (an epoch older than the root's): then a copy.
+        run(["cp", "-al" if epoch >= IMAGE_EPOCH else "-a", root, work_root])
         configure_root(work_root, self.meta)
+        normalize.clamp_times(work_root, epoch)
         disk = ctx.work_dir / "disk.raw"
-        ctx.console.step(f"assembling a {self.options.disk_size_gib} GiB bootable disk")
-        bootdisk.assemble_disk(work_root, disk, self.options.disk_size_gib << 30, ctx.work_dir)
+        ctx.console.step(f"assembling a {self.options.disk_size_gib} GiB disk (BIOS and UEFI)")
+        bootdisk.assemble_disk(work_root, disk, self.options.disk_size_gib << 30, ctx.work_dir,
+                               epoch=epoch)
         shutil.rmtree(work_root)
         return BuiltDisk(disk, "raw", self.meta, self.cache_key())
 
@@ -121,20 +162,46 @@ class DebianTestBackend:
         if hit is not None:
             ctx.console.note(f"rootfs: cache hit ({key})")
             return hit / "root"
+        debs = deb_cache_dir(ctx)
         with cache.store("rootfs", key) as entry:
-            run_debootstrap(self.options, entry / "root", ctx.console)
+            run_debootstrap(self.options, entry / "root", debs, IMAGE_EPOCH, ctx.console)
             prune_root(entry / "root")
+            normalize.normalize_root(entry / "root", IMAGE_EPOCH)
             (entry / "inputs.json").write_text(json.dumps(self.options.model_dump(), indent=2))
         return cache.entry("rootfs", key) / "root"
 
 
-def run_debootstrap(options: DebianTestOptions, root: Path, console: Console) -> None:
+def deb_cache_dir(ctx: BuildContext) -> Path:
+    override = ctx.env.get(ENV_DEB_CACHE)
+    path = Path(override) if override else ctx.cache_dir / "debs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """One debootstrap at a time writes into a shared download directory."""
+    with (directory / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: int,
+                    console: Console) -> None:
+    """debootstrap with SOURCE_DATE_EPOCH in the maintainer scripts' environment: the
+    initramfs (mkinitramfs clamps its dates) and Python's byte code (py_compile then checks
+    the source's hash, not its date, so re-dating the sources keeps it valid) depend on it,
+    not on the clock."""
     require_tool("debootstrap", package="debootstrap")
     console.step(f"debootstrap {options.suite} ({len(options.packages())} packages, ~90 s)")
-    run([
-        "debootstrap", "--variant=minbase", f"--include={','.join(options.packages())}",
-        options.suite, root, options.mirror,
-    ])
+    with locked(debs):
+        run([
+            "debootstrap", "--variant=minbase", f"--include={','.join(options.packages())}",
+            f"--cache-dir={debs}", options.suite, root, options.mirror,
+        ], env={"SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8"})
 
 
 def prune_root(root: Path) -> None:
@@ -153,11 +220,6 @@ def configure_root(root: Path, meta: ApplianceMeta) -> None:
     every file is replaced (unlink, then write), never modified in place."""
     for rel, data, mode in appliance_files(meta):
         replace_file(root / rel, data, mode)
-    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
-    resolv = root / "etc/resolv.conf"
-    if not resolv.is_symlink():
-        # debootstrap copied the build host's; resolvconf's own link is kept.
-        resolv.unlink(missing_ok=True)
     for unit in MASKED_UNITS:
         (root / "etc/systemd/system/timers.target.wants" / unit).unlink(missing_ok=True)
         mask = root / "etc/systemd/system" / unit
@@ -174,6 +236,14 @@ def appliance_files(meta: ApplianceMeta) -> list[tuple[str, bytes, int]]:
     cloud = {"datasource_list": ["NoCloud", "None"], "locale": "C.UTF-8",
              "ssh_genkeytypes": [], "ssh_deletekeys": False}
     return [
+        # As oVirt's appliance (its 42_ovirt_appliance.cfg): cloud-init never configures the
+        # network; NetworkManager does (DHCP on every NIC without a profile, or the seed's
+        # keyfiles).
+        ("etc/cloud/cloud.cfg.d/42_ovirt_appliance.cfg",
+         yaml.safe_dump({"network": {"config": "disabled"}}).encode(), 0o644),
+        # Keyfiles only, as on EL: Debian's default also loads the ifupdown plugin.
+        ("etc/NetworkManager/conf.d/10-he-appliance.conf", b"[main]\nplugins=keyfile\n",
+         0o644),
         ("etc/fstab", f"LABEL={bootdisk.FS_LABEL} / ext4 defaults,errors=remount-ro 0 1\n"
          .encode(), 0o644),
         ("etc/hostname", b"localhost\n", 0o644),
@@ -181,8 +251,6 @@ def appliance_files(meta: ApplianceMeta) -> list[tuple[str, bytes, int]]:
         ("etc/machine-id", b"", 0o444),
         ("etc/cloud/cloud.cfg.d/90_he_datasource.cfg",
          yaml.safe_dump(cloud, sort_keys=True).encode(), 0o644),
-        ("etc/network/interfaces",
-         b"auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n", 0o644),
         ("etc/he-appliance-release", f"{meta.name} {meta.version}-{meta.release}\n".encode(),
          0o644),
         ("usr/bin/engine-setup", data_file("engine-setup"), 0o755),
