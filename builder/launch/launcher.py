@@ -380,14 +380,17 @@ def eject_seed(handle: DomainHandle, seed: SeedPlan, run: Launch,
     source is optional, so the next start drops it."""
     with run.timer.phase("eject"):
         try:
-            attempts = handle.eject(seed_cdrom(seed.iso))
+            ejection = handle.eject(seed_cdrom(seed.iso))
         except VirtError as exc:
             warning = f"the seed could not be ejected: {exc.message}"
             result["warnings"].append(warning)
             run.console.note(f"warning: {warning} ({exc.hint})")
             return False
-    again = f" after {attempts} attempts" if attempts > 1 else ""
-    run.console.note(f"seed ejected{again} (checked: the domain no longer names it)")
+    how = f" after {ejection.attempts} attempts" if ejection.attempts > 1 else ""
+    if ejection.drive_removed:
+        how += ", with its CD-ROM drive (libvirt could not open the tray)"
+    result["eject_attempts"] = ejection.attempts
+    run.console.note(f"seed ejected{how} (checked: the domain no longer names it)")
     return True
 
 

@@ -106,10 +106,13 @@ def test_eject_leaves_no_medium_in_the_live_or_defined_domain(
         handle = hv.create(render_domain_xml(spec), persistent=persistent)
         try:
             assert handle.disk_sources("sda") == [str(medium)] * (2 if persistent else 1)
-            handle.eject(cdrom)
+            ejection = handle.eject(cdrom)
+            print(f"eject of {spec.name}: {ejection}")  # counted by the 20-run check
             assert handle.disk_sources("sda") == []
             live = etree.fromstring(handle.xml())
-            assert live.find("devices/disk[@device='cdrom']") is not None  # the drive stays
+            # The drive stays, unless its removal was the last resort (see DomainHandle.eject).
+            drives = live.findall("devices/disk[@device='cdrom']")
+            assert len(drives) == (0 if ejection.drive_removed else 1)
         finally:
             handle.remove()
         assert hv.lookup(spec.name) is None
