@@ -121,8 +121,9 @@ def run_launch(
             seed = prepare_seed(run, env)
             if seed is not None:
                 cleanups.callback(_remove_seed, seed, outcome, console)
-            # Registered before the overlay exists: it holds the seed's secrets until the
-            # guest's scrub, so a failure takes it away (unless its domain is kept).
+            # Registered before the overlay exists: a failed run may have stopped before the
+            # guest's scrub (or an old seed put the answer file on the disk), so a failure
+            # takes it away (unless its domain is kept).
             cleanups.callback(_remove_disks_on_failure, run.paths, outcome, console)
             disk = prepare_appliance(run)
             firmware = choose_firmware(hv, run, disk.info)
@@ -421,8 +422,9 @@ def _remove_seed(seed: SeedPlan, outcome: Outcome, console: Console) -> None:
 
 
 def _remove_disks_on_failure(paths: LaunchPaths, outcome: Outcome, console: Console) -> None:
-    """After a failure the overlay (it may still hold the seed's secrets: the guest's scrub
-    runs only after engine-setup) and the UEFI variables go, unless their domain is kept."""
+    """After a failure the overlay (the guest may have stopped before its scrub: cloud-init's
+    copies of the seed, or an older seed's answer file, would still be on it) and the UEFI
+    variables go, unless their domain is kept."""
     if outcome.succeeded or outcome.domain_kept:
         return
     removed = [path for path in (paths.overlay, paths.nvram) if path.exists()]
