@@ -57,19 +57,20 @@ def main() -> int:
     disks = args.disk if len(args.disk) >= 2 else [*args.disk, recipe_disk()]
     firmwares: list[Firmware] = args.firmware or ["bios"]
     results: dict[tuple[int, str], list[Sample]] = {}
+    # Round-robin: the machine's load drifts, so each round boots every disk once.
+    reference: list[Firmware] = ["bios"]
+    plan = [(index, firmware) for index in range(len(disks))
+            for firmware in (reference if index == 0 else firmwares)]
     with tempfile.TemporaryDirectory(prefix="he-bench-boot-", dir="/var/tmp") as tmp:
         root = Path(tmp)
         root.chmod(0o711)
         seed = seed_for(DEFAULT_INVENTORY, "dc1", root / "seeds")
-        for index, disk in enumerate(disks):
-            work = root / f"disk{index}"
-            order: list[Firmware] = ["bios"] if index == 0 else firmwares
-            for firmware in order:
-                for _ in range(args.runs):
-                    sample = measure(args.uri, disk, firmware, seed, work)
-                    results.setdefault((index, firmware), []).append(sample)
-                    print(f"disk {index} {firmware}: first report {sample[0]:.1f} s, exit "
-                          f"status {sample[1]:.1f} s", flush=True)
+        for _ in range(args.runs):
+            for index, firmware in plan:
+                sample = measure(args.uri, disks[index], firmware, seed, root / f"disk{index}")
+                results.setdefault((index, firmware), []).append(sample)
+                print(f"disk {index} {firmware}: first report {sample[0]:.1f} s, exit "
+                      f"status {sample[1]:.1f} s", flush=True)
     report(disks, firmwares, results)
     return 0
 

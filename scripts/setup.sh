@@ -11,6 +11,9 @@ APT_PACKAGES=(
   libguestfs-tools linux-image-cloud-amd64
   rpm rpmlint xorriso genisoimage cloud-image-utils debootstrap e2fsprogs
   busybox-static cpio zstd grub-pc-bin gnupg libxml2-utils python3-jsonschema virt-v2v
+  whois
+  createrepo-c dnf gpgv groovy default-jre-headless
+  pigz node-spdx-license-ids
   grub-efi-amd64-bin dosfstools mtools ovmf diffoscope-minimal
 )
 
@@ -30,6 +33,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's cloud-init, unpacked (never installed) with its Python dependencies, for the
+# release's cloud-config gate (builder/release/gates.py runs it with the system python3).
+unpack_cloud_init() {
+  local dest="$1" tmp deps
+  [ -e "$dest/.complete" ] && return 0
+  echo "==> unpacking Debian's cloud-init into $dest" >&2
+  deps=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+           --no-replaces --no-enhances cloud-init | grep '^python3-' | grep -vx python3-minimal \
+           | sort -u)
+  tmp="$(mktemp -d)"
+  chmod 0755 "$tmp"  # apt's download sandbox user must be able to write there
+  # shellcheck disable=SC2086 # one word per package
+  if ! (cd "$tmp" && apt-get download -q cloud-init $deps >/dev/null); then
+    "${sudo_cmd[@]}" apt-get update -q
+    (cd "$tmp" && apt-get download -q cloud-init $deps >/dev/null)
+  fi
+  rm -rf "$dest.partial"
+  mkdir -p "$dest.partial"
+  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$dest.partial"; done
+  touch "$dest.partial/.complete"
+  rm -rf "$dest" "$tmp"
+  mv "$dest.partial" "$dest"
+}
+
 venv="$repo/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   echo "==> creating virtualenv $venv" >&2
@@ -43,3 +70,4 @@ if [ ! -e "$stamp" ]; then
   rm -f "$venv"/.installed-*
   touch "$stamp"
 fi
+unpack_cloud_init "$venv/opt/cloud-init"

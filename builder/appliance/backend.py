@@ -10,6 +10,9 @@ from typing import Literal, Protocol
 from builder.console import Console
 
 DiskFormat = Literal["raw", "qcow2"]
+# The firmware the appliance boots with by default: oVirt's OVF says it as BiosType, the RPM's
+# metadata as `firmware`, and he-launch boots with it unless told otherwise.
+Firmware = Literal["bios", "uefi"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,26 @@ class ApplianceMeta:
     memory_mib: int
     vcpus: int
     description: str
+    firmware: Firmware = "bios"
+
+
+@dataclass(frozen=True)
+class PackageNames:
+    """How the appliance RPMs are named and found (the recipe's `rpm:` section).
+
+    The OVA RPM is `name` and ships /etc/ovirt-hosted-engine/10-appliance.conf; the qcow2 RPM
+    (oVirt 4.5.7's generation) is `name-distro` and ships 10-appliance-<distro>.conf.
+    """
+
+    name: str = "ovirt-engine-appliance"
+    distro: str = "centos9"
+    provides: tuple[str, ...] = ("ovirt-engine-appliance-centos9",)
+    summary: str = "The oVirt Engine Appliance image"
+    license: str = "GPL-2.0-only"
+
+    @property
+    def qcow2_name(self) -> str:
+        return f"{self.name}-{self.distro}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.appliance import bootloader
+from builder.appliance import bootloader, normalize
 from builder.errors import CommandError, InputError
 from builder.repro import stable_uuid
 from builder.run import require_tool, run
@@ -24,6 +24,7 @@ SECTOR = 512
 MIB = 1 << 20
 FIRST_PARTITION_SECTOR = 2048
 ESP_BYTES = 32 * MIB
+GRUB_CFG_MODE = 0o644
 KERNEL_CMDLINE = (
     f"root=LABEL={FS_LABEL} ro console=tty0 console=ttyS0,115200n8 net.ifnames=0"
 )
@@ -68,9 +69,10 @@ def write_grub_config(root: Path) -> None:
         "boot",
     ]
     target = root / "boot/grub/grub.cfg"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    normalize.make_directories(target.parent)
     target.unlink(missing_ok=True)
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    target.chmod(GRUB_CFG_MODE)
 
 
 def find_kernel(root: Path) -> tuple[str, str]:

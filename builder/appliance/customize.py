@@ -32,9 +32,10 @@ from builder.appliance.options import validate_options
 from builder.cache import hash_inputs, package_version, tool_version
 from builder.errors import InputError
 from builder.libguestfs import open_guest
-from builder.ova import extract_disk, verify_ova
+from builder.ova import unpack_ova
 from builder.ova.sparse import sha256_sparse
-from builder.ova.verify import QCOW2_MAGIC
+from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
+from builder.passwords import password_problem
 from builder.repro import sha256_file
 from builder.run import require_tool, run
 
@@ -114,7 +115,7 @@ def check_standalone(path: Path) -> None:
 
 
 def _sniff(head: bytes, size: int) -> BaseKind | None:
-    if head[257:262] == b"ustar":
+    if head[257:262] == b"ustar" or head[:2] == GZIP_MAGIC:  # a plain or a gzip OVA
         return "ova"
     if head[:4] == QCOW2_MAGIC:
         return "qcow2"
@@ -136,6 +137,9 @@ def read_cleartext(op: RootPasswordOp, env: Mapping[str, str]) -> str:
         where = f"${op.env}"
     if not text:
         raise InputError(f"root password: {where} is empty or not set")
+    problem = password_problem(text)  # before any work: the hash is made just before launch
+    if problem:
+        raise InputError(f"root password: {where} {problem}")
     return text
 
 
@@ -196,13 +200,16 @@ class CustomizeBackend:
         if self.base_kind != "ova":
             return self.base, self.base_kind
         ctx.console.note(f"verifying and extracting the disk of {self.base.name}")
-        # extract_disk checks the disk's digest while it copies: the disk is read once.
-        info = verify_ova(self.base, hash_disk=False)
-        return extract_disk(self.base, info, ctx.work_dir / "base.qcow2"), info.disk_format
+        # One pass over the OVA (a gzip one cannot be read twice cheaply) checks and unpacks.
+        base = ctx.work_dir / "base.qcow2"
+        return base, unpack_ova(self.base, base).disk_format
 
     def apply_operations(self, overlay: Path, ctx: BuildContext) -> None:
-        ops = [crypt_password(self.passwords[i]) if i in self.passwords else op
-               for i, op in enumerate(self.operations)]
+        # Salted from the stage's cache key (every input of this disk): the same inputs give
+        # the same image, and the key's slow password digest leaves no cheaper guess check.
+        ops = [crypt_password(self.passwords[i], identity=self.cache_key(),
+                              field=f"operations.{i}: root_password")
+               if i in self.passwords else op for i, op in enumerate(self.operations)]
         ctx.console.step(f"customizing {self.base.name}: {len(ops)} operations, one launch")
         with open_guest(overlay, disk_format="qcow2", env=ctx.env,
                         notify=ctx.console.note) as guest:

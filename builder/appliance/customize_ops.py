@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from passlib.hash import sha512_crypt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.errors import InputError
 from builder.libguestfs import Guest
+from builder.passwords import DEFAULT_ROUNDS, derive_salt, sha512_crypt
 
 _ZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 _SSH_KEY = re.compile(
@@ -19,6 +19,10 @@ _SSH_KEY = re.compile(
 )
 ROTATED_LOG = re.compile(r"\.(\d+|gz|xz|old)$|-\d{8}$")
 _OWNER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*:[A-Za-z0-9_.][A-Za-z0-9_.-]*\Z")
+# The root password's salt is derived from the build's identity (the customize stage's cache
+# key), so the same inputs give the same image; rounds as glibc's default, like the seeds.
+PASSWORD_SALT_CONTEXT = b"he-builder customize root password salt"
+PASSWORD_ROUNDS = DEFAULT_ROUNDS
 
 
 class _Op(BaseModel):
@@ -208,10 +212,13 @@ def apply_install(guest: Guest, op: InstallOp) -> None:
     guest.remove(staged)
 
 
-def crypt_password(cleartext: str) -> RootPasswordOp:
-    """The operation with the SHA-512 crypt of `cleartext` (random salt) in place of its source,
-    so the cleartext goes no further than this call."""
-    return RootPasswordOp(op="root_password", hash=sha512_crypt.hash(cleartext))
+def crypt_password(cleartext: str, *, identity: str, field: str) -> RootPasswordOp:
+    """The operation with the SHA-512 crypt of `cleartext` in place of its source, so the
+    cleartext goes no further than this call. The salt is derived from `identity` (the
+    build's cache key); `field` names the operation in errors."""
+    salt = derive_salt(PASSWORD_SALT_CONTEXT, identity)
+    hashed = sha512_crypt(cleartext, salt, field=field, rounds=PASSWORD_ROUNDS)
+    return RootPasswordOp(op="root_password", hash=hashed)
 
 
 def apply_root_password(guest: Guest, op: RootPasswordOp) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.appliance import bootdisk, normalize
+from builder.appliance import bootdisk, bootloader, normalize
 from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk
 from builder.appliance.options import validate_options
 from builder.cache import StageCache, hash_inputs, package_version
@@ -47,7 +47,7 @@ PRUNED = (
 # Timers that would only slow a TCG boot and reach for a network the appliance does not have.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer")
 # Bumped when a stage below changes in a way its input hash cannot see.
-ROOTFS_VERSION = "3"
+ROOTFS_VERSION = "4"
 # The image is dated as of this fixed time (2023-06-10, Debian 12's release; any fixed value
 # would do), never by the clock: the disk is the same bytes for the same inputs with or without
 # SOURCE_DATE_EPOCH, and stays cached across release builds. The installation sees it as
@@ -129,11 +129,14 @@ class DebianTestBackend:
     def cache_key(self) -> str:
         return hash_inputs({
             "backend": self.name, "layout": LAYOUT_VERSION, "rootfs": self.rootfs_key(),
-            "disk_size_gib": self.options.disk_size_gib, "meta": self.meta.__dict__,
+            "disk_size_gib": self.options.disk_size_gib, "meta": asdict(self.meta),
             "files": {rel: [hashlib.sha256(data).hexdigest(), mode]
                       for rel, data, mode in appliance_files(self.meta)},
             "masked": MASKED_UNITS, "cmdline": bootdisk.KERNEL_CMDLINE,
-            "esp_bytes": bootdisk.ESP_BYTES, "epoch": self.disk_epoch,
+            "esp_bytes": bootdisk.ESP_BYTES, "esp_label": bootloader.ESP_LABEL,
+            "grub": [bootloader.early_config(bootdisk.FS_LABEL), bootloader.BIOS_MODULES,
+                     bootloader.EFI_MODULES],
+            "epoch": self.disk_epoch,
             "tools": {tool: package_version(tool) for tool in DISK_TOOLS},
         })
 
@@ -205,14 +208,26 @@ def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: i
 
 
 def prune_root(root: Path) -> None:
+    """Empty the PRUNED directories; each keeps its own mode, owner and date (a directory
+    made again would take the builder's umask)."""
     for rel in PRUNED:
         target = root / rel
-        if target.is_dir():
-            shutil.rmtree(target)
-            target.mkdir()
+        if target.is_dir() and not target.is_symlink():
+            empty_directory(target)
         elif target.exists():
             target.unlink()
-    (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+
+
+def empty_directory(directory: Path) -> None:
+    """Remove everything inside `directory` but apt's (empty) `partial` download directories
+    and the directories leading to them."""
+    for child in list(directory.iterdir()):
+        if child.is_dir() and not child.is_symlink():
+            empty_directory(child)
+            if child.name != "partial" and not any(child.iterdir()):
+                child.rmdir()
+        else:
+            child.unlink()
 
 
 def configure_root(root: Path, meta: ApplianceMeta) -> None:
@@ -259,7 +274,7 @@ def appliance_files(meta: ApplianceMeta) -> list[tuple[str, bytes, int]]:
 
 
 def replace_file(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    normalize.make_directories(path.parent)
     path.unlink(missing_ok=True)
     path.write_bytes(data)
     path.chmod(mode)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jinja2
 
@@ -14,12 +15,25 @@ from builder.errors import InputError, MissingPrerequisiteError
 
 KICKSTART_DIR = Path(__file__).resolve().parents[2] / "kickstarts"
 DEFAULT_TEMPLATE = "ovirt-engine-appliance.ks.j2"
-MIN_DISK_GIB = 50
-# /boot, the reserved partitions and some slack stay outside the LVM physical volume.
-NON_PV_MIB = 2048
+# The partitioning (snippets/storage.ks.j2) needs 50.6 GiB: biosboot 1 MiB, EFI system
+# partition 600 MiB, /boot 1 GiB and the LVM physical volume's 49 GiB (its volumes take 48).
+MIN_DISK_GIB = 51
+# hosted-engine copies the appliance disk onto the engine VM's disk (`qemu-img convert -n`),
+# 61 GiB by default (the role's he_disk_size_GB): a larger appliance disk does not fit.
+MAX_DISK_GIB = 61
+DEFAULT_DISK_GIB = 51  # oVirt's own appliance disk
+KickstartVersion = Literal["RHEL9", "RHEL10"]
+AuthselectProfile = Literal["minimal", "local"]
+# authselect's profile without SSSD: `minimal` on EL9, renamed `local` on EL10.
+AUTHSELECT_BY_VERSION: dict[KickstartVersion, AuthselectProfile] = {
+    "RHEL9": "minimal", "RHEL10": "local"}
+# The appliance's own engine-setup answers, shipped as /root/ovirt-engine-answers.
+APPLIANCE_ANSWERS = ("data", "appliance", "ovirt-engine-answers")
 
 _WORD = re.compile(r"[A-Za-z0-9_+@*][A-Za-z0-9._+*-]*\Z")
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and the other line ends Python's str.splitlines() (so pykickstart, and
+# Anaconda through it) breaks lines at: NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 _TIMEZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 _URL = re.compile(r"(https?|ftp|nfs|file|hd|cdrom):\S+\Z")
 _CRYPT_HASH = re.compile(r"\$(6|5|y|2b)\$[./A-Za-z0-9$=,]+\Z")
@@ -42,9 +56,13 @@ class KickstartInputs:
     install_tree: str
     timezone: str = "Etc/UTC"
     root_password_hash: str | None = None
-    disk_size_gib: int = 60
+    disk_size_gib: int = DEFAULT_DISK_GIB
     repos: tuple[Repo, ...] = ()
     extra_packages: tuple[str, ...] = field(default=())
+    # Installed in %packages so the oVirt repositories stay configured in the image (the
+    # kickstart's `repo` lines only serve the installation).
+    release_package: str = "centos-release-ovirt45"
+    authselect_profile: AuthselectProfile = "minimal"
 
 
 def ks_arg(value: object) -> KsSafe:
@@ -66,6 +84,29 @@ def ks_word(value: object) -> KsSafe:
     return KsSafe(text)
 
 
+def ks_heredoc(value: object, delimiter: str) -> KsSafe:
+    """Constant text for a quoted here-document (`<<'DELIMITER'`) in a %post script, kept byte
+    for byte: whole lines, none of which could end the here-document or the section."""
+    text = str(value)
+    if not text.endswith("\n"):
+        raise InputError("here-document text must end with a newline")
+    for number, line in enumerate(text[:-1].split("\n"), start=1):
+        if _UNSAFE_CHARS.search(line.replace("\t", " ")):
+            raise InputError(f"here-document line {number} has a control character or a line "
+                             f"end other than \\n: {line!r}")
+        if line == delimiter:
+            raise InputError(f"here-document line {number} is its delimiter {delimiter!r}")
+        if line.lstrip().startswith("%"):
+            raise InputError(f"here-document line {number} starts with %, which the kickstart "
+                             f"parser reads as a section: {line!r}")
+    return KsSafe(text)
+
+
+def appliance_answers() -> str:
+    """builder/data/appliance/ovirt-engine-answers: the one copy of the appliance's answers."""
+    return resources.files("builder").joinpath(*APPLIANCE_ANSWERS).read_text(encoding="utf-8")
+
+
 def _refuse_unescaped(value: Any) -> Any:
     # Jinja2 calls this on every {{ expression }}: a value that skipped the filters stops here.
     if isinstance(value, KsSafe) or value is None or value == "":
@@ -84,6 +125,7 @@ def _environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     )
     env.filters["ks_arg"] = ks_arg
     env.filters["ks_word"] = ks_word
+    env.filters["ks_heredoc"] = ks_heredoc
     return env
 
 
@@ -97,7 +139,16 @@ def check_inputs(inputs: KickstartInputs) -> list[str]:
     if inputs.root_password_hash and not _CRYPT_HASH.match(inputs.root_password_hash):
         problems.append("root_password_hash: not a crypt(3) hash ($6$..., $y$...)")
     if inputs.disk_size_gib < MIN_DISK_GIB:
-        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is below {MIN_DISK_GIB}")
+        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is below {MIN_DISK_GIB} "
+                        "(what the partitioning needs)")
+    if inputs.disk_size_gib > MAX_DISK_GIB:
+        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is above {MAX_DISK_GIB}: "
+                        "hosted-engine copies the appliance onto a 61 GiB engine disk")
+    if not _WORD.match(inputs.release_package):
+        problems.append(f"release_package: not a package name: {inputs.release_package!r}")
+    if inputs.authselect_profile not in get_args(AuthselectProfile):
+        problems.append(f"authselect_profile: not one of {', '.join(get_args(AuthselectProfile))}"
+                        f": {inputs.authselect_profile!r}")
     for index, repo in enumerate(inputs.repos):
         if not _URL.match(repo.url):
             problems.append(f"repos[{index}].url: not a URL: {repo.url!r}")
@@ -122,7 +173,6 @@ def render_kickstart(
     problems = check_inputs(inputs)
     if problems:
         raise InputError("invalid kickstart inputs", problems=problems)
-    pv_size_mib = inputs.disk_size_gib * 1024 - NON_PV_MIB
     try:
         loaded = _environment((template_dir, *include_dirs)).get_template(template)
     except jinja2.TemplateNotFound as exc:
@@ -134,16 +184,19 @@ def render_kickstart(
             install_tree=inputs.install_tree,
             timezone=inputs.timezone,
             root_password_hash=inputs.root_password_hash or "",
-            pv_size_mib=pv_size_mib,
             repos=inputs.repos,
             extra_packages=inputs.extra_packages,
+            release_package=inputs.release_package,
+            authselect_profile=inputs.authselect_profile,
+            appliance_answers=appliance_answers(),
         )
     except jinja2.TemplateError as exc:
         raise InputError(f"kickstart template {template}: {exc}") from exc
 
 
 def validate_kickstart(text: str, *, version: str | None = None) -> None:
-    """Parse `text` with pykickstart (what ksvalidator does); InputError lists what it refused."""
+    """Parse `text` with pykickstart for `version` (e.g. RHEL9; None: the newest), as
+    ksvalidator does; InputError names what it refused."""
     try:
         from pykickstart.errors import KickstartError  # noqa: PLC0415 - optional dependency
         from pykickstart.parser import KickstartParser  # noqa: PLC0415
@@ -156,18 +209,24 @@ def validate_kickstart(text: str, *, version: str | None = None) -> None:
     try:
         parser.readKickstartFromString(text)
     except KickstartError as exc:
-        first = str(exc).strip().splitlines() or ["(no message)"]
-        raise InputError(f"kickstart rejected by pykickstart: {first[0]}") from exc
+        raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc)}") from exc
 
 
-def check_finishes(text: str) -> None:
+def parse_problem(exc: Exception) -> str:
+    """pykickstart's complaint on one line: `line N: what`."""
+    message = " ".join(str(getattr(exc, "message", "") or exc).split()) or "(no message)"
+    lineno = getattr(exc, "lineno", None)
+    return message if lineno is None else f"line {lineno}: {message}"
+
+
+def check_finishes(text: str, *, version: str | None = None) -> None:
     """Refuse a kickstart that leaves the installer waiting at the end (no poweroff/reboot):
     the build waits for the installer VM to stop."""
     from pykickstart import constants  # noqa: PLC0415 - optional dependency
     from pykickstart.parser import KickstartParser  # noqa: PLC0415
     from pykickstart.version import makeVersion  # noqa: PLC0415
 
-    parser = KickstartParser(makeVersion())
+    parser = KickstartParser(makeVersion(version) if version else makeVersion())
     parser.readKickstartFromString(text)
     if parser.handler.reboot.action not in (constants.KS_SHUTDOWN, constants.KS_REBOOT):
         raise InputError("the kickstart does not end with poweroff (or reboot): "

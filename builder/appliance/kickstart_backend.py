@@ -19,9 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk, DiskFormat
 from builder.appliance.installer import InstallerSpec, VirtChoice, run_installer
 from builder.appliance.kickstart import (
+    AUTHSELECT_BY_VERSION,
+    DEFAULT_DISK_GIB,
     DEFAULT_TEMPLATE,
     KICKSTART_DIR,
+    AuthselectProfile,
     KickstartInputs,
+    KickstartVersion,
     Repo,
     check_finishes,
     kickstart_available,
@@ -63,10 +67,15 @@ class KickstartOptions(BaseModel):
     repo_url: str | None = Field(default=None, pattern=_CMDLINE_URL)
     timezone: str = "Etc/UTC"
     root_password_hash: str | None = None
-    disk_size_gib: int = Field(default=60, le=16384)
+    disk_size_gib: int = Field(default=DEFAULT_DISK_GIB, le=16384)
     disk_format: Literal["raw", "qcow2"] = "raw"
     repos: tuple[RepoOption, ...] = ()
     extra_packages: tuple[str, ...] = ()
+    release_package: str = "centos-release-ovirt45"
+    # The kickstart syntax the installer reads (RHEL9: CentOS Stream 9); the rendered
+    # kickstart is checked against it.
+    kickstart_version: KickstartVersion = "RHEL9"
+    authselect_profile: AuthselectProfile | None = None  # None: the version's own
     libvirt_uri: str = "qemu:///system"
     virt_type: VirtChoice = "auto"
     network: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -121,8 +130,8 @@ def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url:
     try:
         text = load_kickstart(recipe, options, repo_url)
         if kickstart_available():
-            validate_kickstart(text)
-            check_finishes(text)
+            validate_kickstart(text, version=options.kickstart_version)
+            check_finishes(text, version=options.kickstart_version)
     except InputError as exc:
         if len(exc.problems) == 1:
             raise InputError(f"recipe {recipe.path}: options.{exc.problems[0]}") from exc
@@ -148,7 +157,9 @@ def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> 
         install_tree=repo_url, timezone=options.timezone,
         root_password_hash=options.root_password_hash, disk_size_gib=options.disk_size_gib,
         repos=tuple(Repo(r.name, r.url) for r in options.repos),
-        extra_packages=options.extra_packages)
+        extra_packages=options.extra_packages, release_package=options.release_package,
+        authselect_profile=(options.authselect_profile
+                            or AUTHSELECT_BY_VERSION[options.kickstart_version]))
     return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
                             template=template)
 

@@ -25,7 +25,16 @@ BUILD_LEFTOVERS = (
     "etc/resolv.conf", "var/lib/dbus/machine-id",
 )
 SHADOW = "etc/shadow"
+DIRECTORY_MODE = 0o755
 LAST_CHANGE_FIELD = 2
+
+
+def make_directories(path: Path) -> None:
+    """`path` and its missing parents, mode 0755 whatever the builder's umask."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        created.chmod(DIRECTORY_MODE)
 
 
 def remove_leftovers(root: Path) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from builder.appliance.backend import ApplianceMeta
+from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.errors import InputError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -17,13 +17,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe: which backend, what it is called, and the backend's own options."""
+    """A validated recipe: which backend, what it is called, the backend's own options, and how
+    its RPMs are named."""
 
     name: str
     path: Path
     backend: str
     meta: ApplianceMeta
     options: Mapping[str, Any]
+    package: PackageNames = field(default_factory=PackageNames)
 
 
 def problem_line(err: Mapping[str, Any]) -> str:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.appliance import customize, debian_test, kickstart_backend
-from builder.appliance.backend import ApplianceMeta, DiskBackend
+from builder.appliance.backend import ApplianceMeta, DiskBackend, PackageNames
 from builder.appliance.options import Recipe, problem_line
 from builder.errors import InputError
 
@@ -29,6 +30,51 @@ class _MetaModel(BaseModel):
     memory_mib: int = Field(ge=512, le=1 << 22)
     vcpus: int = Field(ge=1, le=512)
     description: str = Field(min_length=1, max_length=500)
+    firmware: Literal["bios", "uefi"] = "bios"
+
+
+PACKAGE_NAME = r"^[a-z0-9][a-z0-9._+-]*$"
+# The words the Ansible role greps for in the discovery file (`grep path`, `grep sha1sum`):
+# a summary holding one would be read instead of the real line.
+ROLE_GREP_WORDS = ("path", "sha1sum")
+
+
+class _RpmModel(BaseModel):
+    """The `rpm:` section: names and texts of the appliance RPMs (defaults: oVirt's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default=PackageNames.name, pattern=PACKAGE_NAME, max_length=100)
+    distro: str = Field(default=PackageNames.distro, pattern=r"^[a-z][a-z0-9]*$", max_length=30)
+    provides: tuple[str, ...] | None = Field(default=None, max_length=10)
+    # At most 79 characters once " (qcow2)" is appended (rpmlint's summary-too-long).
+    summary: str = Field(default=PackageNames.summary, min_length=1, max_length=71,
+                         pattern=r"^[A-Z0-9][^\n]*[^.\s]$")
+    license: str = Field(default=PackageNames.license, pattern=r"^[A-Za-z0-9.+() -]+$",
+                         max_length=200)
+
+    @field_validator("provides")
+    @classmethod
+    def _names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        bad = [name for name in value or () if not re.match(PACKAGE_NAME, name)]
+        if bad:
+            raise ValueError(f"not RPM package names: {', '.join(bad)}")
+        return value
+
+    @field_validator("summary")
+    @classmethod
+    def _greppable(cls, value: str) -> str:
+        found = [word for word in ROLE_GREP_WORDS if word in value]
+        if found:
+            raise ValueError(f"must not contain {found[0]!r}: the Ansible role finds the "
+                             f"discovery file's lines with `grep {found[0]}`")
+        return value
+
+    def names(self) -> PackageNames:
+        provides = self.provides if self.provides is not None else (
+            f"{self.name}-{self.distro}",)
+        return PackageNames(name=self.name, distro=self.distro, provides=provides,
+                            summary=self.summary, license=self.license)
 
 
 class _RecipeModel(BaseModel):
@@ -36,6 +82,7 @@ class _RecipeModel(BaseModel):
 
     backend: str
     appliance: _MetaModel
+    rpm: _RpmModel = Field(default_factory=_RpmModel)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -76,7 +123,7 @@ def load_recipe(name_or_path: str) -> Recipe:
         known = ", ".join(sorted(BACKENDS))
         raise InputError(f"recipe {path}: unknown backend {model.backend!r} (known: {known})")
     meta = ApplianceMeta(**model.appliance.model_dump())
-    return Recipe(path.stem, path, model.backend, meta, model.options)
+    return Recipe(path.stem, path, model.backend, meta, model.options, model.rpm.names())
 
 
 def _validate(path: Path, raw: object) -> _RecipeModel:

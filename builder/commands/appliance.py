@@ -1,4 +1,5 @@
-"""`he-build appliance`: recipe -> disk -> OVA -> RPM, with cached stages and a summary."""
+"""`he-build appliance`: recipe -> disk -> OVA or qcow2 -> RPM, with cached stages and a
+summary."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.appliance.build import ApplianceBuild, BuildOptions, build_appliance, describe
+from builder.appliance.build import (
+    FORMATS,
+    ApplianceBuild,
+    BuildOptions,
+    build_appliance,
+    describe,
+)
 from builder.appliance.options import Recipe
 from builder.appliance.recipes import load_recipe
 from builder.cache import default_cache_root
@@ -23,22 +30,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
              parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "appliance", parents=[parent], help="build the appliance disk, OVA and RPM",
-        description="Build the appliance from a recipe: disk, then OVA, then RPM. Stages whose "
-                    "inputs did not change are reused from the cache ($HE_BUILDER_CACHE, "
-                    "else ~/.cache/he-builder).")
+        description="Build the appliance from a recipe: disk, then OVA (or qcow2), then RPM. "
+                    "Stages whose inputs did not change are reused from the cache "
+                    "($HE_BUILDER_CACHE, else ~/.cache/he-builder).")
     parser.add_argument("--recipe", default=None,
                         help=f"bundled recipe name or path to a recipe YAML (default: "
                              f"{DEFAULT_RECIPE}, or {DEFAULT_KICKSTART_RECIPE} with the "
                              f"kickstart options)")
     parser.add_argument("--out", type=Path, default=Path("out"),
                         help="where the disk, OVA and RPM are published (default: %(default)s)")
-    parser.add_argument("--compress", choices=("none", "zlib", "zstd"), default="zstd",
-                        help="qcow2 cluster compression inside the OVA (default: %(default)s)")
+    parser.add_argument("--format", choices=FORMATS, default="ovirt",
+                        help="what to build after the disk: ovirt = gzip OVA in oVirt's layout "
+                             "+ its RPM (hosted-engine-setup, the Ansible role); qcow2 = the "
+                             "qcow2 RPM oVirt 4.5.7 ships (the current role); ovf = standard "
+                             "OVF 1.1 OVA for virt-v2v and other importers, no RPM "
+                             "(default: %(default)s)")
+    parser.add_argument("--compress", choices=("none", "zlib", "zstd"), default="zlib",
+                        help="qcow2 cluster compression; zstd needs a qemu-img that reads it on "
+                             "every host; with none, the OVA's gzip stream compresses instead "
+                             "(default: %(default)s)")
     parser.add_argument("--payload", choices=("speed", "size"), default="speed",
-                        help="RPM payload compression: fast or small (default: %(default)s)")
-    parser.add_argument("--format", choices=("ovirt", "ovf"), default="ovirt", dest="layout",
-                        help="OVA layout: oVirt's (hosted-engine) or standard OVF 1.x "
-                             "(virt-v2v) (default: %(default)s)")
+                        help="RPM payload compression, used only for an image not compressed "
+                             "already (--format qcow2 --compress none) (default: %(default)s)")
     parser.add_argument("--sign-key", type=Path, default=None,
                         help="armored GPG secret key file (no passphrase) to sign the RPM")
     kickstart = parser.add_argument_group(
@@ -57,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     env = dict(os.environ)
     recipe = recipe_from_args(args)
-    options = BuildOptions(compression=args.compress, payload=args.payload, layout=args.layout,
+    options = BuildOptions(compression=args.compress, payload=args.payload, format=args.format,
                            sign_key=args.sign_key)
     build = build_appliance(recipe, out_dir=args.out, options=options,
                             cache_root=default_cache_root(env), console=console, env=env)
@@ -93,7 +106,7 @@ def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def summary_table(build: ApplianceBuild) -> str:
     rows = [("stage", "cache", "size", "sha256", "path")]
-    for a in build.artifacts():
+    for a in build.artifacts:
         rows.append((a.stage, "hit" if a.cache_hit else "built", _human(a.size),
                      a.sha256[:16], str(a.path)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -1,33 +1,64 @@
-"""The engine VM's disk: verify the OVA, unpack its disk once (sparse), boot a qcow2 overlay."""
+"""The engine VM's disk: verify the appliance, unpack its disk once (sparse), boot a qcow2 overlay.
+
+The appliance comes as an OVA (gzip or plain tar), as the qcow2 RPM's image with our metadata
+JSON beside it, as either RPM, or as the directory an RPM installs them in."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
-from builder.errors import InputError, StorageError
+from builder.errors import InputError, IntegrityError, StorageError
 from builder.launch.storage import StorageModes, create_private_file, private_file
-from builder.ova import OvaInfo, check_disk_digest, extract_disk, verify_ova
+from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
+from builder.ova.sparse import read_sparse
+from builder.ova.verify import RoomCheck
 from builder.run import require_tool, run
 
 STAMP = "unpacked.json"
 VERIFIED = "verified"
 APPLIANCE_DIR = Path("/usr/share/ovirt-engine-appliance")
+IMAGE_SUFFIXES = (".ova", ".qcow2")
+DISK_FILE = "disk.qcow2"
+ZEROS = memoryview(bytes(4 << 20))
+
+
+@dataclass(frozen=True)
+class ApplianceInfo:
+    """What the launcher needs from a verified appliance, however it was packaged."""
+
+    source: Path
+    kind: str  # "ova" or "qcow2"
+    name: str
+    memory_mib: int
+    vcpus: int
+    firmware: str  # "bios" or "uefi": what the appliance boots with unless told otherwise
+    disk_format: str
+    disk_size: int
+    virtual_size: int
+    disk_sha256: str
+
+    @classmethod
+    def from_ova(cls, info: OvaInfo) -> ApplianceInfo:
+        return cls(info.path, "ova", info.name, info.memory_mib, info.vcpus, info.firmware,
+                   info.disk_format, info.disk_size, info.virtual_size, info.disk_sha256)
 
 
 @dataclass(frozen=True)
 class PreparedDisk:
-    """The verified appliance: its OVF facts, the pristine unpacked image, the overlay to boot."""
+    """The verified appliance: its facts, the pristine unpacked image, the overlay to boot."""
 
-    ova: Path
-    info: OvaInfo
+    appliance: Path
+    info: ApplianceInfo
     base: Path
     base_format: str
     overlay: Path
@@ -35,39 +66,47 @@ class PreparedDisk:
     verified_before: bool
 
 
-def locate_ova(appliance: Path, rpm_cache: Path, modes: StorageModes | None = None) -> Path:
-    """The OVA to use: the file itself, the newest one in a directory (the installed RPM's
-    /usr/share/ovirt-engine-appliance/), or the one inside an appliance RPM.
+def locate_appliance(
+    appliance: Path, rpm_cache: Path, modes: StorageModes | None = None,
+) -> Path:
+    """The appliance file to use: the file itself, the newest one in a directory (an installed
+    RPM's /usr/share/ovirt-engine-appliance/), or the one inside an appliance RPM.
 
-    An RPM's OVA is extracted once under `rpm_cache` (keyed by the RPM file's identity), so a
+    An RPM's image is extracted once under `rpm_cache` (keyed by the RPM file's identity), so a
     rerun reuses both it and the disk unpacked from it.
     """
     if appliance.is_dir():
-        return _newest_ova(appliance)
+        return _newest_image(appliance)
     if not appliance.is_file():
         raise InputError(f"appliance not found: {appliance}",
-                         hint=f"install the appliance RPM (OVA under {APPLIANCE_DIR}/) "
-                              "or pass the OVA or RPM file")
+                         hint=f"install the appliance RPM (image under {APPLIANCE_DIR}/) "
+                              "or pass the OVA, qcow2 or RPM file")
     if appliance.suffix != ".rpm":
         return appliance
-    (modes or StorageModes()).private_dir(rpm_cache)  # only we read the OVAs taken out
+    (modes or StorageModes()).private_dir(rpm_cache)  # only we read what is taken out
     target = rpm_cache / file_identity(appliance, with_ctime=False)
-    found = sorted(target.glob("*.ova")) if target.is_dir() else []
+    found = _images_in(target) if target.is_dir() else []
     if found:
         return found[0]
     # The RPM tools are only needed for this input: keep them off every other launch's start.
-    from builder.rpm import extract_ova_from_rpm  # noqa: PLC0415
+    from builder.rpm import extract_appliance_from_rpm  # noqa: PLC0415
 
     shutil.rmtree(target, ignore_errors=True)
     with staged_dir(target) as stage:
-        private_file(extract_ova_from_rpm(appliance, stage))
-    return sorted(target.glob("*.ova"))[0]
+        extract_appliance_from_rpm(appliance, stage)
+        for extracted in stage.iterdir():
+            private_file(extracted)
+    return _images_in(target)[0]
 
 
-def _newest_ova(directory: Path) -> Path:
-    found = sorted(directory.glob("*.ova"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+def _images_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in IMAGE_SUFFIXES and p.is_file())
+
+
+def _newest_image(directory: Path) -> Path:
+    found = sorted(_images_in(directory), key=lambda p: (p.stat().st_mtime_ns, p.name))
     if not found:
-        raise InputError(f"no appliance OVA in {directory}",
+        raise InputError(f"no appliance OVA or qcow2 in {directory}",
                          hint="install the ovirt-engine-appliance RPM, or pass an OVA or RPM")
     return found[-1]
 
@@ -77,7 +116,7 @@ def file_identity(source: Path, *, with_ctime: bool = True) -> str:
 
     Any write to the file changes its ctime (even when the mtime is set back), so a modified
     file gets a new identity and is verified again. An RPM goes without it: reading one
-    (rpm2archive hard-links it) changes its ctime, and the OVA taken out of it is verified.
+    (rpm2archive hard-links it) changes its ctime, and the image taken out of it is verified.
     """
     st = source.stat()
     parts = [source.resolve(), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
@@ -87,64 +126,54 @@ def file_identity(source: Path, *, with_ctime: bool = True) -> str:
 
 
 def prepare_disk(
-    ova: Path, images: Path, overlay: Path, modes: StorageModes | None = None,
+    appliance: Path, images: Path, overlay: Path, modes: StorageModes | None = None,
 ) -> PreparedDisk:
-    """Verify `ova`, unpack its disk under `images` unless done before, create `overlay` on it.
+    """Verify `appliance`, unpack its disk under `images` unless done before, create `overlay`.
 
-    The disk member is read once: hashed while it is unpacked, or, when an image unpacked
-    before is reused, hashed on its own (a tampered OVA is refused either way). Only then is
-    the file recorded as verified. Modes and owners follow `modes` (docs/launch.md), on what
-    is created and on what is reused.
+    The appliance is read once: verified while its disk is unpacked. An image unpacked before
+    is reused only while this very file (same identity) is the one recorded as verified; any
+    other file, or a changed image, is verified and unpacked again in one pass. Modes and
+    owners follow `modes` (docs/launch.md), on what is created and on what is reused.
     """
     modes = modes or StorageModes()
     modes.passage_dir(images)
     modes.private_dir(images / VERIFIED)  # qemu never reads the records: nobody but us may
-    record = images / VERIFIED / f"{file_identity(ova)}.json"
-    cached = _load_info(record, ova)
-    verified_before = cached is not None
-    info = cached if cached is not None else verify_ova(ova, hash_disk=False)
-    target = images / info.disk_sha256[:16]
-    base = _reuse_unpacked(target, info)
-    reused = base is not None
-    if base is None:
-        check_free_space(images, needed=info.disk_size + info.virtual_size)
-        base = _unpack(ova, info, target, modes)
-    else:
-        modes.passage_dir(target)
+    record = images / VERIFIED / f"{file_identity(appliance)}.json"
+    info = _load_info(record, appliance)
+    verified_before = info is not None
+    if info is not None and (base := _reuse_unpacked(images / info.disk_sha256[:16], info)):
+        reused = True
+        modes.passage_dir(base.parent)
         modes.shared_readonly(base)
-        if not verified_before:
-            check_disk_digest(ova, info)
         # In the worst case the guest writes its whole virtual disk into the overlay.
         check_free_space(images, needed=info.virtual_size)
+    else:
+        reused = False
+        info, base = _unpack(appliance, images, modes)
     if not verified_before:
         _record_info(record, info)
-    fmt = _disk_format(info)
-    create_overlay(base, fmt, overlay)
+    create_overlay(base, info.disk_format, overlay)
     modes.qemu_disk(overlay)
-    return PreparedDisk(ova=ova, info=info, base=base, base_format=fmt, overlay=overlay,
-                        reused=reused, verified_before=verified_before)
+    return PreparedDisk(appliance=appliance, info=info, base=base, base_format=info.disk_format,
+                        overlay=overlay, reused=reused, verified_before=verified_before)
 
 
-def _record_info(record: Path, info: OvaInfo) -> None:
+def _record_info(record: Path, info: ApplianceInfo) -> None:
     """Remember that this very file (same identity) passed: reading a 60 GB OVA costs minutes,
     its stat microseconds."""
-    fields = {**dataclasses.asdict(info), "path": str(info.path)}
+    fields = {**dataclasses.asdict(info), "source": str(info.source)}
     write_atomic(record, json.dumps(fields, sort_keys=True).encode(), mode=0o600)
 
 
-def _load_info(record: Path, ova: Path) -> OvaInfo | None:
+def _load_info(record: Path, appliance: Path) -> ApplianceInfo | None:
     try:
         fields: dict[str, Any] = json.loads(record.read_text())
-        return OvaInfo(**{**fields, "path": ova})
+        return ApplianceInfo(**{**fields, "source": appliance})
     except (OSError, ValueError, TypeError):
         return None
 
 
-def _disk_format(info: OvaInfo) -> str:
-    return "raw" if info.disk_format.lower() == "raw" else "qcow2"
-
-
-def _reuse_unpacked(target: Path, info: OvaInfo) -> Path | None:
+def _reuse_unpacked(target: Path, info: ApplianceInfo) -> Path | None:
     """The image unpacked from this disk before, when it is unchanged since (stamp vs stat)."""
     try:
         recorded = json.loads((target / STAMP).read_text())
@@ -164,28 +193,112 @@ def _stat_record(image: Path) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _unpack(ova: Path, info: OvaInfo, target: Path, modes: StorageModes) -> Path:
-    """Extract the disk sparsely into `target` (read-only afterwards); the stamp comes last."""
-    shutil.rmtree(target, ignore_errors=True)
-    modes.passage_dir(target)
+def _unpack(
+    appliance: Path, images: Path, modes: StorageModes,
+) -> tuple[ApplianceInfo, Path]:
+    """Verify `appliance` and write its disk into images/<sha>/ (read-only afterwards); the
+    stamp comes last. Nothing is left behind when verification fails."""
+    stage = Path(tempfile.mkdtemp(prefix=".unpack-", dir=images))
     try:
-        image = extract_disk(ova, info, target / f"disk.{_disk_format(info)}")
+        modes.passage_dir(stage)  # qemu runs as its own user and opens the base through it
+        disk = stage / DISK_FILE
+        if appliance.suffix == ".qcow2":
+            info = _unpack_qcow2(appliance, disk, images)
+        else:
+            info = ApplianceInfo.from_ova(unpack_ova(appliance, disk, room=_room_in(images)))
+        target = images / info.disk_sha256[:16]
+        shutil.rmtree(target, ignore_errors=True)
+        stage.replace(target)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)  # e.g. the disk's digest did not match
+        shutil.rmtree(stage, ignore_errors=True)
         raise
+    image = target / DISK_FILE
     # The pristine base: only ever opened read-only, as a backing file.
     modes.shared_readonly(image)
-    record = {"ova": str(ova), "image": image.name, "stat": _stat_record(image),
-              "sha256": info.disk_sha256}
-    write_atomic(target / STAMP, json.dumps(record, sort_keys=True).encode(), mode=0o600)
-    return image
+    stamp = {"source": str(appliance), "image": image.name, "stat": _stat_record(image),
+             "sha256": info.disk_sha256}
+    write_atomic(target / STAMP, json.dumps(stamp, sort_keys=True).encode(), mode=0o600)
+    return info, image
+
+
+def _room_in(images: Path) -> RoomCheck:
+    def room(size: int, virtual: int) -> None:
+        check_free_space(images, needed=size + virtual)
+    return room
+
+
+def _unpack_qcow2(image: Path, dest: Path, images: Path) -> ApplianceInfo:
+    """A bare qcow2 (the qcow2 RPM's): facts from its metadata JSON, its SHA-256 checked while
+    it is copied, its header checked with qemu-img."""
+    from builder.rpm.metadata import parse_metadata  # noqa: PLC0415
+
+    source = _metadata_beside(image)
+    meta = parse_metadata(source.read_bytes(), str(source))
+    size = image.stat().st_size
+    virtual = _qcow2_virtual_size(image)
+    check_free_space(images, needed=size + virtual)
+    digest = _copy_hashing(image, dest)
+    if digest != meta.sha256 or size != meta.size:
+        raise IntegrityError(f"checksum mismatch for {image}: it is not the image "
+                             f"{source.name} describes")
+    return ApplianceInfo(image, "qcow2", meta.name, meta.memory_mib, meta.vcpus, meta.firmware,
+                         "qcow2", size, virtual, digest)
+
+
+def _metadata_beside(image: Path) -> Path:
+    """The JSON the RPM installs beside `image` (its "image" field names the file)."""
+    for candidate in sorted(image.parent.glob("*.json")):
+        try:
+            if json.loads(candidate.read_text()).get("image") == image.name:
+                return candidate
+        except (OSError, ValueError, AttributeError):
+            continue
+    raise InputError(f"no appliance metadata beside {image}: memory, vCPUs and firmware are "
+                     f"not known", hint="pass the appliance RPM, or the directory it installs")
+
+
+def _qcow2_virtual_size(image: Path) -> int:
+    qemu_img = require_tool("qemu-img", package="qemu-utils")
+    done = run([qemu_img, "info", "--output=json", "-f", "qcow2", str(image)], check=False)
+    if done.returncode != 0:
+        raise IntegrityError(f"{image} is not a qcow2 image qemu-img can read")
+    return int(json.loads(done.text)["virtual-size"])
+
+
+def _copy_hashing(source: Path, dest: Path) -> str:
+    """Copy keeping the holes, hashing on the way (holes as zeros)."""
+    digest = hashlib.sha256()
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    position = 0
+    try:
+        for offset, block in read_sparse(source):
+            _hash_zeros(digest, offset - position)
+            os.pwrite(fd, block, offset)
+            digest.update(block)
+            position = offset + len(block)
+        size = source.stat().st_size
+        _hash_zeros(digest, size - position)
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError as exc:
+        raise StorageError(f"cannot write {dest}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _hash_zeros(digest: hashlib._Hash, count: int) -> None:
+    while count > 0:
+        step = min(count, len(ZEROS))
+        digest.update(ZEROS[:step])
+        count -= step
 
 
 def create_overlay(base: Path, base_format: str, overlay: Path) -> None:
     """A fresh qcow2 overlay backed by `base` (which the guest then never writes).
 
     The file is created 0600 first: qemu-img keeps the mode of a file it writes over, so the
-    overlay (which will hold secrets) is never readable by others, whatever the umask.
+    overlay (the engine's disk) is never readable by others, whatever the umask.
     """
     qemu_img = require_tool("qemu-img", package="qemu-utils")
     overlay.unlink(missing_ok=True)

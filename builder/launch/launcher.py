@@ -19,14 +19,13 @@ from builder.launch.channel import (
     connect_channel,
     read_report,
 )
-from builder.launch.disk import PreparedDisk, locate_ova, prepare_disk
+from builder.launch.disk import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.hostnet import read_host_network
 from builder.launch.options import LaunchOptions
 from builder.launch.scan import scan_file
 from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
 from builder.launch.storage import StorageModes, create_private_file, open_private
 from builder.launch.vm import NicChoice, build_engine_spec, seed_cdrom
-from builder.ova import OvaInfo
 from builder.repro import stable_mac
 from builder.virt.domain import Firmware, VirtType, render_domain_xml
 from builder.virt.errors import VirtError, VmStartError
@@ -188,29 +187,25 @@ def prepare_appliance(run: Launch) -> PreparedDisk:
     """Verify the appliance (unless this very file passed before), unpack it once, overlay it."""
     opts, paths, console = run.opts, run.paths, run.console
     console.step(f"verifying the appliance {opts.appliance}")
-    ova = locate_ova(opts.appliance, paths.rpms, run.modes)
-    disk = prepare_disk(ova, paths.images, paths.overlay, run.modes)
+    appliance = locate_appliance(opts.appliance, paths.rpms, run.modes)
+    disk = prepare_disk(appliance, paths.images, paths.overlay, run.modes)
     checked = "verified before, unchanged" if disk.verified_before else "manifest verified"
     console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}; {checked}), "
                  f"overlay {disk.overlay}")
     return disk
 
 
-def appliance_firmware(info: OvaInfo) -> Firmware | None:
-    """The firmware the appliance's OVF declares, when the OVA reader gives it.
-
-    Hook: `OvaInfo.firmware` ("bios" | "uefi", read from the OVF) is being added on the OVA
-    side; until it exists, appliances say nothing and the launch boots BIOS.
-    """
-    declared = getattr(info, "firmware", None)
-    return declared if declared in ("bios", "uefi") else None
+def appliance_firmware(info: ApplianceInfo) -> Firmware | None:
+    """The firmware the appliance declares (its OVF, or the qcow2 RPM's metadata)."""
+    return "uefi" if info.firmware == "uefi" else "bios" if info.firmware == "bios" else None
 
 
-def choose_firmware(hv: Hypervisor, run: Launch, info: OvaInfo) -> Firmware:
+def choose_firmware(hv: Hypervisor, run: Launch, info: ApplianceInfo) -> Firmware:
     """--firmware, else the appliance's, else BIOS; UEFI only when libvirt has OVMF."""
     declared = appliance_firmware(info)
     firmware: Firmware = run.opts.firmware or declared or "bios"
-    why = ("--firmware" if run.opts.firmware else "the appliance's OVF" if declared
+    source = "OVF" if info.kind == "ova" else "metadata"
+    why = ("--firmware" if run.opts.firmware else f"the appliance's {source}" if declared
            else "default: the appliance does not say")
     if firmware == "uefi" and hv.offers_uefi() is False:
         raise MissingPrerequisiteError(

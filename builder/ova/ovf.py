@@ -8,7 +8,7 @@ from typing import Literal
 
 from lxml import etree
 
-from builder.appliance.backend import ApplianceMeta
+from builder.appliance.backend import ApplianceMeta, Firmware
 
 # oVirt writes (and hosted-engine reads) the envelope namespace with a trailing slash; DMTF's
 # OVF 1.x namespace, the one virt-v2v and other importers match exactly, has none.
@@ -17,14 +17,22 @@ DMTF_OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1"
 RASD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
 VSSD_NS = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+# VMware's extension namespace: virt-v2v (and VMware, VirtualBox) read the firmware from
+# VirtualHardwareSection/vmw:Config[@vmw:key="firmware"]/@vmw:value, "bios" or "efi".
+VMW_NS = "http://www.vmware.com/schema/ovf"
 NSMAP = {"ovf": OVF_NS, "rasd": RASD_NS, "vssd": VSSD_NS, "xsi": XSI_NS}
-DMTF_NSMAP = {**NSMAP, "ovf": DMTF_OVF_NS}
+DMTF_NSMAP = {**NSMAP, "ovf": DMTF_OVF_NS, "vmw": VMW_NS}
 QCOW2_FORMAT_URI = "http://en.wikipedia.org/wiki/Qcow2"
 GIB = 1 << 30
 RESOURCE_CPU = 3
 RESOURCE_MEMORY = 4
 RESOURCE_IDE_CONTROLLER = 5
 RESOURCE_DISK = 17
+# oVirt's BiosType (the engine's OVF writer, Content/BiosType): 1 I440FX_SEA_BIOS,
+# 2 Q35_SEA_BIOS, 3 Q35_OVMF, 4 Q35_SECURE_BOOT; 0 means the cluster's default.
+BIOS_TYPES: dict[Firmware, int] = {"bios": 2, "uefi": 3}
+UEFI_BIOS_TYPES = frozenset({3, 4})
+VMW_FIRMWARE: dict[Firmware, str] = {"bios": "bios", "uefi": "efi"}
 
 OvfFlavour = Literal["ovirt", "ovf"]
 
@@ -99,6 +107,7 @@ def _add_ovirt_sections(root: etree._Element, meta: ApplianceMeta, vm_id: str,
     _sub(content, "TemplateId", vm_id)
     _sub(content, "IsStateless", "false")
     _sub(content, "VmType", "1")
+    _sub(content, "BiosType", str(BIOS_TYPES[meta.firmware]))
     os_section = _sub(content, "Section", **{_q(OVF_NS, "id"): vm_id, _q(OVF_NS, "required"):
                                               "false", _q(XSI_NS, "type"):
                                               "ovf:OperatingSystemSection_Type"})
@@ -148,10 +157,15 @@ def _add_standard_sections(root: etree._Element, meta: ApplianceMeta, vm_id: str
     _rasd(item, {"AddressOnParent": "0", "ElementName": "disk0",
                  "HostResource": f"ovf:/disk/{disk.disk_id}", "InstanceID": "4", "Parent": "3",
                  "ResourceType": str(RESOURCE_DISK)})
+    _sub(hardware, _q(VMW_NS, "Config"), **{_q(DMTF_OVF_NS, "required"): "false",
+                                            _q(VMW_NS, "key"): "firmware",
+                                            _q(VMW_NS, "value"): VMW_FIRMWARE[meta.firmware]})
     del vm_id
 
 
 def _rasd(item: etree._Element, values: dict[str, str]) -> None:
+    """RASD children in the given order: DMTF's schema wants them alphabetical (sorted by the
+    callers of the standard layout), oVirt's dialect has its own order."""
     for name, value in values.items():
         _sub(item, _q(RASD_NS, name), value)
 
@@ -159,11 +173,12 @@ def _rasd(item: etree._Element, values: dict[str, str]) -> None:
 def _cpu_item(hardware: etree._Element, ns: str | None, vcpus: int) -> None:
     item = _sub(hardware, _q(ns, "Item"))
     if ns is None:
+        # No rasd:VirtualQuantity here: hosted-engine reads the memory as the FIRST
+        # VirtualQuantity of the document, and the vCPUs as num_of_sockets x cpu_per_socket.
         _rasd(item, {"Caption": f"{vcpus} virtual cpu", "Description": "Number of virtual CPU",
                      "InstanceId": "1", "ResourceType": str(RESOURCE_CPU),
                      "num_of_sockets": str(vcpus), "cpu_per_socket": "1",
-                     "threads_per_cpu": "1", "max_num_of_vcpus": str(vcpus * 4),
-                     "VirtualQuantity": str(vcpus)})
+                     "threads_per_cpu": "1", "max_num_of_vcpus": str(vcpus * 4)})
     else:
         _rasd(item, {"ElementName": f"{vcpus} virtual CPU", "InstanceID": "1",
                      "ResourceType": str(RESOURCE_CPU), "VirtualQuantity": str(vcpus)})
@@ -177,6 +192,6 @@ def _memory_item(hardware: etree._Element, ns: str | None, memory_mib: int) -> N
                      "ResourceType": str(RESOURCE_MEMORY), "AllocationUnits": "MegaBytes",
                      "VirtualQuantity": str(memory_mib)})
     else:
-        _rasd(item, {"ElementName": caption, "InstanceID": "2",
-                     "ResourceType": str(RESOURCE_MEMORY), "AllocationUnits": "byte * 2^20",
+        _rasd(item, {"AllocationUnits": "byte * 2^20", "ElementName": caption,
+                     "InstanceID": "2", "ResourceType": str(RESOURCE_MEMORY),
                      "VirtualQuantity": str(memory_mib)})

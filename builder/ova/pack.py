@@ -1,10 +1,21 @@
-"""Pack an appliance disk into an OVA: qcow2 conversion, OVF, manifest, reproducible tar."""
+"""Pack an appliance disk into an OVA: qcow2 conversion, OVF, manifest, reproducible tar.
+
+Two layouts:
+- `ovirt` (hosted-engine): a gzip-compressed tar, `master/vms/<vm>/<vm>.ovf`, then the disk
+  `images/<image>/<volume>`, then the manifest `<name>.mf`. Written in one pass over the
+  qcow2: the tar, the member digests, the compression and the OVA's own SHA-1/SHA-256. The
+  manifest comes last because a stream cannot go back; hosted-engine and the Ansible role
+  never read it, our verifier reads it wherever it is.
+- `ovf` (standard OVF 1.1, virt-v2v): a plain tar, `<name>.ovf`, `<name>.mf`, the disk, in
+  the order DMTF's spec requires (DSP0243, distribution as a single file); the manifest is
+  reserved before the disk and filled in afterwards, so the OVA's own digests take one more
+  read of the finished file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +25,11 @@ from builder.appliance.backend import ApplianceMeta, BuiltDisk
 from builder.atomic import staged_file
 from builder.console import Console
 from builder.errors import InputError
+from builder.ova.digests import FileDigests, file_digests, store_digests
+from builder.ova.gzipstream import GzipWriter, Method
 from builder.ova.ovf import DiskFacts, render_ovf
-from builder.ova.tarball import TarWriter
-from builder.repro import build_time, stable_uuid
+from builder.ova.tarball import GzipSink, PlainSink, Progress, TarStream
+from builder.repro import stable_uuid
 from builder.run import require_tool, run
 
 Compression = Literal["none", "zlib", "zstd"]
@@ -32,6 +45,7 @@ class PackedOva:
     ovf_member: str
     disk_member: str
     disk_sha256: str
+    digests: FileDigests
 
 
 @dataclass(frozen=True)
@@ -82,18 +96,27 @@ def image_facts(path: Path) -> tuple[str, int, int]:
     return str(info["format"]), int(info["virtual-size"]), int(info.get("actual-size", 0))
 
 
+def disk_method(compression: Compression) -> Method:
+    """How the gzip stream carries the qcow2: compressed clusters as they are (only the
+    metadata between them is deflated), an uncompressed qcow2 deflated whole."""
+    return "deflate" if compression == "none" else "auto"
+
+
 def pack_ova(disk: BuiltDisk, dest: Path, *, layout: OvaLayout, compression: Compression,
-             console: Console, env: Mapping[str, str], work_dir: Path) -> PackedOva:
-    """Convert `disk`, write the OVF and the tar; `dest` appears only when complete."""
+             console: Console, mtime: int, work_dir: Path) -> PackedOva:
+    """Convert `disk`, write the OVF and the tar; `dest` appears only when complete, with its
+    digests kept beside it (`builder.ova.digests`)."""
     check_source(disk)
     qcow2 = work_dir / f".{dest.name}.qcow2"
     console.note(f"converting {disk.path.name} to qcow2 ({compression})")
     try:
         convert_disk(disk, qcow2, compression)
-        return write_ova(disk.meta, qcow2, dest, layout=layout, console=console,
-                         mtime=build_time(env))
+        packed = write_ova(disk.meta, qcow2, dest, layout=layout, console=console,
+                           mtime=mtime, method=disk_method(compression))
     finally:
         qcow2.unlink(missing_ok=True)
+    store_digests(dest, packed.digests)
+    return packed
 
 
 def check_source(disk: BuiltDisk) -> None:
@@ -105,7 +128,8 @@ def check_source(disk: BuiltDisk) -> None:
 
 
 def write_ova(meta: ApplianceMeta, qcow2: Path, dest: Path, *, layout: OvaLayout,
-              console: Console, mtime: int) -> PackedOva:
+              console: Console, mtime: int, method: Method = "auto") -> PackedOva:
+    """The OVA of `qcow2` at `dest` (temp + rename); `method` is how a gzip OVA carries it."""
     names = names_for(meta, layout)
     _, virtual, actual = image_facts(qcow2)
     facts = DiskFacts(href=names.href, file_id=names.volume_id if layout == "ovirt" else
@@ -113,26 +137,53 @@ def write_ova(meta: ApplianceMeta, qcow2: Path, dest: Path, *, layout: OvaLayout
                       file_size=qcow2.stat().st_size, virtual_size=virtual, actual_size=actual)
     created = datetime.fromtimestamp(mtime, UTC).strftime("%Y/%m/%d %H:%M:%S")
     ovf = render_ovf(meta, names.vm_id, facts, layout, created)
+
+    def progress(done: int, total: int) -> None:
+        console.progress("ova", done, total)
+
     with staged_file(dest, mode=0o644) as temp:
         fd = os.open(temp, os.O_WRONLY)
         try:
-            disk_sha = _write_members(TarWriter(fd, mtime), names, ovf, qcow2, console)
+            if layout == "ovirt":
+                disk_sha, digests = _write_gzip(fd, mtime, names, ovf=ovf, qcow2=qcow2,
+                                                method=method, progress=progress)
+            else:
+                disk_sha = _write_plain(fd, mtime, names, ovf=ovf, qcow2=qcow2,
+                                        progress=progress)
             os.fsync(fd)
         finally:
             os.close(fd)
-    return PackedOva(dest, layout, names.ovf, names.disk, disk_sha)
+        if layout != "ovirt":
+            digests = file_digests(temp)
+    return PackedOva(dest, layout, names.ovf, names.disk, disk_sha, digests)
 
 
-def _write_members(tar: TarWriter, names: OvaNames, ovf: bytes, qcow2: Path,
-                   console: Console) -> str:
+def _write_gzip(fd: int, mtime: int, names: OvaNames, *, ovf: bytes, qcow2: Path,
+                method: Method, progress: Progress) -> tuple[str, FileDigests]:
+    """OVF, disk, manifest into one gzip member; the writer hashes what it writes."""
+    with GzipWriter(fd) as writer:
+        tar = TarStream(GzipSink(writer), mtime)
+        ovf_sha = tar.add_bytes(names.ovf, ovf)
+        disk_sha = tar.add_file(names.disk, qcow2, method=method, progress=progress)
+        tar.add_bytes(names.manifest, render_manifest([(names.ovf, ovf_sha),
+                                                       (names.disk, disk_sha)]))
+        tar.close()
+        stream = writer.close()
+    return disk_sha, FileDigests(stream.size, stream.sha1, stream.sha256)
+
+
+def _write_plain(fd: int, mtime: int, names: OvaNames, *, ovf: bytes, qcow2: Path,
+                 progress: Progress) -> str:
     """OVF first, then the manifest (reserved, filled once the disk is hashed), then the disk."""
+    sink = PlainSink(fd)
+    tar = TarStream(sink, mtime)
     ovf_sha = tar.add_bytes(names.ovf, ovf)
     lines = [(names.ovf, ovf_sha), (names.disk, "0" * HEX_DIGEST_LEN)]
     manifest_at = tar.reserve(names.manifest, len(render_manifest(lines)))
-    disk_sha = tar.add_file(names.disk, qcow2,
-                            lambda done, total: console.progress("ova", done, total))
-    tar.fill(manifest_at, render_manifest([(names.ovf, ovf_sha), (names.disk, disk_sha)]))
+    disk_sha = tar.add_file(names.disk, qcow2, progress=progress)
+    sink.patch(manifest_at, render_manifest([(names.ovf, ovf_sha), (names.disk, disk_sha)]))
     tar.close()
+    sink.finish()
     return disk_sha
 
 

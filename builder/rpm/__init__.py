@@ -1,6 +1,7 @@
-"""The appliance RPM: wrap an OVA in a reproducible noarch package, and get it back out."""
+"""The appliance RPMs (the OVA one, and oVirt 4.5.7's qcow2 one): build them reproducibly, and
+get the image back out."""
 
-from builder.rpm.build import PayloadChoice, build_rpm
-from builder.rpm.extract import extract_ova_from_rpm
+from builder.rpm.build import PayloadChoice, RpmImage, build_rpm
+from builder.rpm.extract import extract_appliance_from_rpm
 
-__all__ = ["PayloadChoice", "build_rpm", "extract_ova_from_rpm"]
+__all__ = ["PayloadChoice", "RpmImage", "build_rpm", "extract_appliance_from_rpm"]

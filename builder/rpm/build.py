@@ -6,29 +6,52 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from builder.appliance.backend import ApplianceMeta
+from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.console import Console
 from builder.errors import InputError
-from builder.repro import build_time, sha256_file, source_date_epoch
-from builder.rpm.spec import render_metadata, render_spec
+from builder.ova.digests import FileDigests, known_digests
+from builder.repro import build_time, source_date_epoch
+from builder.rpm.metadata import ImageKind, RpmLayout, render_discovery, render_metadata, rpm_layout
+from builder.rpm.spec import render_readme, render_spec
 from builder.run import require_tool, run
 
 PayloadChoice = Literal["speed", "size"]
-# The OVA's qcow2 clusters are already compressed, so the payload is squeezed only lightly:
-# measured in docs/appliance.md ("RPM payload").
+# For an image that is not compressed yet (a qcow2 built with --compress none): measured in
+# docs/appliance.md ("RPM payload").
 PAYLOADS: Mapping[PayloadChoice, str] = {"speed": "w1T0.zstdio", "size": "w19T0.zstdio"}
+# An image that is compressed already (a gzip OVA, a qcow2 with compressed clusters) is not
+# compressed twice: gzip at level 0 only frames it, as oVirt's own spec does (w0.gzdio), which
+# every rpm reads (an "identity" payload, w0.ufdio, leaves PAYLOADCOMPRESSOR unset).
+STORED_PAYLOAD = "w0.gzdio"
 BUILD_HOST = "he-builder.localdomain"
 
 
-def rpm_defines(top: Path, payload: PayloadChoice, epoch: int | None) -> list[str]:
+@dataclass(frozen=True)
+class RpmImage:
+    """What the RPM ships: the image file, what it is, and what is known about its bytes."""
+
+    path: Path
+    kind: ImageKind
+    compressed: bool
+    digests: FileDigests | None = None
+
+
+def payload_for(image: RpmImage, choice: PayloadChoice) -> str:
+    return STORED_PAYLOAD if image.compressed else PAYLOADS[choice]
+
+
+def rpm_defines(top: Path, payload: str, epoch: int | None) -> list[str]:
     defines = {
         "_topdir": str(top), "_sourcedir": str(top / "SOURCES"), "_rpmdir": str(top / "RPMS"),
         "_builddir": str(top / "BUILD"), "_buildrootdir": str(top / "BUILDROOT"),
         "_tmppath": str(top / "tmp"), "_buildhost": BUILD_HOST,
-        "_binary_payload": PAYLOADS[payload], "_build_id_links": "none",
+        "_binary_payload": payload, "_build_id_links": "none",
+        # /usr/share/doc/NAME as on Fedora and EL (Debian's rpm would add -VERSION).
+        "_docdir_fmt": "%%{NAME}",
         "__os_install_post": "%{nil}",
         "_rpmfilename": "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
     }
@@ -38,21 +61,29 @@ def rpm_defines(top: Path, payload: PayloadChoice, epoch: int | None) -> list[st
     return [arg for key, value in defines.items() for arg in ("--define", f"{key} {value}")]
 
 
-def build_rpm(ova: Path, meta: ApplianceMeta, out_dir: Path, *, payload: PayloadChoice,
-              sign_key: Path | None, console: Console, env: Mapping[str, str]) -> Path:
-    """Build `<name>-<version>-<release>.noarch.rpm` holding `ova` into `out_dir`."""
+def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir: Path, *,
+              payload: PayloadChoice, sign_key: Path | None, console: Console,
+              env: Mapping[str, str]) -> Path:
+    """Build `<package>-<version>-<release>.noarch.rpm` holding `image` into `out_dir`.
+
+    The image's digests are taken from `image.digests` (the packing stage computed them) or
+    from the sidecar kept beside it; the file is read again only when neither is there."""
     require_tool("rpmbuild", package="rpm")
-    if not ova.is_file():
-        raise InputError(f"OVA not found: {ova}")
+    if not image.path.is_file():
+        raise InputError(f"appliance image not found: {image.path}")
+    layout = rpm_layout(image.kind, meta, names)
+    digests = image.digests or known_digests(image.path)
     built_at = build_time(env)
+    chosen = payload_for(image, payload)
     with tempfile.TemporaryDirectory(prefix=".rpmbuild-", dir=out_dir) as tmp:
         top = Path(tmp)
-        spec = stage_sources(top, ova, meta, built_at)
-        console.note(f"rpmbuild ({PAYLOADS[payload]})")
+        spec = stage_sources(top, image.path, layout, meta=meta, names=names, digests=digests,
+                             built_at=built_at)
+        console.note(f"rpmbuild {layout.package} ({chosen})")
         epoch = source_date_epoch(env)
-        run(["rpmbuild", "-bb", *rpm_defines(top, payload, epoch), spec],
+        run(["rpmbuild", "-bb", *rpm_defines(top, chosen, epoch), spec],
             env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else {})
-        built = top / "RPMS" / f"{meta.name}-{meta.version}-{meta.release}.noarch.rpm"
+        built = top / "RPMS" / f"{layout.package}-{meta.version}-{meta.release}.noarch.rpm"
         if sign_key is not None:
             sign_rpm(built, sign_key, console)
         final = out_dir / built.name
@@ -60,18 +91,22 @@ def build_rpm(ova: Path, meta: ApplianceMeta, out_dir: Path, *, payload: Payload
     return final
 
 
-def stage_sources(top: Path, ova: Path, meta: ApplianceMeta, built_at: int) -> Path:
+def stage_sources(top: Path, image: Path, layout: RpmLayout, *, meta: ApplianceMeta,
+                  names: PackageNames, digests: FileDigests, built_at: int) -> Path:
     for sub in ("SOURCES", "SPECS", "RPMS", "BUILD", "BUILDROOT", "tmp"):
         (top / sub).mkdir()
     sources = top / "SOURCES"
     try:
-        os.link(ova, sources / ova.name)
+        os.link(image, sources / image.name)
     except OSError:
-        shutil.copyfile(ova, sources / ova.name)
-    metadata = f"{meta.name}.json"
-    (sources / metadata).write_bytes(render_metadata(meta, ova.name, sha256_file(ova), built_at))
-    spec = top / "SPECS" / f"{meta.name}.spec"
-    spec.write_text(render_spec(meta, ova.name, metadata, built_at), encoding="utf-8")
+        shutil.copyfile(image, sources / image.name)
+    (sources / layout.metadata_file).write_bytes(render_metadata(layout, meta, digests,
+                                                                 built_at))
+    (sources / layout.discovery_file).write_bytes(render_discovery(layout, digests.sha1))
+    (sources / "README").write_bytes(render_readme(layout, meta, names, digests, built_at))
+    spec = top / "SPECS" / f"{layout.package}.spec"
+    spec.write_text(render_spec(layout, meta, names, image_source=image.name,
+                                built_at=built_at), encoding="utf-8")
     return spec
 
 

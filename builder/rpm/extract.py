@@ -1,4 +1,5 @@
-"""Get the OVA back out of an appliance RPM (for the launcher), without installing it."""
+"""Get the appliance image back out of an appliance RPM (for the launcher), without installing
+it: the OVA or qcow2 under /usr/share/ovirt-engine-appliance/, with its metadata JSON."""
 
 from __future__ import annotations
 
@@ -9,18 +10,17 @@ from pathlib import Path, PurePosixPath
 
 from builder.atomic import staged_file
 from builder.errors import InputError
-from builder.rpm.spec import INSTALL_DIR
+from builder.rpm.metadata import INSTALL_DIR
 from builder.run import require_tool, run
 
 CHUNK = 4 << 20
+IMAGE_SUFFIXES = (".ova", ".qcow2")
 
 
-def extract_ova_from_rpm(rpm: Path, dest_dir: Path) -> Path:
-    """The `.ova` under /usr/share/ovirt-engine-appliance/ in `rpm`, written to `dest_dir`.
-
-    rpm2archive -n turns the payload into an uncompressed tar beside a private copy link;
-    tarfile then streams the one member out.
-    """
+def extract_appliance_from_rpm(rpm: Path, dest_dir: Path) -> Path:
+    """The image in `rpm` (and the JSON files beside it) written to `dest_dir`; returns the
+    image. rpm2archive -n turns the payload into an uncompressed tar beside a private copy
+    link; tarfile then streams the members out."""
     require_tool("rpm2archive", package="rpm")
     if not rpm.is_file():
         raise InputError(f"RPM not found: {rpm}")
@@ -28,10 +28,13 @@ def extract_ova_from_rpm(rpm: Path, dest_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=".rpm2archive-", dir=dest_dir) as tmp:
         archive = _payload_tar(rpm, Path(tmp))
         with tarfile.open(archive, "r:") as tar:
-            member = _ova_member(tar, rpm)
-            final = dest_dir / PurePosixPath(member.name).name
-            _write_member(tar, member, final)
-    return final
+            images, extras = _appliance_members(tar)
+            if len(images) != 1:
+                raise InputError(f"{rpm} holds {len(images)} appliance images under "
+                                 f"{INSTALL_DIR}, not one")
+            for member in [*extras, *images]:
+                _write_member(tar, member, dest_dir / PurePosixPath(member.name).name)
+    return dest_dir / PurePosixPath(images[0].name).name
 
 
 def _payload_tar(rpm: Path, tmp: Path) -> Path:
@@ -47,13 +50,19 @@ def _payload_tar(rpm: Path, tmp: Path) -> Path:
     return archive
 
 
-def _ova_member(tar: tarfile.TarFile, rpm: Path) -> tarfile.TarInfo:
-    prefix = INSTALL_DIR.lstrip("/")
+def _appliance_members(tar: tarfile.TarFile) -> tuple[list[tarfile.TarInfo],
+                                                       list[tarfile.TarInfo]]:
+    """(images, metadata files) directly under INSTALL_DIR."""
+    images, extras = [], []
     for member in tar.getmembers():
-        name = member.name.lstrip("./")
-        if member.isfile() and name.startswith(prefix + "/") and name.endswith(".ova"):
-            return member
-    raise InputError(f"{rpm} holds no OVA under {INSTALL_DIR}")
+        path = PurePosixPath("/" + member.name.lstrip("./"))
+        if not member.isfile() or str(path.parent) != INSTALL_DIR:
+            continue
+        if path.suffix in IMAGE_SUFFIXES:
+            images.append(member)
+        elif path.suffix == ".json":
+            extras.append(member)
+    return images, extras
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, final: Path) -> None:

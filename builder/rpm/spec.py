@@ -1,18 +1,22 @@
-"""The appliance RPM spec, rendered from its Jinja2 template with escaped values."""
+"""The appliance RPM's spec and README, rendered from Jinja2 templates with escaped values."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import textwrap
 from datetime import UTC, datetime
 from importlib import resources
 
 import jinja2
 
-from builder.appliance.backend import ApplianceMeta
+from builder.appliance.backend import ApplianceMeta, PackageNames
+from builder.ova.digests import FileDigests
+from builder.rpm.metadata import DISCOVERY_DIR, INSTALL_DIR, RpmLayout
 
-INSTALL_DIR = "/usr/share/ovirt-engine-appliance"
-TEMPLATE = "appliance.spec.j2"
+TEMPLATES = ("appliance.spec.j2", "README.appliance.j2")
+DESCRIPTION_WIDTH = 79  # rpmlint: description-line-too-long beyond 79
+HOSTED_ENGINE_TEXT = ("This package contains the prebuilt oVirt Engine appliance image. It is "
+                      "intended to be used with hosted-engine setup.")
 
 
 def spec_text(value: str) -> str:
@@ -21,31 +25,61 @@ def spec_text(value: str) -> str:
     return flat.replace("%", "%%")
 
 
-def spec_template_digest() -> str:
+def spec_paragraphs(*paragraphs: str) -> str:
+    """Free text for %description: wrapped, escaped, and no line starting with `%` (rpm would
+    take `%%post` there, once expanded, for a new section; a leading blank keeps it text)."""
+    lines: list[str] = []
+    for paragraph in paragraphs:
+        if lines:
+            lines.append("")
+        for line in textwrap.wrap(" ".join(paragraph.split()), DESCRIPTION_WIDTH - 1):
+            escaped = line.replace("%", "%%")
+            lines.append(f" {escaped}" if escaped.startswith("%") else escaped)
+    return "\n".join(lines)
+
+
+def templates_digest() -> str:
     """Part of the RPM stage's cache key: a template change rebuilds the RPM."""
-    source = resources.files("builder").joinpath("data", "appliance", TEMPLATE).read_bytes()
-    return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256()
+    for name in TEMPLATES:
+        digest.update(_template_source(name).encode())
+    return digest.hexdigest()
 
 
-def render_spec(meta: ApplianceMeta, ova_file: str, metadata_file: str, built_at: int) -> str:
-    source = resources.files("builder").joinpath("data", "appliance", TEMPLATE).read_text()
+def _template_source(name: str) -> str:
+    return resources.files("builder").joinpath("data", "appliance", name).read_text()
+
+
+def _render(name: str, **values: object) -> str:
     env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined,  # noqa: S701
                              keep_trailing_newline=True)
-    return env.from_string(source).render(
-        name=meta.name, version=meta.version, release=meta.release,
-        summary=spec_text(meta.description.splitlines()[0] if meta.description else meta.name),
-        description=spec_text(meta.description), ova_file=spec_text(ova_file),
-        metadata_file=spec_text(metadata_file), install_dir=INSTALL_DIR,
+    return env.from_string(_template_source(name)).render(**values)
+
+
+def render_spec(layout: RpmLayout, meta: ApplianceMeta, names: PackageNames, *,
+                image_source: str, built_at: int) -> str:
+    return _render(
+        "appliance.spec.j2", package=layout.package, version=meta.version,
+        release=meta.release, summary=spec_text(layout.summary), license=names.license,
+        image_source=spec_text(image_source), image_file=layout.image_file,
+        metadata_file=layout.metadata_file, discovery_file=layout.discovery_file,
+        provides=layout.provides, install_dir=INSTALL_DIR, discovery_dir=DISCOVERY_DIR,
+        description=spec_paragraphs(meta.description, HOSTED_ENGINE_TEXT),
         changelog_date=datetime.fromtimestamp(built_at, UTC).strftime("%a %b %d %Y"),
     )
 
 
-def render_metadata(meta: ApplianceMeta, ova_file: str, ova_sha256: str, built_at: int) -> bytes:
-    """The small JSON file installed beside the OVA."""
-    data = {
-        "name": meta.name, "version": meta.version, "release": meta.release,
-        "ova": ova_file, "sha256": ova_sha256, "memory_mib": meta.memory_mib,
-        "vcpus": meta.vcpus,
-        "build_time": datetime.fromtimestamp(built_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+def render_readme(layout: RpmLayout, meta: ApplianceMeta, names: PackageNames,
+                  digests: FileDigests, built_at: int) -> bytes:
+    text = _render(
+        "README.appliance.j2", summary=layout.summary, kind=layout.kind,
+        description="\n".join(textwrap.wrap(meta.description, DESCRIPTION_WIDTH)),
+        version=meta.version, release=meta.release, package=layout.package,
+        distro=names.distro, build_time=datetime.fromtimestamp(built_at, UTC).isoformat(),
+        image_path=layout.image_path, metadata_path=f"{INSTALL_DIR}/{layout.metadata_file}",
+        discovery_path=layout.discovery_path, memory_mib=meta.memory_mib, vcpus=meta.vcpus,
+        firmware_text="UEFI" if meta.firmware == "uefi" else "BIOS",
+        kind_text="gzip-compressed OVA, oVirt layout" if layout.kind == "ova" else "qcow2",
+        sha256=digests.sha256,
+    )
+    return text.encode()

@@ -65,15 +65,20 @@ def test_rerun_hits_the_cache_and_builds_are_reproducible(
         Path(other["ova"]["path"]).read_bytes()
 
 
+@pytest.mark.parametrize(("fmt", "stages"), [("ovf", ["disk", "ova"]),
+                                             ("qcow2", ["disk", "qcow2", "rpm"])])
 def test_text_summary_table(demo_appliance: DemoAppliance, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                            fmt: str, stages: list[str]) -> None:
+    """The standard layout gets no RPM (hosted-engine cannot open it); qcow2 is wrapped."""
     monkeypatch.setenv("HE_BUILDER_CACHE", str(seeded_cache(tmp_path, "c", ("disk",))))
-    assert main(["appliance", "--out", str(tmp_path / "o"), "--format", "ovf",
+    assert main(["appliance", "--out", str(tmp_path / "o"), "--format", fmt,
                  "--compress", "none"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["stage", "cache", "size", "sha256"]
-    assert [line.split()[0] for line in lines[1:]] == ["disk", "ova", "rpm"]
+    assert [line.split()[0] for line in lines[1:]] == stages
+    assert sorted(p.suffix for p in (tmp_path / "o").iterdir()) == sorted(
+        {"disk": ".raw", "ova": ".ova", "qcow2": ".qcow2", "rpm": ".rpm"}[s] for s in stages)
 
 
 def test_missing_recipe_is_one_line_and_publishes_nothing(

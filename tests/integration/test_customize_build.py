@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from passlib.hash import sha512_crypt
 
+from builder.appliance.customize_ops import PASSWORD_SALT_CONTEXT
+from builder.appliance.recipes import create_backend, load_recipe
 from builder.ova import verify_ova
 from builder.ova.sparse import sha256_sparse
+from builder.passwords import derive_salt
 from tests.fixtures.customize import FILL_MIB, PROBE_PACKAGE, SSH_KEY, CustomizedBuild
+from tests.fixtures.passwords import verify_sha512_crypt
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +88,10 @@ def test_root_password_is_sha512_crypt(guest_facts: dict[str, Any],
                 if line.startswith("root:"))
     crypted = root.split(":")[1]
     assert crypted.startswith("$6$")
-    assert sha512_crypt.verify(customized_build.password, crypted)
+    assert verify_sha512_crypt(customized_build.password, crypted)
+    # Salted from the disk stage's cache key: the same inputs give the same image.
+    key = create_backend(load_recipe(str(customized_build.recipe))).cache_key()
+    assert crypted.split("$")[2] == derive_salt(PASSWORD_SALT_CONTEXT, key)
     assert guest_facts["stat"]["/etc/shadow"][0] == 0o640
 
 

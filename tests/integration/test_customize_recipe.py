@@ -136,11 +136,20 @@ def test_password_env_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert message == "root password: $HE_TEST_ROOT_PW is empty or not set"
 
 
-def test_crypt_password_is_sha512_and_salted() -> None:
-    one, two = crypt_password("pw"), crypt_password("pw")
+def test_crypt_password_is_sha512_salted_by_the_build() -> None:
+    one = crypt_password("pw", identity="1" * 64, field="operations.0: root_password")
+    two = crypt_password("pw", identity="2" * 64, field="operations.0: root_password")
     assert isinstance(one, RootPasswordOp) and one.hash and two.hash
     assert one.hash.startswith("$6$") and one.hash != two.hash
     assert describe(one) == "root password"
+
+
+def test_an_over_long_password_stops_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HE_TEST_ROOT_PW", "p" * 512)
+    message = problems_of(tmp_path, [{"op": "root_password", "env": "HE_TEST_ROOT_PW"}])
+    assert message == ("root password: $HE_TEST_ROOT_PW is 512 bytes long in UTF-8; "
+                       "SHA-512 crypt (libxcrypt, PAM) takes at most 511")
 
 
 @pytest.mark.parametrize("make_base", ["text", "missing"])

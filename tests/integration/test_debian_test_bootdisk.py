@@ -1,6 +1,7 @@
 """The boot disk assembly on a small root tree (seconds, no VM): partition table, ESP, ext4
 and boot sectors, read back with sfdisk, mtools and debugfs; the same bytes from two trees
-made in different orders at different times. The VM tests boot the real appliance disk."""
+made in different orders at different times, assembled under different umasks. The VM tests
+boot the real appliance disk."""
 
 from __future__ import annotations
 
@@ -38,13 +39,17 @@ def make_root(root: Path, order: list[str]) -> None:
             os.utime(path, (EPOCH, EPOCH), follow_symlinks=False)
 
 
-def assemble(tmp_path: Path, name: str, order: list[str]) -> Path:
+def assemble(tmp_path: Path, name: str, order: list[str], umask: int = 0o022) -> Path:
     root = tmp_path / f"{name}-root"
     make_root(root, order)
     work = tmp_path / f"{name}-work"
     work.mkdir()
     disk = tmp_path / f"{name}.raw"
-    bootdisk.assemble_disk(root, disk, GIB, work, epoch=EPOCH)
+    previous = os.umask(umask)
+    try:
+        bootdisk.assemble_disk(root, disk, GIB, work, epoch=EPOCH)
+    finally:
+        os.umask(previous)
     assert list(work.iterdir()) == []  # scratch files removed
     return disk
 
@@ -54,7 +59,7 @@ def disks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("bootdisk")
     first = assemble(tmp, "first", sorted(FILES))
     time.sleep(1.1)  # the second tree's ctimes and atimes are a second later
-    second = assemble(tmp, "second", sorted(FILES, reverse=True))
+    second = assemble(tmp, "second", sorted(FILES, reverse=True), umask=0o077)
     return first, second
 
 

@@ -162,7 +162,7 @@ def test_the_appliance_s_firmware_is_the_default(
     demo_appliance: DemoAppliance, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert launch(demo_appliance.ova, tmp_path) == 21
-    assert "firmware: bios (default: the appliance does not say)" in capsys.readouterr().err
+    assert "firmware: bios (the appliance's OVF)" in capsys.readouterr().err
 
 
 def test_a_mac_other_than_the_seed_s_is_refused_before_any_disk_work(

@@ -10,6 +10,8 @@ from pathlib import Path
 import pycdlib
 import pytest
 from lxml import etree
+from pykickstart.parser import KickstartParser
+from pykickstart.version import makeVersion
 
 from builder.appliance.installer import (
     InstallerFiles,
@@ -90,7 +92,9 @@ def test_a_directory_tree_needs_a_repo_url(
     ("extra_packages", ["vim" + INJECTION]),
     ("repos", [{"name": "ovirt", "url": "http://mirror.example/" + INJECTION}]),
     ("root_password_hash", "$6$salt$" + "a" * 86 + INJECTION),
+    ("release_package", "centos-release-ovirt45" + INJECTION),
     ("disk_size_gib", 10),
+    ("disk_size_gib", 62),
 ])
 def test_a_value_the_kickstart_refuses_is_one_line(
         field: str, value: object, standin_install_tree: Path, tmp_path: Path,
@@ -101,6 +105,20 @@ def test_a_value_the_kickstart_refuses_is_one_line(
     assert len(lines) == 1
     assert lines[0].startswith(f"he-build: error: recipe {recipe}: options.")
     assert "\n" not in lines[0]
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("kickstart_version", "RHEL8", "Input should be 'RHEL9' or 'RHEL10'"),
+    ("authselect_profile", "sssd", "Input should be 'minimal' or 'local'"),
+])
+def test_an_unknown_syntax_or_profile_is_named(
+        field: str, value: str, expected: str, standin_install_tree: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, **{field: value})
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert lines == [f"he-build: error: recipe {recipe} is invalid",
+                     f"he-build: options.{field}: {expected}"]
 
 
 @pytest.mark.parametrize("tree", [
@@ -186,9 +204,27 @@ def test_the_bundled_centos_recipe_renders_for_its_mirror() -> None:
     assert isinstance(backend, KickstartBackend)
     tree = "http://mirror.stream.centos.org/9-stream/BaseOS/x86_64/os/"
     assert backend.cmdline() == (f"inst.stage2={tree}", f"inst.repo={tree}")
-    assert f'url --url="{tree}"' in backend.kickstart.splitlines()
-    assert "poweroff" in backend.kickstart.splitlines()
+    handler = KickstartParser(makeVersion("RHEL9"))
+    handler.readKickstartFromString(backend.kickstart)
+    assert handler.handler.url.url == tree and handler.handler.reboot.action is not None
+    # The release package comes from extras-common, the engine from the Virt SIG.
+    repos = {repo.name: repo.baseurl for repo in handler.handler.repo.repoList}
+    assert {"appstream", "extras-common", "ovirt-45"} <= set(repos)
+    assert "centos-release-ovirt45" in handler.handler.packages.packageList
+    assert handler.handler.authselect.authselect == "select minimal"
+    assert backend.options.disk_size_gib == 51 and backend.options.kickstart_version == "RHEL9"
     assert backend.options.network == "default" and backend.options.timeout_s >= 3600
+
+
+def test_an_el10_recipe_gets_the_el10_authselect_profile(
+        standin_install_tree: Path, tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, kickstart_version="RHEL10")
+    backend = create_backend(load_recipe(str(recipe)))
+    assert isinstance(backend, KickstartBackend)
+    parser = KickstartParser(makeVersion("RHEL10"))
+    parser.readKickstartFromString(backend.kickstart)
+    assert parser.handler.authselect.authselect == "select local"
 
 
 def test_a_finished_kickstart_file_is_used_as_it_is(

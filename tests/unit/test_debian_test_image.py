@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.appliance import debian_test, normalize
+from builder.appliance import bootdisk, debian_test, normalize
 from builder.appliance.backend import BuildContext
 from builder.appliance.debian_test import IMAGE_EPOCH, DebianTestBackend, appliance_files
 from builder.appliance.recipes import create_backend, load_recipe
@@ -107,3 +107,44 @@ def test_deb_cache_defaults_under_the_cache_root(tmp_path: Path) -> None:
                           {debian_test.ENV_DEB_CACHE: str(tmp_path / "shared")})
     assert debian_test.deb_cache_dir(shared) == tmp_path / "shared"
     assert (tmp_path / "shared").is_dir()
+
+
+def test_pruning_keeps_directories_as_they_were_whatever_the_umask(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for rel in ("usr/share/doc/pkg/README", "var/lib/apt/lists/partial/x",
+                "var/lib/apt/lists/deb.debian.org_Packages", "var/cache/apt/archives/partial/y",
+                "var/cache/apt/pkgcache.bin"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    (root / "usr/share/doc").chmod(0o755)
+    previous = os.umask(0o077)
+    try:
+        debian_test.prune_root(root)
+    finally:
+        os.umask(previous)
+    assert list((root / "usr/share/doc").iterdir()) == []
+    assert (root / "usr/share/doc").stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in (root / "var/lib/apt/lists").iterdir()] == ["partial"]
+    assert list((root / "var/lib/apt/lists/partial").iterdir()) == []
+    assert sorted(str(p.relative_to(root)) for p in (root / "var/cache/apt").rglob("*")) == [
+        "var/cache/apt/archives", "var/cache/apt/archives/partial"]
+
+
+def test_files_the_build_adds_have_fixed_modes_whatever_the_umask(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "boot").mkdir(parents=True)
+    for name in ("vmlinuz-6.1.0-9-cloud-amd64", "initrd.img-6.1.0-9-cloud-amd64"):
+        (root / "boot" / name).write_text("k")
+    previous = os.umask(0o077)
+    try:
+        bootdisk.write_grub_config(root)
+        debian_test.replace_file(root / "etc/new/dir/file", b"x", 0o600)
+    finally:
+        os.umask(previous)
+    assert (root / "boot/grub").stat().st_mode & 0o777 == 0o755
+    assert (root / "boot/grub/grub.cfg").stat().st_mode & 0o777 == 0o644
+    assert "linux /boot/vmlinuz-6.1.0-9-cloud-amd64 root=LABEL=he-root" in (
+        root / "boot/grub/grub.cfg").read_text()
+    for rel in ("etc/new", "etc/new/dir"):
+        assert (root / rel).stat().st_mode & 0o777 == 0o755
+    assert (root / "etc/new/dir/file").stat().st_mode & 0o777 == 0o600

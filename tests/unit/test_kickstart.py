@@ -1,23 +1,34 @@
-"""The appliance kickstart: renders, passes pykickstart/ksvalidator, and refuses injection."""
+"""The appliance kickstart: parsed back with pykickstart for RHEL9 and RHEL10 it has what oVirt's
+appliance has, it passes ksvalidator, and no value can inject anything.
+(tests/integration/test_kickstart_post.py runs its %post scripts.)"""
 
 from __future__ import annotations
 
+import configparser
+import re
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pykickstart.parser import KickstartParser
+import yaml
+from pykickstart.parser import KickstartParser, Script
 from pykickstart.version import makeVersion
 
 from builder.appliance.kickstart import (
+    MAX_DISK_GIB,
+    MIN_DISK_GIB,
     KickstartInputs,
     Repo,
+    appliance_answers,
     ks_arg,
+    ks_heredoc,
     render_kickstart,
     validate_kickstart,
 )
+from builder.appliance.recipes import load_recipe
 from builder.errors import InputError
 
 HASH = "$6$saltsalt$" + "a" * 86
@@ -25,49 +36,162 @@ INPUTS = KickstartInputs(
     install_tree="http://mirror.example/centos/9-stream/BaseOS/x86_64/os/",
     timezone="Europe/Prague",
     root_password_hash=HASH,
-    disk_size_gib=60,
     repos=(Repo("ovirt-45", "http://mirror.example/ovirt/4.5/el9/"),),
     extra_packages=("vim-enhanced",),
 )
 INJECTION = '"\n%post\ntouch /pwned\n%end\n'
+VERSIONS = ["RHEL9", "RHEL10"]
+ANSWERS_FILE = Path(__file__).resolve().parents[2] / "builder/data/appliance/ovirt-engine-answers"
+# cat > PATH <<'DELIMITER' ... DELIMITER, the way the %post scripts write files.
+HEREDOC = re.compile(r"^cat > (\S+) <<'(\w+)'\n(.*?)^\2$", re.MULTILINE | re.DOTALL)
 
 
-def parse(text: str) -> KickstartParser:
-    parser = KickstartParser(makeVersion())
+def parse(text: str, version: str = "RHEL9") -> Any:
+    parser = KickstartParser(makeVersion(version))
     parser.readKickstartFromString(text)
-    return parser
+    return parser.handler
 
 
-def test_rendered_kickstart_has_the_appliance_settings() -> None:
-    handler = parse(render_kickstart(INPUTS)).handler
+def post_scripts(handler: Any) -> dict[str, Script]:
+    """The %post scripts by their log file name (ks-post-NAME.log)."""
+    return {Path(script.logfile).stem.removeprefix("ks-post-"): script
+            for script in handler.scripts if script.logfile}
+
+
+def written_files(handler: Any) -> dict[str, str]:
+    """What the %post scripts write with quoted here-documents, by path."""
+    return {match[1]: match[3] for script in handler.scripts
+            for match in HEREDOC.finditer(script.script)}
+
+
+@pytest.fixture(scope="module", params=VERSIONS)
+def handler(request: pytest.FixtureRequest) -> Any:
+    return parse(render_kickstart(INPUTS), request.param)
+
+
+def test_rendered_kickstart_has_the_appliance_settings(handler: Any) -> None:
     assert handler.selinux.selinux == 1  # enforcing
     assert handler.timezone.timezone == "Europe/Prague"
     assert handler.rootpw.password == HASH and handler.rootpw.isCrypted
     assert handler.url.url == INPUTS.install_tree
     assert [r.name for r in handler.repo.repoList] == ["ovirt-45"]
     assert {"ovirt-engine", "cloud-init", "vim-enhanced"} <= set(handler.packages.packageList)
-    posts = "\n".join(script.script for script in handler.scripts)
-    assert "datasource_list: [ NoCloud, None ]" in posts
-    assert "/root/ovirt-engine-answers" in posts
-    assert ": > /etc/machine-id" in posts and "rm -f /etc/ssh/ssh_host_*" in posts
+    assert set(handler.firewall.services) == {"ssh", "http", "https", "cockpit"}
+    assert {"sshd", "qemu-guest-agent", "cloud-init", "cockpit.socket"} <= set(
+        handler.services.enabled)
+    assert handler.reboot.action is not None  # poweroff: the build waits for the VM to stop
+
+
+def test_packages_follow_ovirts_appliance(handler: Any) -> None:
+    packages = handler.packages
+    assert packages.excludeDocs and packages.excludeWeakdeps
+    assert {"centos-release-ovirt45", "qemu-guest-agent", "dracut-config-generic", "openscap",
+            "openscap-utils", "scap-security-guide", "dracut-fips"} <= set(packages.packageList)
+    # Gone since 2019 (qemu-guest-agent replaced it): listing it stops the installation.
+    assert not [p for p in packages.packageList if p.startswith("ovirt-guest-agent")]
+    assert {"dracut-config-rescue", "linux-firmware"} <= set(packages.excludedList)
+
+
+def test_the_release_package_is_a_recipe_value() -> None:
+    handler = parse(render_kickstart(replace(INPUTS, release_package="ovirt-release-master")))
+    assert "ovirt-release-master" in handler.packages.packageList
+    assert "centos-release-ovirt45" not in handler.packages.packageList
+
+
+def test_authselect_minimal_on_el9_and_local_on_el10() -> None:
+    assert parse(render_kickstart(INPUTS)).authselect.authselect == "select minimal"
+    el10 = render_kickstart(replace(INPUTS, authselect_profile="local"))
+    assert parse(el10, "RHEL10").authselect.authselect == "select local"
+
+
+def test_one_gpt_disk_for_bios_and_uefi(handler: Any) -> None:
+    assert handler.clearpart.disklabel == "gpt" and handler.zerombr.zerombr
+    assert handler.bootloader.location == "mbr"
+    parts = {p.mountpoint: p for p in handler.partition.partitions}
+    assert parts["biosboot"].fstype == "biosboot"  # GRUB's core image for BIOS
+    assert parts["/boot/efi"].fstype == "efi"  # the EFI system partition for UEFI
+    assert not handler.reqpart.reqpart  # it would add only the installer firmware's partition
+    assert {"grub2-pc", "grub2-pc-modules", "grub2-efi-x64", "shim-x64"} <= set(
+        handler.packages.packageList)
+    boot = post_scripts(handler)["boot"]
+    assert boot.errorOnFail and boot.inChroot and boot.interp == "/bin/sh"
+
+
+def test_var_tmp_is_its_own_volume_and_swap_is_8_gib(handler: Any) -> None:
+    volumes = {v.mountpoint: v for v in handler.logvol.lvList}
+    assert volumes["/var/tmp"].name == "vartmp" and volumes["/var/tmp"].vgname == "ovirt"
+    assert volumes["/var/tmp"].fsopts == "nodev,noexec,nosuid"
+    assert volumes["swap"].size == 8192
+    assert set(volumes) == {"/", "/home", "/tmp", "/var", "/var/tmp", "/var/log",
+                            "/var/log/audit", "swap"}
+
+
+def test_the_disk_minimum_holds_the_layout_and_fits_hosted_engines_disk(handler: Any) -> None:
+    parts = {p.mountpoint: p for p in handler.partition.partitions}
+    volumes = handler.logvol.lvList
+    extent_mib = handler.volgroup.vgList[0].pesize // 1024
+    # Each volume is a whole number of extents; the PV keeps one extent for LVM's metadata.
+    needed_in_pv = sum(-(-v.size // extent_mib) * extent_mib for v in volumes) + extent_mib
+    assert needed_in_pv <= parts["pv.01"].size
+    # GPT: 1 MiB before the first partition (alignment), 1 MiB for the backup table.
+    needed_mib = sum(p.size for p in parts.values()) + 2
+    assert needed_mib <= MIN_DISK_GIB * 1024 < needed_mib + 1024
+    # The role copies the appliance onto its 61 GiB engine disk (he_disk_size_GB).
+    assert MIN_DISK_GIB <= MAX_DISK_GIB <= 61
+    options = load_recipe("kickstart-centos9").options
+    assert MIN_DISK_GIB <= options["disk_size_gib"] <= MAX_DISK_GIB
+
+
+def test_cloud_init_keeps_to_nocloud_and_leaves_the_network_alone(handler: Any) -> None:
+    files = written_files(handler)
+    appliance = yaml.safe_load(files["/etc/cloud/cloud.cfg.d/42_ovirt_appliance.cfg"])
+    assert appliance == {"ssh_pwauth": True, "network": {"config": "disabled"}}
+    datasources = yaml.safe_load(files["/etc/cloud/cloud.cfg.d/10_ovirt_appliance_datasource.cfg"])
+    assert datasources == {"datasource_list": ["NoCloud", "None"]}
+
+
+def test_the_answer_file_is_the_one_in_builder_data(handler: Any) -> None:
+    written = written_files(handler)["/root/ovirt-engine-answers"]
+    assert written == ANSWERS_FILE.read_text(encoding="utf-8") == appliance_answers()
+    # Read as otopi reads it: one RawConfigParser, keys as written.
+    ours, shipped = configparser.RawConfigParser(), configparser.RawConfigParser()
+    ours.optionxform = shipped.optionxform = str  # type: ignore[assignment,method-assign]
+    ours.read_string(written)
+    shipped.read(ANSWERS_FILE, encoding="utf-8")
+    assert {s: dict(ours[s]) for s in ours} == {s: dict(shipped[s]) for s in shipped}
+    assert "OVESETUP_DB/database" in ours["environment:default"]
 
 
 def test_locked_root_when_no_hash() -> None:
-    handler = parse(render_kickstart(replace(INPUTS, root_password_hash=None))).handler
+    handler = parse(render_kickstart(replace(INPUTS, root_password_hash=None)))
     assert handler.rootpw.lock
 
 
-def test_ksvalidator_accepts_the_rendered_kickstart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_ksvalidator_accepts_the_rendered_kickstart(tmp_path: Path, version: str) -> None:
     ks = tmp_path / "ks.cfg"
     ks.write_text(render_kickstart(INPUTS))
     validator = Path(sys.executable).parent / "ksvalidator"
-    proc = subprocess.run([str(validator), str(ks)], capture_output=True, text=True, check=False)
+    # -e: a deprecated command or option is an error too.
+    proc = subprocess.run([str(validator), "-e", "-v", version, str(ks)], capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    validate_kickstart(ks.read_text(), version=version)
+
+
+def test_the_old_weak_deps_spelling_is_gone_in_rhel10() -> None:
+    # Why the template says --exclude-weakdeps: RHEL10's syntax refuses --excludeWeakdeps.
+    old = render_kickstart(INPUTS).replace("--exclude-weakdeps", "--excludeWeakdeps")
+    with pytest.warns(DeprecationWarning, match="--exclude-weakdeps"):
+        validate_kickstart(old, version="RHEL9")
+    with pytest.raises(InputError, match="excludeWeakdeps"):
+        validate_kickstart(old, version="RHEL10")
 
 
 @pytest.mark.parametrize(
     "field",
-    ["install_tree", "timezone", "root_password_hash", "repo_url", "repo_name", "package"],
+    ["install_tree", "timezone", "root_password_hash", "repo_url", "repo_name", "package",
+     "release_package", "authselect_profile"],
 )
 def test_injection_in_every_value_is_refused(field: str) -> None:
     bad = {
@@ -77,17 +201,28 @@ def test_injection_in_every_value_is_refused(field: str) -> None:
         "repo_url": replace(INPUTS, repos=(Repo("r", "http://x/" + INJECTION),)),
         "repo_name": replace(INPUTS, repos=(Repo("r" + INJECTION, "http://x/"),)),
         "package": replace(INPUTS, extra_packages=("vim" + INJECTION,)),
+        "release_package": replace(INPUTS, release_package="ovirt" + INJECTION),
+        "authselect_profile": replace(INPUTS, authselect_profile="minimal" + INJECTION),  # type: ignore[arg-type]
     }[field]
     with pytest.raises(InputError) as info:
         render_kickstart(bad)
     assert info.value.problems and "\n" not in info.value.message
 
 
+@pytest.mark.parametrize("line_end", ["\n", "\r", "\x0b", "\x85", "\u2028", "\u2029"])
+def test_every_line_end_pykickstart_knows_is_refused(line_end: str) -> None:
+    # pykickstart (and Anaconda) split lines with str.splitlines(), which knows more line
+    # ends than "\n": each would let a value start a new command or section.
+    assert len(f"a{line_end}%post".splitlines()) == 2
+    with pytest.raises(InputError):
+        ks_arg(f"Etc/UTC{line_end}%post")
+
+
 def test_quotes_and_option_lookalikes_stay_inert() -> None:
     # A value that passed the checks but carries quotes stays one argument of its command.
     value = 'Etc/UTC" --ntpservers=evil'
     text = f"timezone {ks_arg(value)}\n"
-    handler = parse(text).handler
+    handler = parse(text)
     assert handler.timezone.timezone == 'Etc/UTC" --ntpservers=evil'
     assert not handler.timezone.ntpservers
     assert len(handler.scripts) == 0
@@ -95,10 +230,27 @@ def test_quotes_and_option_lookalikes_stay_inert() -> None:
         ks_arg("--isUtc")
 
 
-def test_disk_below_fifty_gib_is_refused() -> None:
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a=1\n%end\n%post\ntouch /pwned\n", "starts with %"),
+    ("a=1\n  %packages\n", "starts with %"),
+    ("a=1\nEOF\ntouch /pwned\n", "is its delimiter"),
+    ("a=1\u2028%end\n", "control character"),
+    ("a=1\x1b[2J\n", "control character"),
+    ("a=1", "must end with a newline"),
+])
+def test_here_document_text_that_could_escape_is_refused(text: str, problem: str) -> None:
+    with pytest.raises(InputError, match=re.escape(problem)):
+        ks_heredoc(text, "EOF")
+    assert ks_heredoc("a=%s\n\tb=1\n", "EOF") == "a=%s\n\tb=1\n"
+
+
+@pytest.mark.parametrize(("size", "problem"), [
+    (MIN_DISK_GIB - 1, "is below"), (MAX_DISK_GIB + 1, "61 GiB engine disk")])
+def test_disk_size_outside_the_layout_and_hosted_engine_is_refused(size: int,
+                                                                   problem: str) -> None:
     with pytest.raises(InputError) as info:
-        render_kickstart(replace(INPUTS, disk_size_gib=20))
-    assert any("disk_size_gib" in p for p in info.value.problems)
+        render_kickstart(replace(INPUTS, disk_size_gib=size))
+    assert any(p.startswith("disk_size_gib:") and problem in p for p in info.value.problems)
 
 
 def test_broken_kickstart_is_one_line_input_error() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from builder.appliance.build import build_disk_cached
+from builder.appliance.kickstart import MIN_DISK_GIB
 from builder.appliance.kickstart_backend import KickstartBackend
 from builder.appliance.recipes import create_backend, load_recipe
 from builder.cli import main
@@ -75,7 +76,7 @@ def test_local_tree_installs_the_rendered_kickstart(
     backend = backend_of(recipe)
     disk, hit = build_disk_cached(load_recipe(str(recipe)), tmp_path / "cache", Console(),
                                   dict(os.environ))
-    assert not hit and disk.format == "raw" and disk.path.stat().st_size == 50 << 30
+    assert not hit and disk.format == "raw" and disk.path.stat().st_size == MIN_DISK_GIB << 30
     assert run(["blkid", "-s", "LABEL", "-o", "value", str(disk.path)]).text.strip() == ROOT_LABEL
     # What the stand-in read from OEMDRV is exactly the kickstart the recipe renders.
     assert read_file(disk.path, "/root/anaconda-ks.cfg") == backend.kickstart

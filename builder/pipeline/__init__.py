@@ -1,0 +1,1 @@
+"""Pipelines: tables of content-addressed stages (the appliance build, the release)."""

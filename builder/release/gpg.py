@@ -1,0 +1,288 @@
+"""OpenPGP signing in a private, short-lived GnuPG home: detached signatures, RPM signatures,
+public key export and verification. The passphrase never reaches argv or a file of ours."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.atomic import staged_file, write_atomic
+from builder.errors import CommandError, InputError, IntegrityError, MissingPrerequisiteError
+from builder.inventory.secrets import read_env, read_file
+from builder.run import require_tool, run
+
+# gpg-agent's socket lives in the home when /run/user/UID does not exist: a unix socket path
+# must stay under 108 bytes, so the home is made in /tmp when TMPDIR is long.
+MAX_HOME_PARENT = 60
+GPG_CONF = (
+    "batch\n"
+    "no-tty\n"
+    # Never ask a pinentry: the passphrase is preset in the agent, or signing fails at once.
+    "pinentry-mode loopback\n"
+    # No SHA-1 signatures (EL9's crypto policy refuses them).
+    "personal-digest-preferences SHA512 SHA384 SHA256\n"
+    "digest-algo SHA512\n"
+)
+AGENT_CONF = "allow-preset-passphrase\n"
+PROBE = b"he-builder signing probe\n"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An armored (or binary) secret key export, and where its passphrase comes from.
+
+    `passphrase` is a reference in the inventory's syntax: `env:NAME` or `file:PATH`; None when
+    the key is not protected. `fingerprint` picks one key when the file holds several."""
+
+    key_file: Path
+    passphrase: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A GnuPG home holding one usable secret key, for the lifetime of `signing_home`."""
+
+    home: Path
+    gpg: str
+    fingerprint: str
+    created: int
+    signature_time: int | None
+
+    @property
+    def key_id(self) -> str:
+        return self.fingerprint[-16:]
+
+    def argv(self, *args: str | Path) -> list[str | Path]:
+        return [self.gpg, "--homedir", self.home, *args]
+
+
+@dataclass(frozen=True)
+class _SecretKey:
+    fingerprint: str
+    created: int
+    validity: str
+    keygrips: tuple[str, ...]
+
+
+def read_passphrase(reference: str, env: Mapping[str, str]) -> str:
+    """The passphrase named by `env:NAME` or `file:PATH` (one trailing newline dropped)."""
+    where = "signing key passphrase"
+    if reference.startswith("env:"):
+        value = read_env(where, reference.removeprefix("env:"), env)
+    elif reference.startswith("file:"):
+        value = read_file(where, Path(reference.removeprefix("file:")).expanduser())
+    else:
+        # Not echoed: a literal passphrase put here by mistake must not reach a log.
+        raise InputError(f"{where}: the reference is neither env:NAME nor file:PATH",
+                         hint="a passphrase is never given literally")
+    if "\n" in value or "\r" in value:
+        raise InputError(f"{where}: the passphrase holds a line break (one line only)")
+    return value
+
+
+@contextlib.contextmanager
+def signing_home(key: SigningKey, env: Mapping[str, str], *,
+                 signature_time: int | None = None) -> Iterator[Signer]:
+    """A private GnuPG home with `key` imported and unlocked; its agent is killed and the home
+    removed on exit.
+
+    With `signature_time` (SOURCE_DATE_EPOCH), every signature made in the home, rpmsign's too,
+    carries that time (clamped to the key's creation): RSA and EdDSA signatures are then
+    byte-identical from run to run."""
+    gpg = require_tool("gpg", package="gnupg")
+    require_tool("gpgconf", package="gnupg")
+    if not key.key_file.is_file():
+        raise InputError(f"signing key not found: {key.key_file}")
+    passphrase = read_passphrase(key.passphrase, env) if key.passphrase else None
+    home = Path(tempfile.mkdtemp(prefix="he-gpg-", dir=_short_temp_dir()))
+    try:
+        home.chmod(0o700)
+        (home / "gpg.conf").write_text(GPG_CONF, encoding="utf-8")
+        (home / "gpg-agent.conf").write_text(AGENT_CONF, encoding="utf-8")
+        secret = _import_secret_key(gpg, home, key)
+        if passphrase is not None:
+            _preset_passphrase(home, secret, passphrase)
+        signer = Signer(home, gpg, secret.fingerprint, secret.created,
+                        None if signature_time is None else max(signature_time, secret.created))
+        _probe(signer, key)
+        if signer.signature_time is not None:
+            # Written after the import: a key "created in the future" would not import.
+            with (home / "gpg.conf").open("a", encoding="utf-8") as conf:
+                conf.write(f"faked-system-time {signer.signature_time}!\n")
+        yield signer
+    finally:
+        run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _short_temp_dir() -> str:
+    parent = tempfile.gettempdir()
+    return parent if len(parent) <= MAX_HOME_PARENT else "/tmp"
+
+
+def _import_secret_key(gpg: str, home: Path, key: SigningKey) -> _SecretKey:
+    try:
+        run([gpg, "--homedir", home, "--import", key.key_file])
+    except CommandError as exc:
+        raise InputError(f"{key.key_file}: not an OpenPGP key gpg can import") from exc
+    listing = run([gpg, "--homedir", home, "--with-colons", "--with-keygrip",
+                   "--list-secret-keys"]).text
+    keys = parse_secret_keys(listing)
+    if not keys:
+        raise InputError(f"{key.key_file} holds no secret key to sign with")
+    return _pick_key(keys, key)
+
+
+def parse_secret_keys(listing: str) -> list[_SecretKey]:
+    """Secret keys from `gpg --with-colons --with-keygrip --list-secret-keys` (subkeys'
+    keygrips belong to their primary key)."""
+    keys: list[_SecretKey] = []
+    current: dict[str, str] = {}
+    grips: list[str] = []
+    for line in listing.splitlines():
+        fields = line.split(":")
+        if fields[0] == "sec":
+            _flush(keys, current, grips)
+            current, grips = {"validity": fields[1], "created": fields[5]}, []
+        elif fields[0] == "fpr" and current and "fpr" not in current:
+            current["fpr"] = fields[9]
+        elif fields[0] == "grp" and current:
+            grips.append(fields[9])
+    _flush(keys, current, grips)
+    return keys
+
+
+def _flush(keys: list[_SecretKey], current: dict[str, str], grips: list[str]) -> None:
+    if "fpr" in current:
+        keys.append(_SecretKey(current["fpr"], int(current["created"] or 0),
+                               current["validity"], tuple(grips)))
+
+
+def _pick_key(keys: list[_SecretKey], key: SigningKey) -> _SecretKey:
+    if key.fingerprint is not None:
+        wanted = key.fingerprint.replace(" ", "").upper()
+        keys = [k for k in keys if k.fingerprint.endswith(wanted)]
+        if not keys:
+            raise InputError(f"{key.key_file} holds no secret key {key.fingerprint}")
+    if len(keys) > 1:
+        raise InputError(f"{key.key_file} holds {len(keys)} secret keys",
+                         hint="name the one to sign with by its fingerprint")
+    chosen = keys[0]
+    if chosen.validity in ("e", "r"):
+        state = "expired" if chosen.validity == "e" else "revoked"
+        raise InputError(f"{key.key_file}: key {chosen.fingerprint} is {state}")
+    return chosen
+
+
+def _preset_passphrase(home: Path, secret: _SecretKey, passphrase: str) -> None:
+    """Give the agent the passphrase for every (sub)key, on stdin: any gpg started in this
+    home, rpmsign's included, then signs without asking."""
+    libexec = run(["gpgconf", "--list-dirs", "libexecdir"]).text.strip()
+    preset = Path(libexec) / "gpg-preset-passphrase"
+    if not preset.is_file():
+        raise MissingPrerequisiteError(f"required tool not found: {preset}",
+                                       hint="install the Debian package gpg-agent")
+    for grip in secret.keygrips:
+        run([preset, "--preset", grip], stdin=passphrase.encode("utf-8"),
+            env={"GNUPGHOME": str(home)}, secrets=(passphrase,))
+
+
+def _probe(signer: Signer, key: SigningKey) -> None:
+    """Sign a few bytes now, so a missing or wrong passphrase is one clear line up front."""
+    try:
+        run(signer.argv("--local-user", signer.fingerprint, "--detach-sign",
+                        "--output", "/dev/null"), stdin=PROBE)
+    except CommandError as exc:
+        if key.passphrase is None:
+            raise InputError(f"{key.key_file}: key {signer.fingerprint} cannot sign without "
+                             "a passphrase", hint="name one as env:NAME or file:PATH") from exc
+        raise InputError(f"{key.key_file}: the passphrase from {key.passphrase} does not "
+                         f"unlock key {signer.fingerprint}") from exc
+
+
+def sign_detached(signer: Signer, data: Path, signature: Path | None = None) -> Path:
+    """An armored detached signature of `data` (default `<data>.asc`), written atomically."""
+    dest = signature or data.with_name(data.name + ".asc")
+    with staged_file(dest, mode=0o644) as temp:
+        run(signer.argv("--yes", "--local-user", signer.fingerprint, "--armor",
+                        "--detach-sign", "--output", temp, data))
+    return dest
+
+
+def export_public_key(signer: Signer, dest: Path) -> Path:
+    """The signing key's public half, armored, without third-party signatures."""
+    armored = run(signer.argv("--armor", "--export-options", "export-minimal",
+                              "--export", signer.fingerprint)).stdout
+    if not armored:
+        raise IntegrityError(f"gpg exported nothing for key {signer.fingerprint}")
+    write_atomic(dest, armored, mode=0o644)
+    return dest
+
+
+def rpmsign_macros(signer: Signer) -> list[str]:
+    """rpmsign's --define arguments that make it sign in `signer`'s home with its key.
+    Debian's rpm names gpg2, which Debian does not ship: point it at the gpg found."""
+    macros = {"__gpg": signer.gpg, "_gpg_path": str(signer.home),
+              "_gpg_name": signer.fingerprint}
+    return [arg for name, value in macros.items() for arg in ("--define", f"{name} {value}")]
+
+
+def sign_rpm(signer: Signer, source: Path, dest: Path) -> Path:
+    """A signed copy of `source` at `dest` (complete or absent); `source` is not touched."""
+    require_tool("rpmsign", package="rpm")
+    if not source.is_file():
+        raise InputError(f"RPM not found: {source}")
+    with staged_file(dest, mode=0o644) as temp:
+        shutil.copyfile(source, temp)
+        run(["rpmsign", "--addsign", *rpmsign_macros(signer), temp])
+    return dest
+
+
+def fingerprint_of(public_key: Path) -> str:
+    """The primary fingerprint of the one key in an exported public key file."""
+    gpg = require_tool("gpg", package="gnupg")
+    with tempfile.TemporaryDirectory(prefix="he-gpg-", dir=_short_temp_dir()) as home:
+        listing = run([gpg, "--homedir", home, "--batch", "--with-colons", "--show-keys",
+                       public_key]).text
+    fingerprints = _primary_fingerprints(listing)
+    if len(fingerprints) != 1:
+        raise InputError(f"{public_key}: expected one public key, found {len(fingerprints)}")
+    return fingerprints[0]
+
+
+def _primary_fingerprints(listing: str) -> list[str]:
+    found, after_primary = [], False
+    for line in listing.splitlines():
+        fields = line.split(":")
+        if fields[0] in ("pub", "sec"):
+            after_primary = True
+        elif fields[0] == "fpr" and after_primary:
+            found.append(fields[9])
+            after_primary = False
+        elif fields[0] in ("sub", "ssb"):
+            after_primary = False
+    return found
+
+
+def verify_detached(signature: Path, data: Path, public_key: Path) -> str:
+    """Check `signature` over `data` with only `public_key` trusted (gpgv, as apt does); the
+    signing key's primary fingerprint, or IntegrityError."""
+    gpg = require_tool("gpg", package="gnupg")
+    gpgv = require_tool("gpgv", package="gpgv")
+    with tempfile.TemporaryDirectory(prefix="he-gpg-", dir=_short_temp_dir()) as tmp:
+        keyring = Path(tmp) / "trusted.gpg"
+        run([gpg, "--homedir", tmp, "--batch", "--yes", "--output", keyring, "--dearmor",
+             public_key])
+        done = run([gpgv, "--homedir", tmp, "--keyring", keyring, "--status-fd", "1",
+                    signature, data], check=False)
+    for line in done.text.splitlines():
+        fields = line.split()
+        if done.returncode == 0 and fields[:2] == ["[GNUPG:]", "VALIDSIG"]:
+            return fields[-1]
+    raise IntegrityError(f"{signature}: not a good signature of {data.name} by the key in "
+                         f"{public_key}")
