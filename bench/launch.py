@@ -33,9 +33,11 @@ from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.launch.channel import CHANNEL_NAME
 from builder.launch.disk import create_overlay, prepare_disk
+from builder.launch.storage import StorageModes
 from builder.launch.vm import NicChoice, build_engine_spec
 from builder.seed.build import write_site_seed
 from builder.virt.domain import render_domain_xml
+from builder.virt.hypervisor import Hypervisor
 
 RC_PREFIX = b"HE_APPLIANCE_ENGINE_SETUP_RC="
 
@@ -91,8 +93,12 @@ def run_bare(uri: str, ova: Path, seed: Path, work: Path) -> tuple[float, float,
 
     Returns the seconds from `virsh create` to the RC line, those of them after the domain
     was created (the guest's own time), and the exit status."""
-    disk = prepare_disk(ova, work / "images", work / "bare-overlay.qcow2")  # untimed: unpacked
+    with Hypervisor(uri) as hv:  # qemu's user must reach the disks, as with he-launch
+        modes = StorageModes.for_qemu(hv.qemu_identity())
+    # untimed: unpacked
+    disk = prepare_disk(ova, work / "images", work / "bare-overlay.qcow2", modes)
     create_overlay(disk.base, disk.base_format, disk.overlay)
+    modes.qemu_disk(disk.overlay)
     seed_copy = work / "bare-seed.iso"  # the seed builder's directory is private (0700)
     shutil.copyfile(seed, seed_copy)
     spec = build_engine_spec(name="he-bench-bare", virt_type="qemu",

@@ -19,6 +19,7 @@ class ExitCode:
     BOOT_TIMEOUT = 21
     SETUP_TIMEOUT = 22
     CHANNEL_CLOSED = 23
+    SECRET_ON_DISK = 24
     INTERRUPTED = 130
 
 
@@ -95,6 +96,12 @@ class SetupTimeoutError(LaunchError):
 
 class ChannelClosedError(LaunchError):
     exit_code = ExitCode.CHANNEL_CLOSED
+
+
+class SecretOnDiskError(LaunchError):
+    """engine-setup succeeded, but the engine's disk still holds a copy of a seed secret."""
+
+    exit_code = ExitCode.SECRET_ON_DISK
 
 
 class InterruptedByUserError(BuilderError):

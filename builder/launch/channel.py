@@ -15,6 +15,8 @@ from builder.errors import BootTimeoutError, ChannelClosedError, SetupTimeoutErr
 
 CHANNEL_NAME = "org.ovirt.hosted-engine-setup.0"
 NETWORK_PREFIX = "HE_APPLIANCE_NETWORK"
+SSH_PREFIX = "HE_APPLIANCE_SSH"
+SCRUB_PREFIX = "HE_APPLIANCE_SCRUB"
 VERDICTS = {
     "HE_APPLIANCE_ENGINE_SETUP_SUCCESS": True,
     "HE_APPLIANCE_ENGINE_SETUP_FAIL": False,
@@ -30,9 +32,12 @@ MAX_LINE = 64 * 1024
 
 @dataclass
 class ChannelReport:
-    """What the guest said: network lines, the verdict, engine-setup's exit code."""
+    """What the guest said: network, SSH and scrub lines, the verdict, engine-setup's exit
+    code."""
 
     network: list[str] = field(default_factory=list)
+    ssh: list[str] = field(default_factory=list)
+    scrub: list[str] = field(default_factory=list)
     success: bool | None = None
     exit_code: int | None = None
     lines: int = 0
@@ -45,9 +50,12 @@ class ChannelReport:
         if self.first_line_at is None:
             self.first_line_at = now
         text = line.strip()
-        if text.startswith(NETWORK_PREFIX):
-            self.network.append(text[len(NETWORK_PREFIX):].strip())
-        elif text in VERDICTS:
+        for prefix, found in ((NETWORK_PREFIX, self.network), (SSH_PREFIX, self.ssh),
+                              (SCRUB_PREFIX, self.scrub)):
+            if text.startswith(prefix + " ") or text == prefix:
+                found.append(text[len(prefix):].strip())
+                return
+        if text in VERDICTS:
             self.success = VERDICTS[text]
             self.verdict_at = now
         elif match := RC_LINE.match(text):

@@ -17,6 +17,7 @@ from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
 from builder.errors import InputError, IntegrityError, StorageError
+from builder.launch.storage import StorageModes, create_private_file, private_file
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
 from builder.ova.sparse import read_sparse
@@ -65,7 +66,9 @@ class PreparedDisk:
     verified_before: bool
 
 
-def locate_appliance(appliance: Path, rpm_cache: Path) -> Path:
+def locate_appliance(
+    appliance: Path, rpm_cache: Path, modes: StorageModes | None = None,
+) -> Path:
     """The appliance file to use: the file itself, the newest one in a directory (an installed
     RPM's /usr/share/ovirt-engine-appliance/), or the one inside an appliance RPM.
 
@@ -80,6 +83,7 @@ def locate_appliance(appliance: Path, rpm_cache: Path) -> Path:
                               "or pass the OVA, qcow2 or RPM file")
     if appliance.suffix != ".rpm":
         return appliance
+    (modes or StorageModes()).private_dir(rpm_cache)  # only we read what is taken out
     target = rpm_cache / file_identity(appliance, with_ctime=False)
     found = _images_in(target) if target.is_dir() else []
     if found:
@@ -90,6 +94,8 @@ def locate_appliance(appliance: Path, rpm_cache: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     with staged_dir(target) as stage:
         extract_appliance_from_rpm(appliance, stage)
+        for extracted in stage.iterdir():
+            private_file(extracted)
     return _images_in(target)[0]
 
 
@@ -119,26 +125,35 @@ def file_identity(source: Path, *, with_ctime: bool = True) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
-def prepare_disk(appliance: Path, images: Path, overlay: Path) -> PreparedDisk:
+def prepare_disk(
+    appliance: Path, images: Path, overlay: Path, modes: StorageModes | None = None,
+) -> PreparedDisk:
     """Verify `appliance`, unpack its disk under `images` unless done before, create `overlay`.
 
     The appliance is read once: verified while its disk is unpacked. An image unpacked before
     is reused only while this very file (same identity) is the one recorded as verified; any
-    other file, or a changed image, is verified and unpacked again in one pass.
+    other file, or a changed image, is verified and unpacked again in one pass. Modes and
+    owners follow `modes` (docs/launch.md), on what is created and on what is reused.
     """
+    modes = modes or StorageModes()
+    modes.passage_dir(images)
+    modes.private_dir(images / VERIFIED)  # qemu never reads the records: nobody but us may
     record = images / VERIFIED / f"{file_identity(appliance)}.json"
     info = _load_info(record, appliance)
     verified_before = info is not None
     if info is not None and (base := _reuse_unpacked(images / info.disk_sha256[:16], info)):
         reused = True
+        modes.passage_dir(base.parent)
+        modes.shared_readonly(base)
         # In the worst case the guest writes its whole virtual disk into the overlay.
         check_free_space(images, needed=info.virtual_size)
     else:
         reused = False
-        info, base = _unpack(appliance, images)
+        info, base = _unpack(appliance, images, modes)
     if not verified_before:
         _record_info(record, info)
     create_overlay(base, info.disk_format, overlay)
+    modes.qemu_disk(overlay)
     return PreparedDisk(appliance=appliance, info=info, base=base, base_format=info.disk_format,
                         overlay=overlay, reused=reused, verified_before=verified_before)
 
@@ -147,7 +162,7 @@ def _record_info(record: Path, info: ApplianceInfo) -> None:
     """Remember that this very file (same identity) passed: reading a 60 GB OVA costs minutes,
     its stat microseconds."""
     fields = {**dataclasses.asdict(info), "source": str(info.source)}
-    write_atomic(record, json.dumps(fields, sort_keys=True).encode())
+    write_atomic(record, json.dumps(fields, sort_keys=True).encode(), mode=0o600)
 
 
 def _load_info(record: Path, appliance: Path) -> ApplianceInfo | None:
@@ -178,13 +193,14 @@ def _stat_record(image: Path) -> list[int]:
     return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def _unpack(appliance: Path, images: Path) -> tuple[ApplianceInfo, Path]:
+def _unpack(
+    appliance: Path, images: Path, modes: StorageModes,
+) -> tuple[ApplianceInfo, Path]:
     """Verify `appliance` and write its disk into images/<sha>/ (read-only afterwards); the
     stamp comes last. Nothing is left behind when verification fails."""
-    images.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".unpack-", dir=images))
-    stage.chmod(0o755)  # qemu runs as its own user and opens the base through it
     try:
+        modes.passage_dir(stage)  # qemu runs as its own user and opens the base through it
         disk = stage / DISK_FILE
         if appliance.suffix == ".qcow2":
             info = _unpack_qcow2(appliance, disk, images)
@@ -197,10 +213,11 @@ def _unpack(appliance: Path, images: Path) -> tuple[ApplianceInfo, Path]:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     image = target / DISK_FILE
-    image.chmod(0o444)  # the pristine base: only ever opened read-only, as a backing file
+    # The pristine base: only ever opened read-only, as a backing file.
+    modes.shared_readonly(image)
     stamp = {"source": str(appliance), "image": image.name, "stat": _stat_record(image),
              "sha256": info.disk_sha256}
-    write_atomic(target / STAMP, json.dumps(stamp, sort_keys=True).encode())
+    write_atomic(target / STAMP, json.dumps(stamp, sort_keys=True).encode(), mode=0o600)
     return info, image
 
 
@@ -278,16 +295,24 @@ def _hash_zeros(digest: hashlib._Hash, count: int) -> None:
 
 
 def create_overlay(base: Path, base_format: str, overlay: Path) -> None:
-    """A fresh qcow2 overlay backed by `base` (which the guest then never writes)."""
+    """A fresh qcow2 overlay backed by `base` (which the guest then never writes).
+
+    The file is created 0600 first: qemu-img keeps the mode of a file it writes over, so the
+    overlay (the engine's disk) is never readable by others, whatever the umask.
+    """
     qemu_img = require_tool("qemu-img", package="qemu-utils")
     overlay.unlink(missing_ok=True)
-    run([qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format, "-b", str(base.resolve()),
-         str(overlay)])
+    create_private_file(overlay)
+    try:
+        run([qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
+             str(base.resolve()), str(overlay)])
+    except BaseException:
+        overlay.unlink(missing_ok=True)
+        raise
 
 
 def check_free_space(directory: Path, *, needed: int) -> None:
     """Refuse early when `directory`'s file system cannot hold `needed` bytes."""
-    directory.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(directory)
     if usage.free < needed:
         raise StorageError(
@@ -295,13 +320,3 @@ def check_free_space(directory: Path, *, needed: int) -> None:
             f"{needed / GIB:.1f} GiB needed",
             hint="free some space or pass another --storage",
         )
-
-
-def check_traversable(directory: Path) -> None:
-    """qemu runs as its own user: every parent of the storage directory must let it pass."""
-    for parent in [directory, *directory.parents]:
-        if parent.exists() and not parent.stat().st_mode & 0o001:
-            raise StorageError(
-                f"{parent} is not searchable by other users, so qemu cannot reach the disks",
-                hint=f"chmod o+x {parent}, or pass another --storage",
-            )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.console import Console
-from builder.errors import BuilderError, InputError
+from builder.errors import BuilderError, InputError, MissingPrerequisiteError, SecretOnDiskError
 from builder.launch.channel import (
     CHANNEL_NAME,
     ChannelReport,
@@ -19,14 +19,16 @@ from builder.launch.channel import (
     connect_channel,
     read_report,
 )
-from builder.launch.disk import PreparedDisk, check_traversable, locate_appliance, prepare_disk
+from builder.launch.disk import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.hostnet import read_host_network
 from builder.launch.options import LaunchOptions
+from builder.launch.scan import scan_file
 from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
+from builder.launch.storage import StorageModes, create_private_file, open_private
 from builder.launch.vm import NicChoice, build_engine_spec, seed_cdrom
 from builder.repro import stable_mac
-from builder.virt.domain import VirtType, render_domain_xml
-from builder.virt.errors import VmStartError
+from builder.virt.domain import Firmware, VirtType, render_domain_xml
+from builder.virt.errors import VirtError, VmStartError
 from builder.virt.hypervisor import DomainHandle, Hypervisor
 
 
@@ -73,6 +75,10 @@ class LaunchPaths:
     def transcript(self) -> Path:
         return self.workdir / "engine-setup.log"
 
+    @property
+    def nvram(self) -> Path:
+        return self.workdir / "nvram.fd"
+
 
 def domain_name_of(opts: LaunchOptions) -> str:
     return opts.domain_name or f"he-engine-{opts.site}"
@@ -85,13 +91,15 @@ def paths_of(opts: LaunchOptions) -> LaunchPaths:
 
 @dataclass(frozen=True)
 class Launch:
-    """The per-run context every step reads: options, names, paths, console, phase timer."""
+    """The per-run context every step reads: options, names, paths, console, phase timer,
+    and how files are given modes and owners (docs/launch.md, "What stays where")."""
 
     opts: LaunchOptions
     name: str
     paths: LaunchPaths
     console: Console
     timer: PhaseTimer
+    modes: StorageModes
 
 
 def run_launch(
@@ -99,23 +107,31 @@ def run_launch(
 ) -> dict[str, Any]:
     """Launch the engine VM and wait for engine-setup's verdict; `result` is filled as the
     launch goes (a failure's report shows how far it got) and returned."""
-    run = Launch(opts, domain_name_of(opts), paths_of(opts), console, PhaseTimer())
-    result.update(initial_result(run))
+    result.update(initial_result(opts, paths_of(opts)))
     outcome = Outcome()
     with Hypervisor(opts.uri) as hv, ExitStack() as cleanups:
+        modes = StorageModes.for_qemu(hv.qemu_identity())
+        run = Launch(opts, domain_name_of(opts), paths_of(opts), console, PhaseTimer(), modes)
+        result["durations"] = run.timer.durations
         with run.timer.phase("prepare"):
             refuse_or_replace(hv, run.name, opts.replace, console)
-            prepare_workdir(opts, run.paths)
+            prepare_workdir(run)
             # The seed first: a bad inventory or secret stops the launch before any disk work.
-            seed = prepare_seed(opts, run.paths, console, env)
+            seed = prepare_seed(run, env)
             if seed is not None:
                 cleanups.callback(_remove_seed, seed, outcome, console)
+            # Registered before the overlay exists: a failed run may have stopped before the
+            # guest's scrub (or an old seed put the answer file on the disk), so a failure
+            # takes it away (unless its domain is kept).
+            cleanups.callback(_remove_disks_on_failure, run.paths, outcome, console)
             disk = prepare_appliance(run)
+            firmware = choose_firmware(hv, run, disk.info)
+        result["firmware"] = firmware
         # Registered before the start, by name: a Ctrl-C landing just as libvirt returns
         # must not leave the new domain behind (no domain of that name existed before).
         cleanups.callback(_remove_domain_on_failure, hv, run.name, opts.keep, outcome, console)
         with run.timer.phase("start"):
-            handle, virt = start_vm(hv, run, disk, seed)
+            handle, virt = start_vm(hv, run, disk, seed, firmware)
         result.update(virt_type=virt[0], virt_reason=virt[1])
         with _logs_in_hint(run.paths):
             report = stream_report(handle, run, result)
@@ -123,16 +139,17 @@ def run_launch(
         if result["exit_status"] == 0:
             # The engine VM stays from here on, even if the health poll gives up.
             outcome.succeeded = True
-            finish_success(handle, seed, run, result)
+            finish_success(handle, seed, disk, run, result)
         return result
 
 
-def initial_result(run: Launch) -> dict[str, Any]:
+def initial_result(opts: LaunchOptions, paths: LaunchPaths) -> dict[str, Any]:
     """What is known before anything runs; `durations` fills in phase by phase."""
     return {
-        "site": run.opts.site, "domain": run.name, "virt_type": None, "virt_reason": None,
-        "exit_status": None, "network": [], "console_log": str(run.paths.console_log),
-        "transcript": str(run.paths.transcript), "durations": run.timer.durations,
+        "site": opts.site, "domain": domain_name_of(opts), "virt_type": None,
+        "virt_reason": None, "firmware": None, "exit_status": None, "network": [], "ssh": [],
+        "scrub": [], "warnings": [], "console_log": str(paths.console_log),
+        "transcript": str(paths.transcript), "durations": {},
     }
 
 
@@ -157,31 +174,52 @@ def refuse_or_replace(hv: Hypervisor, name: str, replace: bool, console: Console
     existing.remove()
 
 
-def prepare_workdir(opts: LaunchOptions, paths: LaunchPaths) -> None:
-    if opts.uri.startswith("qemu:///system"):
-        check_traversable(opts.storage)
-    paths.workdir.mkdir(parents=True, exist_ok=True)
-    paths.workdir.chmod(0o711)
+def prepare_workdir(run: Launch) -> None:
+    """The storage and site directories, with their modes set whatever the umask; what an
+    earlier domain of this name left (its UEFI variables) goes."""
+    run.modes.check_reachable(run.opts.storage)
+    run.modes.passage_dir(run.opts.storage)
+    run.modes.passage_dir(run.paths.workdir)
+    run.paths.nvram.unlink(missing_ok=True)
 
 
 def prepare_appliance(run: Launch) -> PreparedDisk:
     """Verify the appliance (unless this very file passed before), unpack it once, overlay it."""
     opts, paths, console = run.opts, run.paths, run.console
     console.step(f"verifying the appliance {opts.appliance}")
-    appliance = locate_appliance(opts.appliance, paths.rpms)
-    disk = prepare_disk(appliance, paths.images, paths.overlay)
+    appliance = locate_appliance(opts.appliance, paths.rpms, run.modes)
+    disk = prepare_disk(appliance, paths.images, paths.overlay, run.modes)
     checked = "verified before, unchanged" if disk.verified_before else "manifest verified"
     console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}; {checked}), "
                  f"overlay {disk.overlay}")
     return disk
 
 
-def prepare_seed(
-    opts: LaunchOptions, paths: LaunchPaths, console: Console, env: Mapping[str, str]
-) -> SeedPlan | None:
+def appliance_firmware(info: ApplianceInfo) -> Firmware | None:
+    """The firmware the appliance declares (its OVF, or the qcow2 RPM's metadata)."""
+    return "uefi" if info.firmware == "uefi" else "bios" if info.firmware == "bios" else None
+
+
+def choose_firmware(hv: Hypervisor, run: Launch, info: ApplianceInfo) -> Firmware:
+    """--firmware, else the appliance's, else BIOS; UEFI only when libvirt has OVMF."""
+    declared = appliance_firmware(info)
+    firmware: Firmware = run.opts.firmware or declared or "bios"
+    source = "OVF" if info.kind == "ova" else "metadata"
+    why = ("--firmware" if run.opts.firmware else f"the appliance's {source}" if declared
+           else "default: the appliance does not say")
+    if firmware == "uefi" and hv.offers_uefi() is False:
+        raise MissingPrerequisiteError(
+            f"UEFI boot asked for ({why}), but libvirt at {hv.uri} finds no UEFI firmware",
+            hint="install OVMF: apt-get install ovmf (Debian) or dnf install edk2-ovmf (EL)")
+    run.console.note(f"firmware: {firmware} ({why})")
+    return firmware
+
+
+def prepare_seed(run: Launch, env: Mapping[str, str]) -> SeedPlan | None:
+    opts, paths, console = run.opts, run.paths, run.console
     if opts.seed is not None:
         console.step(f"using the seed {opts.seed}")
-        return copy_seed(opts.seed, paths.workdir)
+        return _checked_mac(copy_seed(opts.seed, paths.workdir, run.modes), opts)
     if opts.inventory is None or opts.site is None:
         return None
     # The inventory models and the seed renderer take ~0.3 s to import: only this path pays.
@@ -193,17 +231,29 @@ def prepare_seed(
         console.note(f"host network of {host.interface}: {host.address}, gateway "
                      f"{host.gateway or 'none'}, DNS {dns}")
     console.step(f"rendering the seed of site {opts.site} from {opts.inventory}")
-    return render_site_seed(opts.inventory, opts.site, paths.workdir, env=env,
-                            host_network=host, address=opts.address,
-                            allow_secrets_from=opts.allow_secrets_from)
+    return _checked_mac(render_site_seed(opts.inventory, opts.site, paths.workdir, env=env,
+                                         host_network=host, address=opts.address,
+                                         allow_secrets_from=opts.allow_secrets_from,
+                                         modes=run.modes), opts)
+
+
+def _checked_mac(seed: SeedPlan, opts: LaunchOptions) -> SeedPlan:
+    """The seed's network profile matches its NIC by MAC: another --mac leaves it unused."""
+    if opts.mac is not None and seed.mac is not None and opts.mac != seed.mac:
+        remove_copies(seed)
+        raise InputError(f"--mac {opts.mac} is not the MAC the seed configures ({seed.mac}): "
+                         "the guest would not find its network",
+                         hint="leave --mac out, or set the site's network.mac and re-seed")
+    return seed
 
 
 def start_vm(
-    hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None
+    hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None, firmware: Firmware,
 ) -> tuple[DomainHandle, tuple[VirtType, str]]:
     """Create the domain: kvm when it starts, else qemu (TCG); say which and why."""
     opts = run.opts
-    run.paths.console_log.unlink(missing_ok=True)
+    # Ours, 0600, before virtlogd appends the guest's console to it.
+    create_private_file(run.paths.console_log)
     first: VirtType = "qemu" if opts.virt_type == "qemu" else "kvm"
     why = "asked for with --virt-type" if opts.virt_type != "auto" else "KVM works"
     if opts.virt_type == "auto":
@@ -211,18 +261,19 @@ def start_vm(
         if not offered:
             first, why = "qemu", reason
     try:
-        handle = _create(hv, run, disk, seed, first)
+        handle = _create(hv, run, disk, seed, virt_type=first, firmware=firmware)
     except VmStartError as exc:
         if opts.virt_type != "auto" or first == "qemu":
             raise
         first, why = "qemu", f"KVM does not work here: {exc.message}"
-        handle = _create(hv, run, disk, seed, first)
+        handle = _create(hv, run, disk, seed, virt_type=first, firmware=firmware)
     run.console.note(f"virtualization: {first} ({why})")
     return handle, (first, why)
 
 
 def _create(
-    hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None, virt_type: VirtType
+    hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None, *,
+    virt_type: VirtType, firmware: Firmware,
 ) -> DomainHandle:
     opts, name, paths = run.opts, run.name, run.paths
     mac = opts.mac or (seed.mac if seed else None) or stable_mac(opts.site or name)
@@ -231,7 +282,8 @@ def _create(
         memory_mib=opts.memory_mib or disk.info.memory_mib, vcpus=opts.vcpus or disk.info.vcpus,
         overlay=disk.overlay, seed=seed.iso if seed else None,
         nic=NicChoice(network=opts.network, bridge=opts.bridge), mac=mac,
-        console_log=paths.console_log)
+        console_log=paths.console_log, firmware=firmware,
+        nvram=paths.nvram if firmware == "uefi" else None)
     return hv.create(render_domain_xml(spec), persistent=not opts.transient)
 
 
@@ -242,11 +294,11 @@ def stream_report(handle: DomainHandle, run: Launch, result: dict[str, Any]) -> 
     deadlines = Deadlines(boot_s=opts.boot_timeout, setup_s=opts.setup_timeout)
     console.step(f"waiting for the guest to report (boot timeout {opts.boot_timeout:g} s); "
                  f"console log: {paths.console_log}")
-    report = ChannelReport(network=result["network"])
+    report = ChannelReport(network=result["network"], ssh=result["ssh"], scrub=result["scrub"])
     try:
         sock = connect_channel(lambda: handle.channel_socket(CHANNEL_NAME), handle.is_active,
                                started + opts.boot_timeout)
-        with sock, paths.transcript.open("wb") as transcript:
+        with sock, open_private(paths.transcript) as transcript:
             read_report(sock, deadlines, _line_printer(console), transcript, started=started,
                         report=report, quiet=_waiting_display(console, started, deadlines))
     finally:
@@ -289,15 +341,15 @@ def _record_phases(timer: PhaseTimer, started: float, report: ChannelReport) -> 
 
 
 def finish_success(
-    handle: DomainHandle, seed: SeedPlan | None, run: Launch, result: dict[str, Any]
+    handle: DomainHandle, seed: SeedPlan | None, disk: PreparedDisk, run: Launch,
+    result: dict[str, Any],
 ) -> None:
-    """Eject the seed (it holds secrets), say where the engine is, optionally wait for it."""
+    """Eject the seed (it holds secrets), check the engine's disk kept no copy of its
+    passwords, say where the engine is, optionally wait for it. Nothing here fails the
+    deploy itself: the engine VM keeps running whatever happens."""
     opts, console = run.opts, run.console
-    if seed is not None:
-        with run.timer.phase("eject"):
-            handle.eject(seed_cdrom(seed.iso))
-        console.note("seed ejected (checked: the domain no longer names it)")
-    result["seed_ejected"] = seed is not None
+    result["seed_ejected"] = seed is not None and eject_seed(handle, seed, run, result)
+    found = scan_overlay(disk.overlay, seed, run, result) if seed is not None else 0
     fqdn = opts.fqdn or (seed.fqdn if seed else None)
     result["url"] = f"https://{fqdn}/ovirt-engine/" if fqdn else None
     if opts.health_check:
@@ -309,6 +361,52 @@ def finish_success(
         with run.timer.phase("health"):
             wait_for_health(url, opts.health_timeout)
         result["health"] = "up"
+    if found:
+        raise SecretOnDiskError(
+            f"engine-setup succeeded, but the engine's disk {disk.overlay} still holds {found} "
+            "copies of the answer file's password lines",
+            hint="the engine VM keeps running; treat its admin password as exposed to whoever "
+                 "can read that disk (or its backups) and change it "
+                 "(ovirt-aaa-jdbc-tool user password-reset admin)")
+
+
+def eject_seed(handle: DomainHandle, seed: SeedPlan, run: Launch,
+               result: dict[str, Any]) -> bool:
+    """Take the seed out of the running and the defined domain (checked). A medium that will
+    not go is a warning, not a failed deploy: its file is deleted anyway and the drive's
+    source is optional, so the next start drops it."""
+    with run.timer.phase("eject"):
+        try:
+            ejection = handle.eject(seed_cdrom(seed.iso))
+        except VirtError as exc:
+            warning = f"the seed could not be ejected: {exc.message}"
+            result["warnings"].append(warning)
+            run.console.note(f"warning: {warning} ({exc.hint})")
+            return False
+    how = f" after {ejection.attempts} attempts" if ejection.attempts > 1 else ""
+    if ejection.drive_removed:
+        how += ", with its CD-ROM drive (libvirt could not open the tray)"
+    result["eject_attempts"] = ejection.attempts
+    run.console.note(f"seed ejected{how} (checked: the domain no longer names it)")
+    return True
+
+
+def scan_overlay(overlay: Path, seed: SeedPlan, run: Launch, result: dict[str, Any]) -> int:
+    """Count the copies of the answer file's password lines left in the engine's disk."""
+    if not seed.secret_lines:
+        return 0
+    with run.timer.phase("scan"):
+        scanned = scan_file(overlay, seed.secret_lines)
+    result["secret_scan"] = {"file": str(overlay), "bytes_read": scanned.bytes_read,
+                             "copies": scanned.found}
+    mib = scanned.bytes_read / (1 << 20)
+    if scanned.found:
+        run.console.note(f"the engine's disk still holds {scanned.found} copies of the answer "
+                         f"file's password lines ({mib:.0f} MiB read)")
+    else:
+        run.console.note(f"the engine's disk holds no copy of the answer file's password lines "
+                         f"({mib:.0f} MiB read)")
+    return scanned.found
 
 
 def _remove_seed(seed: SeedPlan, outcome: Outcome, console: Console) -> None:
@@ -317,6 +415,19 @@ def _remove_seed(seed: SeedPlan, outcome: Outcome, console: Console) -> None:
         console.note(f"kept the seed for the kept domain: {seed.iso}")
         return
     remove_copies(seed)
+
+
+def _remove_disks_on_failure(paths: LaunchPaths, outcome: Outcome, console: Console) -> None:
+    """After a failure the overlay (the guest may have stopped before its scrub: cloud-init's
+    copies of the seed, or an older seed's answer file, would still be on it) and the UEFI
+    variables go, unless their domain is kept."""
+    if outcome.succeeded or outcome.domain_kept:
+        return
+    removed = [path for path in (paths.overlay, paths.nvram) if path.exists()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if removed:
+        console.note(f"removed {', '.join(str(p) for p in removed)}")
 
 
 def _remove_domain_on_failure(

@@ -17,6 +17,7 @@ DEFAULT_STORAGE = Path("/var/tmp/he-launch")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 VirtChoice = Literal["auto", "kvm", "qemu"]
+FirmwareChoice = Literal["bios", "uefi"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class LaunchOptions:
     memory_mib: int | None
     vcpus: int | None
     virt_type: VirtChoice
+    firmware: FirmwareChoice | None
     boot_timeout: float
     setup_timeout: float
     keep: bool
@@ -104,6 +106,9 @@ def _add_vm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vcpus", type=int, help="vCPUs (default: from the OVF)")
     group.add_argument("--virt-type", choices=("auto", "kvm", "qemu"), default="auto",
                        help="kvm, qemu (TCG), or auto: kvm when it works (default)")
+    group.add_argument("--firmware", choices=("uefi", "bios"),
+                       help="boot with UEFI (OVMF, secure boot off) or BIOS (default: what the "
+                            "appliance's OVF says, else bios)")
     group.add_argument("--transient", action="store_true",
                        help="do not define the domain persistently")
 

@@ -12,14 +12,16 @@ from builder.errors import InputError
 from builder.inventory.load import Inventory, load_inventory
 from builder.inventory.models import Network, Site, StaticIPv4
 from builder.launch.hostnet import HostNetwork
-from builder.launch.seeding import SeedPlan, private_copy
-from builder.seed.build import write_site_seed
+from builder.launch.seeding import SeedPlan, attach_copy, password_lines
+from builder.launch.storage import StorageModes
+from builder.seed.build import ANSWERS_NAME, write_site_seed
 
 
 def render_site_seed(
     inventory: Path, site_name: str, workdir: Path, *, env: Mapping[str, str],
     host_network: HostNetwork | None = None, address: IPv4Address | None = None,
     allow_secrets_from: Sequence[Path] = (),
+    modes: StorageModes | None = None,
 ) -> SeedPlan:
     """Render the site's seed from the inventory into `workdir/seed/SITE/`."""
     loaded = load_inventory(inventory, allow_secrets_from=allow_secrets_from)
@@ -27,11 +29,13 @@ def render_site_seed(
     if host_network is not None:
         site = apply_host_network(site, host_network, address)
     secrets = loaded.resolve_secrets(site, env=env, prompt=_prompt())
-    artifacts = write_site_seed(site, secrets, workdir / "seed", env=env)
+    modes = modes or StorageModes()
+    artifacts = write_site_seed(site, secrets, modes.private_dir(workdir / "seed"), env=env)
     # The seed directory is private (0700); qemu, running as its own user, gets a copy.
-    attached = private_copy(artifacts.iso, workdir / "seed.iso")
+    attached = attach_copy(artifacts.iso, workdir / "seed.iso", modes)
+    answers = artifacts.file(ANSWERS_NAME).path.read_text("utf-8")
     return SeedPlan(iso=attached, fqdn=site.fqdn, mac=artifacts.mac,
-                    copies=(attached, workdir / "seed"))
+                    copies=(attached, workdir / "seed"), secret_lines=password_lines(answers))
 
 
 def _prompt() -> Callable[[str], str] | None:

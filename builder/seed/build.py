@@ -55,7 +55,9 @@ class RenderedSeed:
 
     def iso_files(self) -> list[tuple[str, bytes]]:
         """The files cloud-init reads from the ISO, in the order they are mastered."""
-        files = [("user-data", self.user_data), ("meta-data", self.meta_data)]
+        # The answer file is its own file, never in user-data (see builder.seed.userdata).
+        files = [("user-data", self.user_data), ("meta-data", self.meta_data),
+                 (ANSWERS_NAME, self.answers)]
         if self.network_config is not None:
             files.append(("network-config", self.network_config))
         return [(name, text.encode("utf-8")) for name, text in files]
@@ -115,9 +117,10 @@ def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
     """Render every text of the seed; InputError (and nothing written) on a bad value."""
     answers = render_answers(site, secrets.admin_password)
     root_hash = hash_root_password(site.name, secrets.root_password)
-    user_data = render_user_data(site, root_hash=root_hash, answers_text=answers)
+    user_data = render_user_data(site, root_hash=root_hash)
     network_config = render_network_config(site)
-    instance_id = derive_instance_id(site, user_data=user_data, network_config=network_config)
+    instance_id = derive_instance_id(site, user_data=user_data, network_config=network_config,
+                                     answers=answers)
     return RenderedSeed(
         site=site.name, user_data=user_data, meta_data=render_meta_data(site, instance_id),
         network_config=network_config, answers=answers, instance_id=instance_id,

@@ -9,7 +9,9 @@ from builder.repro import stable_uuid
 from builder.seed.documents import dump_yaml
 
 
-def derive_instance_id(site: Site, *, user_data: str, network_config: str | None) -> str:
+def derive_instance_id(
+    site: Site, *, user_data: str, network_config: str | None, answers: str = "",
+) -> str:
     """The inventory's pinned id, else a uuid5 of everything else the seed carries.
 
     cloud-init re-runs its per-instance modules only when the id changes, so the id must
@@ -17,7 +19,8 @@ def derive_instance_id(site: Site, *, user_data: str, network_config: str | None
     """
     if site.instance_id:
         return site.instance_id
-    parts = (site.hostname, user_data, "" if network_config is None else network_config)
+    parts = (site.hostname, user_data, "" if network_config is None else network_config,
+             answers)
     digest = hashlib.sha256()
     for part in parts:
         # Each part hashed on its own: no two different splits give the same input.

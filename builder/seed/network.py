@@ -1,4 +1,14 @@
-"""network-config (version 2) for a static site, and the address facts other files need."""
+"""The engine VM's network in the seed: a NetworkManager keyfile (every site), network-config
+version 2 (static sites), and the address facts other files need.
+
+Two ways because appliances differ. oVirt's appliance disables cloud-init networking
+(`network: {config: disabled}`), so network-config is ignored there and the keyfile, activated
+by the runner before engine-setup, is what configures the NIC (as hosted-engine does with the
+same `hosted-engine` profile). An appliance with cloud-init networking on applies
+network-config from its first boot stage: it gets the same addresses early and no DHCP
+fallback on a static network; the runner then activates the keyfile's profile and deletes the
+profile cloud-init rendered for the same NIC, so one profile is left (docs/seeds.md).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +17,14 @@ from typing import Any
 
 from builder.errors import InputError
 from builder.inventory.models import Site
-from builder.repro import stable_mac
+from builder.repro import stable_mac, stable_uuid
 from builder.seed.documents import dump_yaml
+
+# hosted-engine's own profile name and file: a later hosted-engine step that writes its
+# keyfile into the disk replaces this one instead of adding a second profile for the NIC.
+NM_PROFILE = "hosted-engine"
+NM_KEYFILE = f"/etc/NetworkManager/system-connections/{NM_PROFILE}.nmconnection"
+NM_HEADER = "# Written by he-builder's seed: the engine VM's NIC, matched by its MAC address.\n"
 
 
 def site_mac(site: Site) -> str:
@@ -75,3 +91,83 @@ def render_network_config(site: Site) -> str | None:
     """network-config text, or None when the site uses DHCP."""
     config = build_network_config(site)
     return None if config is None else dump_yaml(config)
+
+
+def render_nm_keyfile(site: Site) -> str:
+    """The NetworkManager keyfile of the engine VM's NIC (static or DHCP), matched by MAC.
+
+    A family the site does not configure is `method=disabled`, as hosted-engine writes it.
+    """
+    sections: list[tuple[str, list[tuple[str, str]]]] = [
+        ("connection", [("id", NM_PROFILE), ("uuid", str(stable_uuid("nm-profile", site.name))),
+                        ("type", "ethernet"), ("autoconnect", "true"), ("zone", "public")]),
+        ("ethernet", [("mac-address", site_mac(site).upper())]),
+        ("ipv4", _nm_ipv4(site)),
+        ("ipv6", _nm_ipv6(site)),
+    ]
+    lines = [NM_HEADER.rstrip("\n")]
+    for name, entries in sections:
+        lines.append(f"\n[{name}]")
+        lines += [f"{key}={_keyfile_value(value)}" for key, value in entries]
+    return "\n".join(lines) + "\n"
+
+
+def _nm_ipv4(site: Site) -> list[tuple[str, str]]:
+    net = site.network
+    if net.mode == "dhcp":
+        return [("method", "auto"), *_nm_dns(site, 4, searches=True)]
+    if net.ipv4 is None:
+        return [("method", "disabled")]
+    entries = [("method", "manual"), ("address1", str(net.ipv4.address))]
+    if net.ipv4.gateway is not None:
+        entries.append(("gateway", str(net.ipv4.gateway)))
+    return entries + _nm_dns(site, 4, searches=True)
+
+
+def _nm_ipv6(site: Site) -> list[tuple[str, str]]:
+    net = site.network
+    if net.mode == "dhcp" or net.ipv6 is None:
+        return [("method", "disabled")]
+    entries = [("method", "manual"), ("address1", str(net.ipv6.address))]
+    if net.ipv6.gateway is not None:
+        entries.append(("gateway", str(net.ipv6.gateway)))
+    # Search domains go with IPv4 when the site has it (NetworkManager merges both lists).
+    return entries + _nm_dns(site, 6, searches=not _has_ipv4(site))
+
+
+def _has_ipv4(site: Site) -> bool:
+    return site.network.mode == "dhcp" or site.network.ipv4 is not None
+
+
+def _has_ipv6(site: Site) -> bool:
+    return site.network.mode == "static" and site.network.ipv6 is not None
+
+
+def _nm_dns(site: Site, family: int, *, searches: bool) -> list[tuple[str, str]]:
+    net = site.network
+    servers = [str(server) for server in net.dns_servers if server.version == family]
+    entries = [("dns", ";".join(servers) + ";")] if servers else []
+    if searches and net.search_domains:
+        entries.append(("dns-search", ";".join(net.search_domains) + ";"))
+    return entries
+
+
+def check_dns_families(site: Site) -> None:
+    """NetworkManager keeps DNS servers per address family: one of a family the site leaves
+    unconfigured (e.g. an IPv6 server on an IPv4-only site) would be dropped without a word."""
+    net = site.network
+    usable = {4: _has_ipv4(site), 6: _has_ipv6(site)}
+    for index, server in enumerate(net.dns_servers):
+        if not usable[server.version]:
+            message = (f"site {site.name}: network.dns_servers[{index}]: {server} is IPv"
+                       f"{server.version}, but the site configures no IPv{server.version} "
+                       "address")
+            raise InputError(message, problems=[message])
+
+
+def _keyfile_value(value: str) -> str:
+    """Every value here is a validated address, name or constant; a keyfile separator or
+    escape in one would be a bug upstream, not something to encode."""
+    if any(char in value for char in "\\\n\r") or not value.isprintable():
+        raise ValueError(f"not a plain keyfile value: {value!r}")
+    return value

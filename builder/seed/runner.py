@@ -1,4 +1,5 @@
-"""The guest-side runner of engine-setup: a fixed shell script that reports over virtio-serial."""
+"""The guest-side runner of engine-setup: a fixed shell script that brings up the seed's network
+profile, runs engine-setup, scrubs the answer file's copies and reports over virtio-serial."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import functools
 from importlib import resources
 
 import jinja2
+
+from builder.seed.iso import VOLUME_ID
+from builder.seed.network import NM_KEYFILE, NM_PROFILE
 
 # hosted-engine-setup's channel and report strings (see OVIRT.md), kept so a real oVirt
 # appliance seeded by us behaves as with hosted-engine-setup.
@@ -15,9 +19,12 @@ SUCCESS = "HE_APPLIANCE_ENGINE_SETUP_SUCCESS"
 FAIL = "HE_APPLIANCE_ENGINE_SETUP_FAIL"
 RC_PREFIX = "HE_APPLIANCE_ENGINE_SETUP_RC="
 NETWORK_TAG = "HE_APPLIANCE_NETWORK"
+SSH_TAG = "HE_APPLIANCE_SSH"
+SCRUB_TAG = "HE_APPLIANCE_SCRUB"
 
 ENGINE_SETUP = "/usr/bin/engine-setup"
 APPLIANCE_ANSWERS = "/root/ovirt-engine-answers"
+# Where a seed that carried the answer file in user-data had cloud-init write it.
 SEED_ANSWERS = "/root/heanswers.conf"
 RUNNER_PATH = "/usr/local/sbin/he-run-engine-setup"
 FALLBACK_LOG = "/var/log/he-engine-setup.log"
@@ -25,6 +32,31 @@ TEMPLATE = "engine-setup-runner.sh.j2"
 # Seconds the runner waits for configured interfaces before reporting the network (a DHCP
 # interface with no server answering would otherwise hold engine-setup back for minutes).
 NETWORK_WAIT_SECONDS = 30
+# An nmcli call that hangs (NetworkManager stuck) is cut off after this long.
+NM_TIMEOUT_SECONDS = NETWORK_WAIT_SECONDS + 15
+# fstrim of a whole engine disk takes seconds; this only bounds a stuck one.
+TRIM_TIMEOUT_SECONDS = 600
+# A tmpfs on every systemd system: the answer file waits there while engine-setup runs.
+MEMORY_DIR = "/run"
+
+CLOUD_DIR = "/var/lib/cloud"
+CLOUD_DISABLED = "/etc/cloud/cloud-init.disabled"
+# What cloud-init keeps of the user-data in each instance directory (cloudinit/helpers.py:
+# raw, MIME-processed, the datasource pickled with it, the merged cloud-config, vendor data,
+# and runcmd rendered as a script).
+CLOUD_INIT_COPIES = (
+    "user-data.txt", "user-data.txt.i", "obj.pkl", "cloud-config.txt", "vendor-data.txt",
+    "vendor-data.txt.i", "vendor-data2.txt", "vendor-data2.txt.i", "vendor-cloud-config.txt",
+    "vendor2-cloud-config.txt", "scripts/runcmd",
+)
+# Also searched for the answer file's password lines (besides CLOUD_DIR); /var/lib/ovirt-engine
+# holds engine-setup's record of its answers.
+SCRUB_SEARCH = ("/var/log", "/root", "/tmp", "/var/tmp", "/etc/cloud", "/var/lib/ovirt-engine",
+                "/etc/ovirt-engine-setup.conf.d")
+# The answer file's name on the seed ISO (beside user-data, never read by cloud-init).
+ANSWERS_ON_SEED = "heanswers.conf"
+CLOUD_INIT_UNITS = ("cloud-init-local.service", "cloud-init.service", "cloud-config.service",
+                    "cloud-final.service")
 
 
 @functools.cache
@@ -33,8 +65,26 @@ def render_runner() -> str:
     source = resources.files("builder.seed").joinpath("data", TEMPLATE).read_text("utf-8")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)  # noqa: S701 - shell text of constants, not HTML
-    return env.from_string(source).render(
-        port=PORT_PATH, answers=SEED_ANSWERS, appliance_answers=APPLIANCE_ANSWERS,
-        fallback_log=FALLBACK_LOG, network_tag=NETWORK_TAG, engine_setup=ENGINE_SETUP,
-        success=SUCCESS, fail=FAIL, rc_prefix=RC_PREFIX, network_wait=NETWORK_WAIT_SECONDS,
-    )
+    return env.from_string(source).render(**template_values())
+
+
+def template_values(**paths: str) -> dict[str, str | int]:
+    """What the template is rendered with; `paths` replaces guest paths (tests run the
+    script on the build host, inside a scratch directory)."""
+    values: dict[str, str | int] = {
+        "port": PORT_PATH, "answers": SEED_ANSWERS, "appliance_answers": APPLIANCE_ANSWERS,
+        "fallback_log": FALLBACK_LOG, "engine_setup": ENGINE_SETUP, "nm_profile": NM_PROFILE,
+        "nm_keyfile": NM_KEYFILE, "cloud_dir": CLOUD_DIR, "cloud_disabled": CLOUD_DISABLED,
+        "scrub_search": " ".join(SCRUB_SEARCH), "cloud_init_copies": " ".join(CLOUD_INIT_COPIES),
+        "cloud_init_units": " ".join(CLOUD_INIT_UNITS), "secret_dir": MEMORY_DIR,
+        "seed_label": VOLUME_ID, "answers_on_seed": ANSWERS_ON_SEED,
+        "network_tag": NETWORK_TAG,
+        "ssh_tag": SSH_TAG, "scrub_tag": SCRUB_TAG, "success": SUCCESS, "fail": FAIL,
+        "rc_prefix": RC_PREFIX, "network_wait": NETWORK_WAIT_SECONDS,
+        "nm_timeout": NM_TIMEOUT_SECONDS, "trim_timeout": TRIM_TIMEOUT_SECONDS,
+    }
+    unknown = set(paths) - set(values)
+    if unknown:
+        raise KeyError(f"not template values: {sorted(unknown)}")
+    values.update(paths)
+    return values

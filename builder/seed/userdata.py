@@ -1,4 +1,8 @@
-"""cloud-init user-data: identity, root access, /etc/hosts, the answer file and the runner."""
+"""cloud-init user-data: identity, root access, /etc/hosts, the NIC's profile and the runner.
+
+The answer file is not in it: cloud-init keeps user-data on the engine's disk (raw, processed,
+pickled at every stage), where freed blocks outlive any scrub. It travels as its own file on
+the seed ISO, which cloud-init never reads, and the runner takes it from there to memory."""
 
 from __future__ import annotations
 
@@ -12,22 +16,35 @@ from builder.inventory.models import HOST_NAME_PATTERN, Site
 from builder.seed import runner
 from builder.seed.answers import LINE_BREAKS
 from builder.seed.documents import dump_yaml
-from builder.seed.network import static_addresses
+from builder.seed.network import (
+    NM_KEYFILE,
+    check_dns_families,
+    render_nm_keyfile,
+    static_addresses,
+)
 
 HEADER = "#cloud-config\n"
 DATASOURCE_CONFIG_PATH = "/etc/cloud/cloud.cfg.d/90-he-nocloud.cfg"
+# sshd reads its drop-ins first (`Include /etc/ssh/sshd_config.d/*.conf` heads sshd_config on
+# EL9 and Debian 12) and keeps the first value it reads: "00-" comes before the image's own
+# drop-ins (e.g. Anaconda's 01-permitrootlogin.conf).
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-he-root-login.conf"
+# root_ssh -> sshd's PermitRootLogin and PasswordAuthentication. CentOS Stream 9 defaults to
+# prohibit-password: root's password works over SSH only when the inventory asks for it.
+ROOT_SSH = {"key": ("prohibit-password", "no"), "password": ("yes", "yes")}
 HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
 
 
-def build_user_data(site: Site, *, root_hash: str, answers_text: str) -> dict[str, Any]:
+def build_user_data(site: Site, *, root_hash: str) -> dict[str, Any]:
     """The #cloud-config document as data (serialized by render_user_data)."""
     _check_ssh_keys(site)
+    check_dns_families(site)
     data: dict[str, Any] = {
         "hostname": site.hostname,
         "fqdn": site.fqdn,
         "manage_etc_hosts": False,
         "disable_root": False,
-        "ssh_pwauth": True,
+        "ssh_pwauth": site.root_ssh == "password",
         "chpasswd": {"expire": False,
                      "users": [{"name": "root", "password": root_hash, "type": "hash"}]},
         "timezone": site.timezone,
@@ -36,22 +53,24 @@ def build_user_data(site: Site, *, root_hash: str, answers_text: str) -> dict[st
         data["ssh_authorized_keys"] = list(site.ssh_keys)
     if site.ntp_servers:
         data["ntp"] = {"enabled": True, "servers": _ntp_servers(site)}
-    data["write_files"] = _write_files(site, answers_text)
+    data["write_files"] = _write_files(site)
     data["runcmd"] = [["/bin/sh", runner.RUNNER_PATH]]
     return data
 
 
-def render_user_data(site: Site, *, root_hash: str, answers_text: str) -> str:
+def render_user_data(site: Site, *, root_hash: str) -> str:
     """user-data text, starting with #cloud-config."""
-    document = build_user_data(site, root_hash=root_hash, answers_text=answers_text)
+    document = build_user_data(site, root_hash=root_hash)
     return dump_yaml(document, header=HEADER)
 
 
-def _write_files(site: Site, answers_text: str) -> list[dict[str, Any]]:
+def _write_files(site: Site) -> list[dict[str, Any]]:
     datasources = dump_yaml({"datasource_list": ["NoCloud", "None"]})
     return [
         _file("/etc/hosts", render_hosts(site), "0644"),
-        _file(runner.SEED_ANSWERS, answers_text, "0600"),
+        # NetworkManager ignores a keyfile that others can read.
+        _file(NM_KEYFILE, render_nm_keyfile(site), "0600"),
+        _file(SSHD_DROP_IN, render_sshd_drop_in(site), "0600"),
         _file(runner.RUNNER_PATH, runner.render_runner(), "0700"),
         _file(DATASOURCE_CONFIG_PATH, datasources, "0644"),
     ]
@@ -60,6 +79,13 @@ def _write_files(site: Site, answers_text: str) -> list[dict[str, Any]]:
 def _file(path: str, content: str, permissions: str) -> dict[str, Any]:
     return {"path": path, "content": content, "owner": "root:root",
             "permissions": permissions}
+
+
+def render_sshd_drop_in(site: Site) -> str:
+    """How root may log in over SSH: `root_ssh: key` (default) or `password`."""
+    permit, passwords = ROOT_SSH[site.root_ssh]
+    return (f"# Written by he-builder's seed (inventory root_ssh: {site.root_ssh}).\n"
+            f"PermitRootLogin {permit}\nPasswordAuthentication {passwords}\n")
 
 
 def render_hosts(site: Site) -> str:

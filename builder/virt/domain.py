@@ -14,6 +14,11 @@ DiskFormat = Literal["raw", "qcow2"]
 DiskKind = Literal["disk", "cdrom"]
 DiskBus = Literal["virtio", "sata", "scsi", "ide"]
 LifecycleAction = Literal["destroy", "restart", "preserve", "rename-restart"]
+Firmware = Literal["bios", "uefi"]
+# UEFI without secure boot (oVirt's role boots the engine with `loader.secure=no`): libvirt
+# picks the matching OVMF build from the host's firmware descriptors (/usr/share/qemu/firmware),
+# so the same XML works with Debian's `ovmf` and with EL's `edk2-ovmf`.
+UEFI_FEATURES_OFF = ("enrolled-keys", "secure-boot")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class DiskDevice:
     device: DiskKind = "disk"
     bus: DiskBus = "virtio"
     readonly: bool = False
+    # Pass the guest's discards (fstrim) down, and turn written zeros into unmapped clusters:
+    # what the guest frees (e.g. a scrubbed secret) leaves the image file.
+    discard: bool = False
+    # A missing medium is dropped at start instead of failing it (a removable seed CD-ROM).
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,8 @@ class DomainSpec:
     nics: tuple[NicDevice, ...] = ()
     serial_log: Path | None = None
     direct_boot: DirectBoot | None = None
+    firmware: Firmware = "bios"
+    nvram: Path | None = None  # UEFI variables file (created from the template when missing)
     on_poweroff: LifecycleAction = "destroy"
     on_reboot: LifecycleAction = "restart"
     on_crash: LifecycleAction = "destroy"
@@ -111,6 +123,13 @@ def _text(parent: etree._Element, tag: str, text: str, **attrs: str) -> etree._E
 def _os_element(spec: DomainSpec) -> etree._Element:
     os_el = etree.Element("os")
     _text(os_el, "type", "hvm", arch="x86_64", machine=spec.machine)
+    if spec.firmware == "uefi":
+        os_el.set("firmware", "efi")
+        firmware = etree.SubElement(os_el, "firmware")
+        for name in UEFI_FEATURES_OFF:
+            etree.SubElement(firmware, "feature", enabled="no", name=name)
+        if spec.nvram is not None:
+            _text(os_el, "nvram", str(spec.nvram))
     boot = spec.direct_boot
     if boot is None:
         etree.SubElement(os_el, "boot", dev="hd")
@@ -151,9 +170,14 @@ def _devices_element(spec: DomainSpec) -> etree._Element:
 
 def _disk_element(disk: DiskDevice) -> etree._Element:
     el = etree.Element("disk", type="file", device=disk.device)
-    etree.SubElement(el, "driver", name="qemu", type=disk.format)
+    driver = etree.SubElement(el, "driver", name="qemu", type=disk.format)
+    if disk.discard:
+        driver.set("discard", "unmap")
+        driver.set("detect_zeroes", "unmap")
     if disk.path is not None:
-        etree.SubElement(el, "source", file=str(disk.path))
+        source = etree.SubElement(el, "source", file=str(disk.path))
+        if disk.optional:
+            source.set("startupPolicy", "optional")
     etree.SubElement(el, "target", dev=disk.target, bus=disk.bus)
     if disk.readonly or disk.device == "cdrom":
         etree.SubElement(el, "readonly")

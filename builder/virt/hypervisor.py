@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -28,6 +29,12 @@ from builder.virt.errors import DomainNotFoundError, VirtError, VmStartError
 
 KVM_DEVICE = Path("/dev/kvm")
 POLL_S = 0.2
+# A seed eject is retried this long (the guest may close the tray again, see eject()).
+EJECT_TIMEOUT_S = 60.0
+EJECT_FIRST_PAUSE_S = 0.2
+EJECT_MAX_PAUSE_S = 3.0
+# From this attempt on, the CD-ROM drive is removed instead of its medium (see eject()).
+EJECT_DETACH_AFTER = 3
 
 
 def _silence_default_handler(_ctx: object, _err: object) -> None:
@@ -46,6 +53,23 @@ def _libvirt_errors(what: str, error: type[VirtError] = VirtError) -> Iterator[N
         yield
     except libvirt.libvirtError as exc:
         raise error(f"{what}: {_first_line(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class Ejection:
+    """How a medium left its drive: the attempts it took, and whether the drive went too."""
+
+    attempts: int
+    drive_removed: bool
+
+
+def _disk_xml(disk: DiskDevice) -> str:
+    """One disk's <disk> element, as the domain XML renders it."""
+    spec = DomainSpec(name="x", uuid=uuid.UUID(int=0), virt_type="qemu", memory_mib=1, vcpus=1,
+                      disks=(disk,))
+    element = etree.fromstring(render_domain_xml(spec)).find("devices/disk")
+    assert element is not None
+    return etree.tostring(element, encoding="unicode")
 
 
 @dataclass(frozen=True)
@@ -93,46 +117,124 @@ class DomainHandle:
                 return Path(path) if path else None
         return None
 
-    def update_disk(self, disk: DiskDevice, *, force: bool = False) -> None:
+    def update_disk(
+        self, disk: DiskDevice, *, force: bool = False, live: bool = True,
+        config: bool | None = None,
+    ) -> None:
         """Change a disk in place (an empty CD-ROM `DiskDevice` ejects its medium).
 
-        `force` opens a CD-ROM tray the guest locked, instead of asking the guest and waiting.
+        `live` and `config` pick the running domain and the defined one (`config=None`: the
+        defined one too when the domain is persistent). `force` opens a CD-ROM tray the guest
+        locked, instead of asking the guest and waiting.
         """
-        spec = DomainSpec(name="x", uuid=uuid.UUID(int=0), virt_type="qemu", memory_mib=1,
-                          vcpus=1, disks=(disk,))
-        element = etree.fromstring(render_domain_xml(spec)).find("devices/disk")
-        assert element is not None
-        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
-        if self.is_persistent():
-            flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
-        if force:
-            flags |= libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
+        flags = self._affect(live, config) | (
+            libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE if force else 0)
         with _libvirt_errors(f"cannot change disk {disk.target} of {self.name}"):
-            self.domain.updateDeviceFlags(etree.tostring(element, encoding="unicode"), flags)
+            self.domain.updateDeviceFlags(_disk_xml(disk), flags)
+
+    def detach_disk(self, disk: DiskDevice, *, live: bool = True,
+                    config: bool | None = None) -> None:
+        """Remove the drive `disk.target` itself (with whatever medium it holds)."""
+        with _libvirt_errors(f"cannot remove disk {disk.target} of {self.name}"):
+            self.domain.detachDeviceFlags(_disk_xml(disk), self._affect(live, config))
+
+    def _affect(self, live: bool, config: bool | None) -> int:
+        if config is None:
+            config = self.is_persistent()
+        return (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (
+            libvirt.VIR_DOMAIN_AFFECT_CONFIG if config else 0)
+
+    def tray(self, target: str) -> str:
+        """The tray state libvirt reports for CD-ROM `target` ("open", "closed" or "unknown")."""
+        found = etree.fromstring(self.xml()).xpath(
+            f"devices/disk[target/@dev='{_xpath_safe(target)}']/target/@tray")
+        assert isinstance(found, list)
+        return str(found[0]) if found else "unknown"
 
     def disk_sources(self, target: str) -> list[str]:
         """The files disk `target` names in the live XML and, when persistent, the defined one."""
-        documents = [self.xml()]
+        live, defined = self.medium_sources(target)
+        return live + defined
+
+    def medium_sources(self, target: str) -> tuple[list[str], list[str]]:
+        """The files disk `target` names in the running domain and in the defined one (an
+        inactive domain has no running side; a transient one no defined side)."""
+        live = self._sources(self.xml(), target) if self.is_active() else []
+        defined: list[str] = []
         if self.is_persistent():
             with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
                 inactive = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            documents.append(str(inactive).encode("utf-8"))
-        found: list[str] = []
-        for document in documents:
-            root = etree.fromstring(document)
-            files = root.xpath(f"devices/disk[target/@dev='{_xpath_safe(target)}']/source/@file")
-            assert isinstance(files, list)
-            found.extend(str(f) for f in files)
-        return found
+            defined = self._sources(str(inactive).encode("utf-8"), target)
+        return live, defined
 
-    def eject(self, cdrom: DiskDevice) -> None:
-        """Take the medium out of CD-ROM `cdrom` (forced), then check libvirt no longer has it."""
-        self.update_disk(dataclasses.replace(cdrom, path=None), force=True)
-        left = self.disk_sources(cdrom.target)
-        if left:
-            raise VirtError(f"{self.name}: the medium {left[0]} is still in {cdrom.target} "
-                            "after the eject",
-                            hint=f"virsh change-media {self.name} {cdrom.target} --eject --force")
+    @staticmethod
+    def _sources(document: bytes, target: str) -> list[str]:
+        root = etree.fromstring(document)
+        files = root.xpath(f"devices/disk[target/@dev='{_xpath_safe(target)}']/source/@file")
+        assert isinstance(files, list)
+        return [str(f) for f in files]
+
+    def eject(self, cdrom: DiskDevice, *, timeout: float = EJECT_TIMEOUT_S) -> Ejection:
+        """Take the medium out of `cdrom` in the running and the defined domain, checked.
+
+        libvirt ejects in two steps (open the tray, forced, then remove the medium) and trusts
+        its own record of the tray: qemu refuses the second step ("Tray of device ... is not
+        open") when the guest closed the tray in between (a firmware or a kernel probing the
+        drive does), and, under heavy CPU load, attempt after attempt for a minute (measured:
+        23 refusals in 60 s, 4 runs in 20, with the guest paused for every retry). So: a first
+        forced attempt; then one with the guest's vCPUs paused for the few milliseconds of the
+        change (the guest cannot touch the tray then); then the drive itself is removed (hot
+        unplug of the virtio-scsi CD-ROM, which no tray can refuse). Each step is retried with
+        growing pauses until `timeout`. What counts is the check after each attempt: no file
+        named in either XML. A medium already gone is success at once.
+        """
+        deadline = time.monotonic() + timeout
+        pause, attempts = EJECT_FIRST_PAUSE_S, 0
+        last: VirtError | None = None
+        while True:
+            live, defined = self.medium_sources(cdrom.target)
+            if not live and not defined:
+                return Ejection(attempts=attempts, drive_removed=attempts >= EJECT_DETACH_AFTER)
+            if time.monotonic() >= deadline:
+                break
+            attempts += 1
+            try:
+                self._eject_once(cdrom, attempts, live=bool(live), config=bool(defined))
+                continue  # verified at the top of the loop
+            except VirtError as exc:
+                last = exc
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, EJECT_MAX_PAUSE_S)
+        left = (live or defined)[0]
+        why = f": {last.message}" if last is not None else ""
+        tray = f" (libvirt says its tray is {self.tray(cdrom.target)})" if live else ""
+        raise VirtError(f"{self.name}: the medium {left} is still in {cdrom.target}{tray} after "
+                        f"{attempts} eject attempts in {timeout:g} s{why}",
+                        hint=f"virsh change-media {self.name} {cdrom.target} --eject --force")
+
+    def _eject_once(self, cdrom: DiskDevice, attempt: int, *, live: bool, config: bool) -> None:
+        empty = dataclasses.replace(cdrom, path=None)
+        if attempt >= EJECT_DETACH_AFTER:
+            self.detach_disk(cdrom, live=live, config=config)
+            return
+        with self.paused() if attempt > 1 and live else contextlib.nullcontext():
+            self.update_disk(empty, force=True, live=live, config=config)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The guest's vCPUs stopped inside the block (when it runs), resumed after it."""
+        with _libvirt_errors(f"cannot read the state of {self.name}"):
+            running = self.domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        if not running:
+            yield
+            return
+        with _libvirt_errors(f"cannot pause {self.name}"):
+            self.domain.suspend()
+        try:
+            yield
+        finally:
+            with _libvirt_errors(f"cannot resume {self.name}"):
+                self.domain.resume()
 
     def destroy(self) -> None:
         """Stop the domain at once; a domain already stopped is fine."""
@@ -145,14 +247,32 @@ class DomainHandle:
                 raise VirtError(f"cannot destroy {self.name}: {_first_line(exc)}") from exc
 
     def undefine(self) -> None:
-        """Remove a persistent definition; no-op when transient or gone (BIOS guests: no NVRAM)."""
+        """Remove a persistent definition, and a UEFI domain's variables file with it; no-op
+        when transient or gone."""
         try:
             if not self.domain.isPersistent():
                 return
-            self.domain.undefine()
+            if self._has_nvram():
+                self._undefine_with_nvram()
+            else:
+                self.domain.undefine()
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise VirtError(f"cannot undefine {self.name}: {_first_line(exc)}") from exc
+
+    def _undefine_with_nvram(self) -> None:
+        try:
+            self.domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+                raise
+            self.domain.undefine()  # a driver without NVRAM files (libvirt's test driver)
+
+    def _has_nvram(self) -> bool:
+        document = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        os_el = etree.fromstring(str(document).encode("utf-8")).find("os")
+        return os_el is not None and (os_el.get("firmware") == "efi"
+                                      or os_el.find("nvram") is not None)
 
     def remove(self) -> None:
         """Destroy, then undefine: the domain leaves no trace in libvirt."""
@@ -255,6 +375,31 @@ class Hypervisor:
     def domain_names(self) -> list[str]:
         with _libvirt_errors("cannot list domains"):
             return sorted(str(d.name()) for d in self.conn.listAllDomains(0))
+
+    def qemu_identity(self) -> tuple[int, int] | None:
+        """The uid and gid qemu runs as on this connection (libvirt's DAC base label, e.g.
+        libvirt-qemu on Debian, qemu on EL); None when libvirt labels files some other way
+        (e.g. its test driver)."""
+        with _libvirt_errors("cannot read libvirt's capabilities"):
+            caps = etree.fromstring(str(self.conn.getCapabilities()).encode("utf-8"))
+        for virt_type in ("qemu", "kvm"):
+            found = caps.xpath(f"host/secmodel[model='dac']/baselabel[@type='{virt_type}']/text()")
+            assert isinstance(found, list)
+            if found and (match := re.fullmatch(r"\+?(\d+):\+?(\d+)", str(found[0]).strip())):
+                return int(match.group(1)), int(match.group(2))
+        return None
+
+    def offers_uefi(self, virt_type: VirtType = "qemu", machine: str = "q35") -> bool | None:
+        """Whether libvirt finds UEFI firmware for such domains (its firmware descriptors);
+        None when this driver cannot say (e.g. the test driver)."""
+        try:
+            caps = self.conn.getDomainCapabilities(None, "x86_64", machine, virt_type, 0)
+        except libvirt.libvirtError:
+            return None
+        values = etree.fromstring(str(caps).encode("utf-8")).xpath(
+            "os/enum[@name='firmware']/value/text()")
+        assert isinstance(values, list)
+        return "efi" in [str(v) for v in values]
 
     def kvm_offered(self) -> tuple[bool, str]:
         """Whether /dev/kvm is usable and libvirt offers the kvm domain type (no VM started)."""

@@ -128,6 +128,11 @@ def test_an_existing_domain_is_refused_then_replaced_and_cleaned_up(
     assert {"prepare", "start", "boot"} <= set(failure["durations"])
     assert failure["console_log"] == str(tmp_path / "drv" / "console.log")
     assert failure["transcript"] == str(tmp_path / "drv" / "engine-setup.log")
+    assert failure["firmware"] == "bios"
+    # The overlay (it may hold the seed's secrets) went with the domain; the logs stay, 0600.
+    assert f"removed {tmp_path / 'drv' / 'engine-overlay.qcow2'}" in captured.err
+    assert sorted(p.name for p in (tmp_path / "drv").iterdir()) == ["console.log"]
+    assert (tmp_path / "drv" / "console.log").stat().st_mode & 0o777 == 0o600
 
 
 def test_keep_leaves_the_failed_domain_for_inspection(
@@ -135,9 +140,65 @@ def test_keep_leaves_the_failed_domain_for_inspection(
     driver: Hypervisor,
 ) -> None:
     assert launch(demo_appliance.ova, tmp_path, "--keep") == 21
-    assert "kept the domain" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "kept the domain" in err and "removed" not in err
     kept = driver.lookup(NAME)
     assert kept is not None and kept.is_persistent()
+    assert (tmp_path / "drv" / "engine-overlay.qcow2").exists()  # what the domain boots
+
+
+def test_uefi_asked_for_boots_ovmf_with_its_variables_in_the_site_directory(
+    demo_appliance: DemoAppliance, tmp_path: Path, driver: Hypervisor,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert launch(demo_appliance.ova, tmp_path, "--keep", "--firmware", "uefi") == 21
+    assert "firmware: uefi (--firmware)" in capsys.readouterr().err
+    os_el = kept_domain(driver).find("os")
+    assert os_el is not None and os_el.get("firmware") == "efi"
+    assert os_el.findtext("nvram") == str(tmp_path / "drv" / "nvram.fd")
+
+
+def test_the_appliance_s_firmware_is_the_default(
+    demo_appliance: DemoAppliance, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert launch(demo_appliance.ova, tmp_path) == 21
+    assert "firmware: bios (the appliance's OVF)" in capsys.readouterr().err
+
+
+def test_a_mac_other_than_the_seed_s_is_refused_before_any_disk_work(
+    demo_appliance: DemoAppliance, tmp_path: Path, inventory: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    storage = tmp_path / "storage"
+    assert launch(demo_appliance.ova, storage, "--mac", "00:16:3e:00:00:99",
+                  seed=("--inventory", str(inventory))) == 2
+    err = capsys.readouterr().err
+    assert (f"--mac 00:16:3e:00:00:99 is not the MAC the seed configures ({SITE_MAC})"
+            in err)
+    assert sorted(p.name for p in (storage / "drv").iterdir()) == []  # seed copies removed
+    assert not (storage / "images").exists()
+
+
+def test_storage_on_the_test_driver_is_private_whatever_the_umask(
+    demo_appliance: DemoAppliance, tmp_path: Path, inventory: Path, driver: Hypervisor,
+) -> None:
+    """The test driver runs no qemu of its own user: every directory is 0700, file 0600."""
+    storage = tmp_path / "storage"
+    previous = os.umask(0)
+    try:
+        assert launch(demo_appliance.rpm, storage, "--keep",
+                      seed=("--inventory", str(inventory))) == 21
+    finally:
+        os.umask(previous)
+    kept_domain(driver)
+    # The rendered seed's public files (he-build seed's layout) sit in its 0700 directory.
+    public = {"meta-data", "manifest.json"}
+    loose = [f"{p} {p.stat().st_mode & 0o777:o}" for p in [storage, *storage.rglob("*")]
+             if p.stat().st_mode & 0o077 and p.name not in public]
+    assert loose == []
+    assert (storage / "drv" / "seed").stat().st_mode & 0o777 == 0o700
+    base = next((storage / "images").glob("*/disk.qcow2"))
+    assert base.stat().st_mode & 0o777 == 0o400
 
 
 def test_the_domain_has_the_disk_overlay_seed_channel_console_and_site_mac(
@@ -273,7 +334,8 @@ def test_a_tampered_disk_on_first_use_leaves_no_image_and_no_record(
     images = tmp_path / "images"
     with pytest.raises(IntegrityError, match="checksum mismatch"):
         prepare_disk(ova, images, tmp_path / "overlay.qcow2")
-    assert sorted(p.name for p in images.iterdir()) == []
+    assert sorted(p.name for p in images.iterdir()) == ["verified"]
+    assert list((images / "verified").iterdir()) == []
     assert not (tmp_path / "overlay.qcow2").exists()
 
 

@@ -53,6 +53,14 @@ def engine_without_nic_or_seed() -> DomainSpec:
         console_log=WORK / "console.log")
 
 
+def engine_uefi() -> DomainSpec:
+    return build_engine_spec(
+        name="he-engine-dc3", virt_type="kvm", memory_mib=16384, vcpus=4,
+        overlay=WORK / "engine-overlay.qcow2", seed=WORK / "seed.iso",
+        nic=NicChoice(network="he-test-isolated"), mac="00:16:3e:00:00:03",
+        console_log=WORK / "console.log", firmware="uefi", nvram=WORK / "nvram.fd")
+
+
 def installer_direct_boot() -> DomainSpec:
     return DomainSpec(
         name="he-installer", uuid=uuid.UUID("8c9d7b1e-2f4a-5c3d-9e8f-0a1b2c3d4e5f"),
@@ -72,6 +80,7 @@ VARIANTS = {
     "engine-seed-network": engine_with_seed_and_network,
     "engine-bridge-kvm": engine_on_bridge_kvm,
     "engine-no-nic-no-seed": engine_without_nic_or_seed,
+    "engine-uefi": engine_uefi,
     "installer-direct-boot": installer_direct_boot,
 }
 
@@ -120,3 +129,25 @@ def test_a_nic_needs_exactly_one_attachment() -> None:
         NicDevice("00:16:3e:00:00:01")
     with pytest.raises(ValueError, match="exactly one"):
         NicDevice("00:16:3e:00:00:01", network="a", bridge="b")
+
+
+def test_uefi_boots_ovmf_without_secure_boot_and_keeps_its_variables_beside_the_disk() -> None:
+    """Like oVirt's role (`--boot uefi,loader.secure=no`): libvirt picks the OVMF build from
+    the host's firmware descriptors, with secure boot and enrolled keys off."""
+    root = etree.fromstring(render_domain_xml(engine_uefi()))
+    os_el = root.find("os")
+    assert os_el is not None and os_el.get("firmware") == "efi"
+    features = {f.get("name"): f.get("enabled") for f in os_el.iterfind("firmware/feature")}
+    assert features == {"secure-boot": "no", "enrolled-keys": "no"}
+    assert os_el.findtext("nvram") == str(WORK / "nvram.fd")
+    assert os_el.find("loader") is None  # autoselected: the same XML on Debian and EL hosts
+    bios = etree.fromstring(render_domain_xml(engine_with_seed_and_network())).find("os")
+    assert bios is not None and bios.get("firmware") is None and bios.find("nvram") is None
+
+
+def test_the_overlay_passes_discards_and_the_seed_is_optional() -> None:
+    root = etree.fromstring(render_domain_xml(engine_with_seed_and_network()))
+    driver = root.find("devices/disk[@device='disk']/driver")
+    assert driver is not None
+    assert (driver.get("discard"), driver.get("detect_zeroes")) == ("unmap", "unmap")
+    assert root.xpath("devices/disk[@device='cdrom']/source/@startupPolicy") == ["optional"]

@@ -5,7 +5,9 @@ the firmware to boot with."""
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +18,7 @@ from builder.appliance.recipes import load_recipe
 from builder.console import Console
 from builder.errors import InputError, IntegrityError
 from builder.launch.disk import locate_appliance, prepare_disk
+from builder.launch.storage import StorageModes
 from builder.ova import unpack_ova, verify_ova
 from builder.ova.pack import write_ova
 from builder.repro import sha256_file
@@ -34,14 +37,17 @@ def backing_file(overlay: Path) -> Path:
 def test_the_ova_rpm_boots_the_ovas_disk(demo_appliance: DemoAppliance, tmp_path: Path) -> None:
     image = locate_appliance(demo_appliance.rpm, tmp_path / "rpms")
     assert image.suffix == ".ova" and sha256_file(image) == sha256_file(demo_appliance.ova)
-    disk = prepare_disk(image, tmp_path / "images", tmp_path / "overlay.qcow2")
+    qemu = StorageModes.for_qemu((pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid))
+    disk = prepare_disk(image, tmp_path / "images", tmp_path / "overlay.qcow2", qemu)
     info = disk.info
     assert (info.kind, info.memory_mib, info.vcpus, info.firmware) == ("ova", 1024, 2, "bios")
     assert sha256_file(disk.base) == info.disk_sha256 == verify_ova(image).disk_sha256
     assert backing_file(disk.overlay) == disk.base.resolve()
-    # qemu, running as its own user, must reach the read-only base.
-    assert disk.base.parent.stat().st_mode & 0o005 == 0o005
-    assert disk.base.stat().st_mode & 0o777 == 0o444
+    # qemu, running as its own user, reaches the read-only base through its group only.
+    for held in (disk.base.parent, disk.base):
+        assert held.stat().st_gid == qemu.qemu_gid
+    assert disk.base.parent.stat().st_mode & 0o777 == 0o710
+    assert disk.base.stat().st_mode & 0o777 == 0o440
     assert locate_appliance(demo_appliance.rpm, tmp_path / "rpms") == image  # extracted once
 
 
@@ -93,7 +99,8 @@ def test_a_qcow2_without_metadata_or_not_matching_it(demo_qcow2_rpm: DemoQcow2Rp
     images = tmp_path / "images2"
     with pytest.raises(IntegrityError, match="checksum mismatch"):
         prepare_disk(image, images, tmp_path / "overlay.qcow2")
-    assert sorted(p.name for p in images.iterdir()) == []
+    assert sorted(p.name for p in images.iterdir()) == ["verified"]  # no image, no record
+    assert list((images / "verified").iterdir()) == []
 
 
 def test_a_plain_standard_ova_boots_too(demo_appliance: DemoAppliance, tmp_path: Path) -> None:

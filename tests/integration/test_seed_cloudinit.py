@@ -1,8 +1,11 @@
-"""Debian's real cloud-init 22.4 judges our seeds: its schema check and its network-config parser.
+"""The guest's real programs judge our seeds: Debian's cloud-init 22.4 (its schema check and its
+network-config parser), NetworkManager's nmcli (the NIC's keyfile) and OpenSSH's sshd (the root
+login drop-in).
 
-cloud-init is not installed on the host: its package and its Python dependencies are fetched
-with `apt-get download` into the cache (once), unpacked with `dpkg-deb -x`, and run by the
-system python3 with PYTHONPATH pointing into the unpacked tree.
+None of them is installed on the host (NetworkManager would take over the host's network):
+their packages are fetched with `apt-get download` into the cache (once), unpacked with
+`dpkg-deb -x`, and run from the unpacked tree (cloud-init by the system python3 with PYTHONPATH
+pointing into it, nmcli with LD_LIBRARY_PATH for libnm, sshd as it is).
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import fcntl
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.seed.build import RenderedSeed, render_seed
+from builder.seed.network import NM_KEYFILE
+from builder.seed.userdata import SSHD_DROP_IN
+from tests.fixtures.seeds import Secrets
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +33,26 @@ SKIP_PACKAGES = {"python3", "python3-minimal"}
 CloudInit = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _cache_root() -> Path:
+def _cache_root(name: str = "cloud-init-deb") -> Path:
     base = os.environ.get("HE_BUILDER_CACHE") or str(Path.home() / ".cache" / "he-builder")
-    return Path(base) / "cloud-init-deb"
+    return Path(base) / name
+
+
+def _unpack_packages(cache: Path, packages: list[str]) -> Path:
+    """`packages` downloaded and unpacked once into `cache/root` (under a lock)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    root = cache / "root"
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / "complete").exists():
+            debs = cache / "debs"
+            debs.mkdir(exist_ok=True)
+            subprocess.run(["apt-get", "download", *packages], cwd=debs, check=True,
+                           capture_output=True)
+            for deb in sorted(debs.glob("*.deb")):
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            (cache / "complete").touch()
+    return root
 
 
 def _python_dependencies() -> list[str]:
@@ -134,3 +158,92 @@ def test_cloud_init_renders_the_static_network_config(
     rendered = "\n".join(p.read_text() for p in out.rglob("*") if p.is_file())
     missing = [text for text in expected if text not in rendered]
     assert not missing, rendered
+
+
+@pytest.fixture(scope="session")
+def nmcli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Debian 12's nmcli (NetworkManager 1.42) from its unpacked package: `--offline` reads a
+    keyfile on stdin, checks it as NetworkManager does, and prints it back normalized."""
+    root = _unpack_packages(_cache_root("network-manager-deb"), ["network-manager", "libnm0"])
+    env = {**os.environ, "LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")}
+
+    def run(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(root / "usr/bin/nmcli"), *args], input=stdin, env=env,
+                              capture_output=True, text=True, check=False)
+    return run
+
+
+def written_file(seed: RenderedSeed, path: str) -> str:
+    document = yaml.safe_load(seed.user_data)
+    content: str = next(f["content"] for f in document["write_files"] if f["path"] == path)
+    return content
+
+
+@pytest.mark.parametrize(("site", "expected"), [
+    ("dc1", ["mac-address=00:16:3E:66:A9:EE", "[ipv4]\nmethod=auto",
+             "[ipv6]\nmethod=disabled"]),
+    ("dc2", ["mac-address=00:16:3E:00:02:10",
+             "address1=198.51.100.10/24,198.51.100.1\ndns=198.51.100.53;\n"
+             "dns-search=dc2.example.net;example.net;\nmethod=manual",
+             "address1=2001:db8:2::10/64,2001:db8:2::1\ndns=2001:db8:2::53;",
+             "id=hosted-engine", "zone=public"]),
+])
+def test_networkmanager_reads_the_nic_s_keyfile(
+    nmcli: Callable[..., subprocess.CompletedProcess[str]],
+    example_seeds: dict[str, RenderedSeed], site: str, expected: list[str],
+) -> None:
+    keyfile = written_file(example_seeds[site], NM_KEYFILE)
+    # A no-op modification: nmcli parses, verifies and normalizes the profile, then prints it.
+    result = nmcli("--offline", "connection", "modify", "connection.id", "hosted-engine",
+                   stdin=keyfile)
+    assert result.returncode == 0, result.stderr
+    missing = [text for text in expected if text not in result.stdout]
+    assert not missing, result.stdout
+
+
+def test_networkmanager_refuses_a_broken_keyfile(
+    nmcli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    # The check above would be worthless if this nmcli accepted anything: NetworkManager keeps
+    # DNS servers per family, so it refuses one on a disabled family (the seed refuses it first).
+    broken = "[connection]\nid=x\ntype=ethernet\n[ipv4]\nmethod=disabled\ndns=192.0.2.53;\n"
+    result = nmcli("--offline", "connection", "modify", "connection.id", "x", stdin=broken)
+    assert result.returncode != 0
+    assert "ipv4.dns: this property is not allowed for 'method=disabled'" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Path:
+    """Debian 12's sshd (OpenSSH 9.2) from its unpacked package: `-T` prints what it applies."""
+    return _unpack_packages(_cache_root("openssh-server-deb"), ["openssh-server"]) / \
+        "usr/sbin/sshd"
+
+
+@pytest.mark.parametrize(("root_ssh", "permit", "passwords"), [
+    ("key", "without-password", "no"),  # sshd -T spells prohibit-password so
+    ("password", "yes", "yes"),
+])
+def test_sshd_applies_the_root_login_drop_in_over_the_image_s_own(
+    sshd: Path, tmp_path: Path, root_ssh: str, permit: str, passwords: str,
+) -> None:
+    """sshd_config shaped like CentOS Stream 9's: the Include first; the image also has
+    Anaconda's 01-permitrootlogin.conf (PermitRootLogin yes) and a main-file setting."""
+    site = load_inventory(DEFAULT_INVENTORY).sites["dc1"]
+    seed = render_seed(site.model_copy(update={"root_ssh": root_ssh}),
+                       Secrets(root_password="r", admin_password="a"))
+    drop_ins = tmp_path / "sshd_config.d"
+    drop_ins.mkdir()
+    (drop_ins / PurePosixPath(SSHD_DROP_IN).name).write_text(written_file(seed, SSHD_DROP_IN))
+    (drop_ins / "01-permitrootlogin.conf").write_text("PermitRootLogin yes\n")
+    (drop_ins / "50-redhat.conf").write_text("PasswordAuthentication yes\n")
+    config = tmp_path / "sshd_config"
+    config.write_text(f"Include {drop_ins}/*.conf\nPermitRootLogin no\nUsePAM no\n")
+    host_key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                   check=True)
+    done = subprocess.run([str(sshd), "-T", "-f", str(config), "-h", str(host_key)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    applied = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    assert (applied["permitrootlogin"], applied["passwordauthentication"]) == (permit,
+                                                                             passwords)

@@ -33,8 +33,8 @@ def test_isoinfo_sees_the_label_joliet_and_rock_ridge(seed: SeedArtifacts) -> No
 def test_isoinfo_extracts_each_file_by_its_long_name(seed: SeedArtifacts,
                                                      namespace: list[str]) -> None:
     listing = tool("isoinfo", *namespace, "-f", "-i", str(seed.iso)).split()
-    assert sorted(listing) == ["/meta-data", "/network-config", "/user-data"]
-    for name in ("user-data", "meta-data", "network-config"):
+    assert sorted(listing) == ["/heanswers.conf", "/meta-data", "/network-config", "/user-data"]
+    for name in ("user-data", "meta-data", "network-config", "heanswers.conf"):
         data = subprocess.run(["isoinfo", *namespace, "-i", str(seed.iso), "-x", f"/{name}"],
                               capture_output=True, check=True).stdout
         assert data == (seed.directory / name).read_bytes()

@@ -45,14 +45,8 @@ def user_data(text: str) -> dict[str, Any]:
 
 
 def answers_in(seed: RenderedSeed) -> str:
-    """The answer file as the guest receives it: its own file on the seed ISO, or (older
-    seeds) a write_files entry of user-data."""
-    files = dict(seed.iso_files())
-    if "heanswers.conf" in files:
-        return files["heanswers.conf"].decode("utf-8")
-    content: str = next(f["content"] for f in user_data(seed.user_data)["write_files"]
-                        if f["path"] == "/root/heanswers.conf")
-    return content
+    """The answer file as the guest receives it: its own file on the seed ISO."""
+    return dict(seed.iso_files())["heanswers.conf"].decode("utf-8")
 
 
 def read_back(text: str) -> dict[str, Any]:
