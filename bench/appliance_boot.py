@@ -22,11 +22,11 @@ import tempfile
 from pathlib import Path
 
 from bench.launch import seed_for
-from builder.appliance.build import build_disk_cached
-from builder.appliance.recipes import load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.inventory.load import DEFAULT_INVENTORY
+from builder.pipeline.appliance import build_disk_cached
+from builder.pipeline.store import default_cache_root
 from tests.fixtures.boot import Firmware, GuestRun, boot_and_report
 
 Sample = tuple[float, float]  # (first report, exit status) in seconds after the domain started

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import yaml
 
-from builder.appliance.backend import BuildContext
-from builder.appliance.build import build_disk_cached
-from builder.appliance.customize import CustomizeBackend
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.backend import BuildContext
+from builder.disk.customize import CustomizeBackend
+from builder.disk.registry import create_backend, load_recipe
+from builder.pipeline.appliance import build_disk_cached
+from builder.pipeline.store import default_cache_root
 
 # Both sides run the appliance the same way (no KVM on the machines this was measured on).
 GUEST_ENV = {"LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}

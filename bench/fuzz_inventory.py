@@ -36,11 +36,11 @@ from typing import Any
 
 import yaml
 
-from builder.cli import error_lines
+from builder.cli.he_build import error_lines
 from builder.errors import InputError
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.seed.answers import check_answers
-from builder.seed.build import master_seed
+from builder.seed.master import master_seed
 
 OUTCOMES = ("clean error", "accepted", "hang", "crash", "internal error")
 ENV = {"ROOT_PW": "fuzz-root-pw", "ADMIN_PW": "fuzz-admin-pw", "SOURCE_DATE_EPOCH": "0"}

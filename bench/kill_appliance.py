@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.killrun import KillPoint, nth_call, run_with_kill, survivors, syscall_sequence
-from builder.appliance.debian_test import DebianTestBackend
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cache import StageCache, default_cache_root
-from builder.ova.sparse import sha256_sparse
+from builder.disk.debian_standin import DebianTestBackend
+from builder.disk.registry import create_backend, load_recipe
+from builder.pipeline.store import StageCache, default_cache_root
+from builder.sparse import sha256_sparse
 
 RECIPE = "debian-test"
 EPOCH = 1700000000

@@ -25,17 +25,17 @@ from pathlib import Path
 
 from lxml import etree
 
-from builder.appliance.build import BuildOptions, build_appliance
-from builder.appliance.recipes import load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.launch.channel import CHANNEL_NAME
-from builder.launch.disk import create_overlay, prepare_disk
+from builder.launch.image import create_overlay, prepare_disk
 from builder.launch.storage import StorageModes
 from builder.launch.vm import NicChoice, build_engine_spec
-from builder.seed.build import write_site_seed
+from builder.pipeline.appliance import BuildOptions, build_appliance
+from builder.pipeline.store import default_cache_root
+from builder.seed.master import write_site_seed
 from builder.virt.domain import render_domain_xml
 from builder.virt.hypervisor import Hypervisor
 
@@ -123,7 +123,7 @@ def run_bare(uri: str, ova: Path, seed: Path, work: Path) -> tuple[float, float,
 def run_he_launch(
     uri: str, ova: Path, seed: Path, work: Path
 ) -> tuple[float, int, dict[str, float]]:
-    argv = [sys.executable, "-m", "builder.launch.cli", "--appliance", str(ova), "--seed",
+    argv = [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(ova), "--seed",
             str(seed), "--site", "bench", "--no-network", "--uri", uri, "--storage", str(work),
             "--virt-type", "qemu", "--transient", "--json", "--boot-timeout", "600"]
     start = time.monotonic()

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.appliance.backend import BuiltDisk
-from builder.appliance.build import build_disk_cached
-from builder.appliance.recipes import load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.registry import load_recipe
+from builder.model import BuiltDisk
 from builder.ova.pack import Compression, convert_disk, disk_method, write_ova
+from builder.pipeline.appliance import build_disk_cached
+from builder.pipeline.store import default_cache_root
 
 
 def timed(action: Callable[[], object]) -> float:

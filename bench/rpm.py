@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.appliance.build import BuildOptions, build_appliance
-from builder.appliance.recipes import load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.ova.digests import known_digests
+from builder.pipeline.appliance import BuildOptions, build_appliance
+from builder.pipeline.store import default_cache_root
 from builder.rpm import RpmImage, build_rpm
-from builder.rpm.build import payload_for
+from builder.rpm.rpmbuild import payload_for
 
 
 def best_of(rounds: int, action: Callable[[], object]) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 
 from builder.inventory.models import Site
 from builder.run import require_tool, run
-from builder.seed.build import SeedArtifacts, build_seeds, master_seed
+from builder.seed.master import SeedArtifacts, build_seeds, master_seed
 
 EPOCH = 1700000000
 

@@ -19,8 +19,8 @@ from builder.launch.channel import (
     connect_channel,
     read_report,
 )
-from builder.launch.disk import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.hostnet import read_host_network
+from builder.launch.image import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.options import LaunchOptions
 from builder.launch.scan import scan_file
 from builder.launch.seeding import SeedPlan, copy_seed, remove_copies

@@ -83,7 +83,7 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
                        help="static IPv4 in IFACE's subnet: host prefix, gateway and DNS")
     group.add_argument("--address", type=IPv4Address,
                        help="the engine VM's IPv4 address for --network-from-host")
-    # The same option as `he-build seed`'s (builder.commands.inventory), defined here so that
+    # The same option as `he-build seed`'s (builder.cli.inventory), defined here so that
     # he-launch does not import the inventory models unless it renders a seed.
     group.add_argument("--allow-secrets-from", type=Path, action="append", metavar="DIR",
                        help="with --inventory: also read file: secrets from DIR (absolute "

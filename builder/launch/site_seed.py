@@ -14,7 +14,7 @@ from builder.inventory.models import Network, Site, StaticIPv4
 from builder.launch.hostnet import HostNetwork
 from builder.launch.seeding import SeedPlan, attach_copy, password_lines
 from builder.launch.storage import StorageModes
-from builder.seed.build import ANSWERS_NAME, write_site_seed
+from builder.seed.master import ANSWERS_NAME, write_site_seed
 
 
 def render_site_seed(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from builder.atomic import write_atomic
-from builder.ova.sparse import read_sparse
+from builder.sparse import read_sparse
 
 SIDECAR_SUFFIX = ".digests.json"
 ZEROS = memoryview(bytes(4 << 20))

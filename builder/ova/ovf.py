@@ -8,7 +8,7 @@ from typing import Literal
 
 from lxml import etree
 
-from builder.appliance.backend import ApplianceMeta, Firmware
+from builder.model import ApplianceMeta, Firmware
 
 # oVirt writes (and hosted-engine reads) the envelope namespace with a trailing slash; DMTF's
 # OVF 1.x namespace, the one virt-v2v and other importers match exactly, has none.

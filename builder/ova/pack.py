@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from builder.appliance.backend import ApplianceMeta, BuiltDisk
 from builder.atomic import staged_file
 from builder.console import Console
 from builder.errors import InputError
+from builder.model import ApplianceMeta, BuiltDisk
 from builder.ova.digests import FileDigests, file_digests, store_digests
 from builder.ova.gzipstream import GzipWriter, Method
 from builder.ova.ovf import DiskFacts, render_ovf

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from builder.ova.gzipstream import GzipWriter, Method
-from builder.ova.sparse import read_sparse
+from builder.sparse import read_sparse
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE

@@ -19,27 +19,14 @@ from typing import Any, Literal
 
 from builder import __version__
 from builder.atomic import write_atomic
-from builder.cache import StageCache, hash_inputs
 from builder.console import Console
 from builder.errors import BuilderError, IntegrityError
-from builder.ova.sparse import sha256_sparse
+from builder.model import Artifact
+from builder.pipeline.store import StageCache, hash_inputs
+from builder.sparse import sha256_sparse
 
 RECORD = "stage.json"
 RECORD_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """One file a stage made, described the same way for every stage."""
-
-    name: str
-    path: Path
-    size: int
-    sha256: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "size": self.size,
-                "sha256": self.sha256}
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 from builder import __version__
 from builder.atomic import write_atomic
-from builder.cache import tool_version
 from builder.errors import InputError
+from builder.pipeline.store import tool_version
 from builder.repro import sha256_file
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

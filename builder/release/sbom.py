@@ -18,9 +18,9 @@ from packageurl import PackageURL
 from builder import __version__
 from builder.atomic import write_atomic
 from builder.errors import InputError, IntegrityError
-from builder.libguestfs import Guest, open_guest
 from builder.repro import sha256_file
 from builder.run import require_tool, run
+from builder.virt.guestfs import Guest, open_guest
 
 SPDX_VERSION = "SPDX-2.3"
 DOCUMENT_ID = "SPDXRef-DOCUMENT"

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.errors import InputError, IntegrityError
+from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests
 
 INSTALL_DIR = "/usr/share/ovirt-engine-appliance"

@@ -9,7 +9,7 @@ from importlib import resources
 
 import jinja2
 
-from builder.appliance.backend import ApplianceMeta, PackageNames
+from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests
 from builder.rpm.metadata import DISCOVERY_DIR, INSTALL_DIR, RpmLayout
 

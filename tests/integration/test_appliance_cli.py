@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from builder.appliance.debian_test import DebianTestBackend
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cache import StageCache, default_cache_root
-from builder.cli import main
+from builder.cli.he_build import main
+from builder.disk.debian_standin import DebianTestBackend
+from builder.disk.registry import create_backend, load_recipe
 from builder.errors import ExitCode
+from builder.pipeline.store import StageCache, default_cache_root
 from tests.fixtures.appliance import DemoAppliance
 
 pytestmark = pytest.mark.integration

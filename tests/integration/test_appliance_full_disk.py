@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.errors import ExitCode
 from tests.fixtures.appliance import DemoAppliance
 from tests.integration.test_appliance_cli import seeded_cache

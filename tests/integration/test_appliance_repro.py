@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.build import BuildOptions, build_appliance
-from builder.appliance.debian_test import ENV_DEB_CACHE
-from builder.appliance.recipes import load_recipe
-from builder.cache import default_cache_root
 from builder.console import Console
+from builder.disk.debian_standin import ENV_DEB_CACHE
+from builder.disk.registry import load_recipe
+from builder.pipeline.appliance import BuildOptions, build_appliance
+from builder.pipeline.store import default_cache_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

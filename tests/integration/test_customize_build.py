@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from builder.appliance.customize_ops import PASSWORD_SALT_CONTEXT
-from builder.appliance.recipes import create_backend, load_recipe
+from builder.disk.customize_ops import PASSWORD_SALT_CONTEXT
+from builder.disk.registry import create_backend, load_recipe
 from builder.ova import verify_ova
-from builder.ova.sparse import sha256_sparse
 from builder.passwords import derive_salt
+from builder.sparse import sha256_sparse
 from tests.fixtures.customize import FILL_MIB, PROBE_PACKAGE, SSH_KEY, CustomizedBuild
 from tests.fixtures.passwords import verify_sha512_crypt
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from builder.appliance.customize import CustomizeBackend, describe, detect_base
-from builder.appliance.customize_ops import RootPasswordOp, UploadOp, crypt_password
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cli import main
+from builder.cli.he_build import main
+from builder.disk.customize import CustomizeBackend, describe, detect_base
+from builder.disk.customize_ops import RootPasswordOp, UploadOp, crypt_password
+from builder.disk.registry import create_backend, load_recipe
 from builder.errors import ExitCode, InputError
 from tests.fixtures.customize import APPLIANCE, SSH_KEY
 

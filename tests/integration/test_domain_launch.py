@@ -22,10 +22,10 @@ import pytest
 import yaml
 from lxml import etree
 
+from builder.cli.he_launch import main
 from builder.errors import IntegrityError
-from builder.launch.cli import main
-from builder.launch.disk import prepare_disk
 from builder.launch.hostnet import RESOLV_CONFS, read_dns_servers
+from builder.launch.image import prepare_disk
 from builder.repro import sha256_file
 from builder.virt.domain import DomainSpec, render_domain_xml
 from builder.virt.hypervisor import Hypervisor

@@ -13,17 +13,17 @@ from lxml import etree
 from pykickstart.parser import KickstartParser
 from pykickstart.version import makeVersion
 
-from builder.appliance.installer import (
+from builder.cli.he_build import main
+from builder.console import Console
+from builder.disk.installer import (
     InstallerFiles,
     InstallerSpec,
     SerialFollower,
     installer_domain,
     write_oemdrv_iso,
 )
-from builder.appliance.kickstart_backend import KickstartBackend
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cli import main
-from builder.console import Console
+from builder.disk.kickstart_install import KickstartBackend
+from builder.disk.registry import create_backend, load_recipe
 from builder.errors import ExitCode
 from builder.virt.domain import render_domain_xml
 from tests.fixtures.installer import (

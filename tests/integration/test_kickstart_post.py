@@ -23,7 +23,7 @@ import yaml
 from pykickstart.parser import KickstartParser, Script
 from pykickstart.version import makeVersion
 
-from builder.appliance.kickstart import KickstartInputs, appliance_answers, render_kickstart
+from builder.disk.kickstart import KickstartInputs, appliance_answers, render_kickstart
 from builder.run import run
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.recipes import load_recipe
 from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.errors import InputError, IntegrityError
-from builder.launch.disk import locate_appliance, prepare_disk
+from builder.launch.image import locate_appliance, prepare_disk
 from builder.launch.storage import StorageModes
 from builder.ova import unpack_ova, verify_ova
 from builder.ova.pack import write_ova

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.backend import ApplianceMeta, BuiltDisk, Firmware
-from builder.appliance.recipes import load_recipe
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.errors import ExitCode, InputError, IntegrityError
+from builder.model import ApplianceMeta, BuiltDisk, Firmware
 from builder.ova import pack_ova, unpack_ova, verify_ova
 from builder.ova.pack import OvaLayout, render_manifest, write_ova
-from builder.ova.sparse import sha256_sparse
 from builder.repro import sha256_file
+from builder.sparse import sha256_sparse
 from tests.fixtures.appliance import DemoAppliance
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.backend import ApplianceMeta
-from builder.appliance.kickstart import KickstartInputs, Repo, render_kickstart
+from builder.disk.kickstart import KickstartInputs, Repo, render_kickstart
 from builder.errors import IntegrityError, MissingPrerequisiteError
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
+from builder.model import ApplianceMeta
 from builder.ova.ovf import DiskFacts, render_ovf
 from builder.release.gates import (
     CloudInit,
@@ -27,7 +27,7 @@ from builder.release.gates import (
     extract_ovf,
 )
 from builder.release.gpg import sign_rpm, signing_home
-from builder.seed.build import render_seed
+from builder.seed.master import render_seed
 from tests.fixtures.appliance import DemoAppliance
 from tests.fixtures.release import EPOCH, KeyFiles
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.backend import BuiltDisk
-from builder.appliance.recipes import load_recipe
 from builder.console import Console
+from builder.disk.registry import load_recipe
+from builder.model import BuiltDisk
 from builder.ova.digests import file_digests
 from builder.ova.pack import convert_disk
 from builder.rpm import RpmImage, build_rpm, extract_appliance_from_rpm

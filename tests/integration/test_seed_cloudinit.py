@@ -21,7 +21,7 @@ import yaml
 
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
-from builder.seed.build import RenderedSeed, render_seed
+from builder.seed.master import RenderedSeed, render_seed
 from builder.seed.network import NM_KEYFILE
 from builder.seed.userdata import SSHD_DROP_IN
 from tests.fixtures.seeds import Secrets

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from builder.seed.build import SeedArtifacts, write_site_seed
+from builder.seed.master import SeedArtifacts, write_site_seed
 from tests.fixtures.seeds import Secrets, static_site
 
 pytestmark = pytest.mark.integration

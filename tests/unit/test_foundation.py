@@ -18,7 +18,7 @@ from builder.atomic import (
     sweep_stale_partials,
     write_atomic,
 )
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.errors import CommandError, ExitCode, MissingPrerequisiteError
 from builder.lock import acquire_lock, holder_pid, is_held_elsewhere, locked, try_lock
 from builder.repro import source_date_epoch, stable_mac, stable_uuid

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.inventory.load import DEFAULT_INVENTORY
 from builder.repro import stable_mac
 

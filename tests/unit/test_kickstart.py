@@ -17,7 +17,7 @@ import yaml
 from pykickstart.parser import KickstartParser, Script
 from pykickstart.version import makeVersion
 
-from builder.appliance.kickstart import (
+from builder.disk.kickstart import (
     MAX_DISK_GIB,
     MIN_DISK_GIB,
     KickstartInputs,
@@ -28,7 +28,7 @@ from builder.appliance.kickstart import (
     render_kickstart,
     validate_kickstart,
 )
-from builder.appliance.recipes import load_recipe
+from builder.disk.registry import load_recipe
 from builder.errors import InputError
 
 HASH = "$6$saltsalt$" + "a" * 86

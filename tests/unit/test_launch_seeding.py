@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from builder.launch.seeding import password_lines, read_seed_facts
-from builder.seed.build import render_seed
 from builder.seed.iso import write_iso
+from builder.seed.master import render_seed
 from builder.seed.runner import SEED_ANSWERS
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 

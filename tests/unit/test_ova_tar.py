@@ -11,8 +11,8 @@ from pathlib import Path
 
 from builder.ova.digests import file_digests, known_digests, sidecar
 from builder.ova.gzipstream import GzipWriter, Method
-from builder.ova.sparse import copy_sparse, data_extents, sha256_sparse
 from builder.ova.tarball import GzipSink, PlainSink, TarStream
+from builder.sparse import copy_sparse, data_extents, sha256_sparse
 
 GIB = 1 << 30
 

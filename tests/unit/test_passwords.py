@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder.appliance.customize_ops import crypt_password
+from builder.disk.customize_ops import crypt_password
 from builder.errors import InputError, IntegrityError
 from builder.passwords import (
     MAX_PASSWORD_BYTES,
@@ -230,7 +230,7 @@ def test_no_crypt_module_and_no_passlib_are_needed() -> None:
                     raise ImportError(f"no module named {name!r} (as on Python 3.13)")
         sys.meta_path.insert(0, Gone())
         from builder.seed.passwords import hash_root_password
-        from builder.appliance.customize_ops import crypt_password
+        from builder.disk.customize_ops import crypt_password
         from builder.passwords import active_backend
         print(active_backend(), hash_root_password("dc1", "pw"))
     """)

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from builder.cache import StageCache
 from builder.console import Console
 from builder.errors import InputError, IntegrityError
 from builder.pipeline.stages import (
@@ -23,6 +22,7 @@ from builder.pipeline.stages import (
     results_table,
     run_stages,
 )
+from builder.pipeline.store import StageCache
 
 
 class Table:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.backend import PackageNames
-from builder.appliance.recipes import load_recipe
+from builder.disk.registry import load_recipe
 from builder.errors import InputError, IntegrityError
+from builder.model import PackageNames
 from builder.ova.digests import FileDigests
 from builder.rpm.metadata import (
     parse_metadata,

@@ -14,7 +14,7 @@ import pycdlib
 import pytest
 
 from builder.errors import InputError
-from builder.seed.build import build_seeds, write_site_seed
+from builder.seed.master import build_seeds, write_site_seed
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.errors import ExitCode
 
 

@@ -18,9 +18,9 @@ import pytest
 from builder.errors import InputError
 from builder.inventory.models import Site
 from builder.lock import locked, try_lock
-from builder.seed.build import build_seeds, publish_seeds
 from builder.seed.dhcp import build_dhcp_export
 from builder.seed.generations import KEEP_PREVIOUS
+from builder.seed.master import build_seeds, publish_seeds
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
 STATE = ".he-seeds"
@@ -253,7 +253,7 @@ def test_a_run_killed_while_rendering_leaves_no_worker_and_a_free_lock(tmp_path:
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from builder.seed.build import build_seeds\n"
+        "from builder.seed.master import build_seeds\n"
         "from tests.fixtures.seeds import Secrets, dhcp_site\n"
         "jobs = [(dhcp_site(name=f's{i:02d}', fqdn=f'engine.s{i:02d}.example.com'), Secrets())\n"
         "        for i in range(20)]\n"

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from builder.errors import InputError
 from builder.inventory.otopi import multi_str_problem, str_problem
 from builder.seed.answers import check_answers, render_answers
-from builder.seed.build import RenderedSeed, render_seed
+from builder.seed.master import RenderedSeed, render_seed
 from tests.fixtures.seeds import SSH_KEY, Secrets, dhcp_site, static_site
 from tests.fixtures.standin import standin, standin_environment
 

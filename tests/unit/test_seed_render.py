@@ -19,7 +19,7 @@ from builder.errors import InputError
 from builder.repro import stable_mac
 from builder.seed import runner
 from builder.seed.answers import render_answers
-from builder.seed.build import render_seed
+from builder.seed.master import render_seed
 from builder.seed.network import NM_KEYFILE, NM_PROFILE, render_nm_keyfile
 from builder.seed.passwords import derive_salt, hash_root_password
 from builder.seed.userdata import SSHD_DROP_IN

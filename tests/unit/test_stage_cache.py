@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from builder.atomic import lock_path
-from builder.cache import StageCache, link_or_copy
 from builder.lock import try_lock
+from builder.pipeline.store import StageCache, link_or_copy
 
 
 def test_an_entry_appears_complete_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def killed_build(cache_root: Path, stage: str, key: str) -> Path:
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from builder.cache import StageCache\n"
+        "from builder.pipeline.store import StageCache\n"
         f"with StageCache(Path({str(cache_root)!r})).store({stage!r}, {key!r}) as temp:\n"
         "    (temp / 'disk.raw').write_bytes(b'half written')\n"
         "    print(temp, flush=True)\n"

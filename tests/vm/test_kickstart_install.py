@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from builder.appliance.build import build_disk_cached
-from builder.appliance.kickstart import MIN_DISK_GIB
-from builder.appliance.kickstart_backend import KickstartBackend
-from builder.appliance.recipes import create_backend, load_recipe
-from builder.cli import main
+from builder.cli.he_build import main
 from builder.console import Console
+from builder.disk.kickstart import MIN_DISK_GIB
+from builder.disk.kickstart_install import KickstartBackend
+from builder.disk.registry import create_backend, load_recipe
 from builder.errors import ExitCode
+from builder.pipeline.appliance import build_disk_cached
 from builder.run import run
 from builder.virt.hypervisor import Hypervisor
 from tests.fixtures.installer import (
@@ -173,7 +173,7 @@ def test_ctrl_c_destroys_the_installer_and_publishes_nothing(
     env = {**os.environ, "HE_BUILDER_CACHE": str(tmp_path / "cache")}
     with (tmp_path / "stderr").open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "builder.cli", "appliance", "--recipe", str(recipe),
+            [sys.executable, "-m", "builder.cli.he_build", "appliance", "--recipe", str(recipe),
              "--out", str(out)], env=env, stderr=stderr, stdout=subprocess.DEVNULL)
         try:
             wait_for_text(vm_dir / f"installer-{key[:12]}.log", "waiting forever", proc, 600)

@@ -95,11 +95,12 @@ def test_a_uefi_deploy_leaves_no_cleartext_secret_and_no_file_open_to_others(
     admin_pw = f"AdminLeak-{uuid.uuid4().hex}".encode()
     inventory = write_inventory(tmp_path, root_pw.decode(), admin_pw.decode())
     seeds = tmp_path / "seeds"
-    built = run([sys.executable, "-m", "builder.cli", "seed", "--inventory", str(inventory),
+    built = run([sys.executable, "-m", "builder.cli.he_build", "seed", "--inventory",
+                 str(inventory),
                  "--site", SITE, "--out", str(seeds), "--json", "--debug"])
     assert built.returncode == 0, built.stderr
     try:
-        launched = run([sys.executable, "-m", "builder.launch.cli", "--appliance",
+        launched = run([sys.executable, "-m", "builder.cli.he_launch", "--appliance",
                         str(demo_appliance.rpm), "--inventory", str(inventory), "--site", SITE,
                         "--network", dhcp_network, "--uri", libvirt_uri, "--storage",
                         str(launch_storage), "--virt-type", "qemu", "--firmware", "uefi",

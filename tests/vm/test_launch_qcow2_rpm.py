@@ -13,7 +13,7 @@ import pytest
 
 from builder.inventory.load import load_inventory
 from builder.inventory.secrets import resolve_secrets
-from builder.seed.build import write_site_seed
+from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoQcow2Rpm
 
 pytestmark = pytest.mark.vm
@@ -50,7 +50,7 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
     name = f"he-engine-{SITE}"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "builder.launch.cli", "--appliance", str(demo_qcow2_rpm.rpm),
+            [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(demo_qcow2_rpm.rpm),
              "--seed", str(iso), "--site", SITE, "--no-network", "--uri", libvirt_uri,
              "--storage", str(launch_storage), "--json", "--boot-timeout", "400",
              "--setup-timeout", "400"],

@@ -30,8 +30,8 @@ from lxml import etree
 from builder.inventory.load import load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.repro import sha256_file
-from builder.seed.build import write_site_seed
 from builder.seed.iso import write_iso
+from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
 
 pytestmark = pytest.mark.vm
@@ -81,7 +81,7 @@ def seed_iso(inventory: Path, site_name: str, out: Path) -> Path:
 
 
 def he_launch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "builder.launch.cli", *args],
+    return subprocess.run([sys.executable, "-m", "builder.cli.he_launch", *args],
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -246,7 +246,7 @@ def test_ctrl_c_leaves_no_domain_behind(
 ) -> None:
     name = "he-engine-vmsigint"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "builder.launch.cli", "--appliance", str(demo_appliance.ova),
+        [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(demo_appliance.ova),
          "--inventory", str(inventory), "--site", "vmsigint", "--no-network", "--uri",
          libvirt_uri, "--storage", str(launch_storage), "--virt-type", "qemu", *TCG_TIMEOUTS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.appliance import bootdisk, bootloader, normalize
-from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk
-from builder.appliance.options import validate_options
-from builder.cache import StageCache, hash_inputs, package_version
 from builder.console import Console
+from builder.disk import bootdisk, bootloader, normalize
+from builder.disk.backend import BuildContext
+from builder.disk.recipe import validate_options
 from builder.errors import InputError
+from builder.model import ApplianceMeta, BuiltDisk
+from builder.pipeline.store import StageCache, hash_inputs, package_version
 from builder.repro import source_date_epoch
 from builder.run import require_tool, run
 
 if TYPE_CHECKING:
-    from builder.appliance.options import Recipe
+    from builder.disk.recipe import Recipe
 
 # Measured minimal set that boots with working cloud-init (ENVIRONMENT.md); the kernel is in it.
 # systemd-timesyncd: cloud-init's ntp module uses it instead of installing chrony (no network).

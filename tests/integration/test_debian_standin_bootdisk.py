@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance import bootdisk, bootloader
+from builder.disk import bootdisk, bootloader
 from builder.errors import InputError
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ from builder.errors import BuilderError, ExitCode, InputError
 Handler = Callable[[argparse.Namespace, Console], CommandResult]
 
 # Each module exposes `register(subparsers)` and sets `handler=` on its parsers.
-COMMAND_MODULES: tuple[str, ...] = ("builder.commands.inventory", "builder.commands.seed",
-                                    "builder.commands.appliance", "builder.commands.ova")
+COMMAND_MODULES: tuple[str, ...] = ("builder.cli.inventory", "builder.cli.seed",
+                                    "builder.cli.appliance", "builder.cli.ova")
 
 
 def common_options() -> argparse.ArgumentParser:

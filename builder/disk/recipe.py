@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.errors import InputError
+from builder.model import ApplianceMeta, PackageNames
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# What `he-build appliance --format` builds after the disk (here, not in build.py: the command
-# line needs it without importing the build machinery, which imports libvirt).
-ApplianceFormat = Literal["ovirt", "qcow2", "ovf"]
-FORMATS: tuple[ApplianceFormat, ...] = ("ovirt", "qcow2", "ovf")
-
 
 @dataclass(frozen=True)
 class Recipe:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.debian_test import data_file
+from builder.disk.debian_standin import data_file
 from builder.seed.answers import check_answers, render_answers
 from tests.fixtures.seeds import dhcp_site
 from tests.fixtures.standin import STANDIN_PATH, standin_reads

@@ -10,10 +10,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from builder.appliance import customize, debian_test, kickstart_backend
-from builder.appliance.backend import ApplianceMeta, DiskBackend, PackageNames
-from builder.appliance.options import Recipe, problem_line
+from builder.disk import customize, debian_standin, kickstart_install
+from builder.disk.backend import DiskBackend
+from builder.disk.recipe import Recipe, problem_line
 from builder.errors import InputError
+from builder.model import ApplianceMeta, PackageNames
 
 __all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
 
@@ -92,8 +93,8 @@ BackendFactory = Callable[[Recipe, Mapping[str, str]], DiskBackend]
 # options; `env` is where secret references (env:NAME) are resolved.
 BACKENDS: dict[str, BackendFactory] = {
     "customize": customize.from_recipe,
-    "debian-test": debian_test.from_recipe,
-    "kickstart": kickstart_backend.from_recipe,
+    "debian-test": debian_standin.from_recipe,
+    "kickstart": kickstart_install.from_recipe,
 }
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk, DiskFormat
-from builder.appliance.customize_ops import (
+from builder.disk.backend import BuildContext
+from builder.disk.customize_ops import (
     InstallOp,
     Operation,
     RootPasswordOp,
@@ -28,19 +28,20 @@ from builder.appliance.customize_ops import (
     host_files,
     resolve_paths,
 )
-from builder.appliance.options import validate_options
-from builder.cache import hash_inputs, package_version, tool_version
+from builder.disk.recipe import validate_options
 from builder.errors import InputError
-from builder.libguestfs import open_guest
+from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.ova import unpack_ova
-from builder.ova.sparse import sha256_sparse
 from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
 from builder.passwords import password_problem
+from builder.pipeline.store import hash_inputs, package_version, tool_version
 from builder.repro import sha256_file
 from builder.run import require_tool, run
+from builder.sparse import sha256_sparse
+from builder.virt.guestfs import open_guest
 
 if TYPE_CHECKING:
-    from builder.appliance.options import Recipe
+    from builder.disk.recipe import Recipe
 
 BaseKind = Literal["raw", "qcow2", "ova"]
 # Bumped when the build below changes in a way the input hash cannot see.

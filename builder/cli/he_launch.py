@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from builder.cli import configure_logging, error_data, error_lines
+from builder.cli.he_build import configure_logging, error_data, error_lines
 from builder.console import CommandResult, Console
 from builder.errors import BuilderError, ExitCode
 from builder.launch.launcher import run_launch

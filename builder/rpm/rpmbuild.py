@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from builder.appliance.backend import ApplianceMeta, PackageNames
 from builder.console import Console
 from builder.errors import InputError
+from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests, known_digests
 from builder.repro import build_time, source_date_epoch
 from builder.rpm.metadata import ImageKind, RpmLayout, render_discovery, render_metadata, rpm_layout

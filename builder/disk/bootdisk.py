@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.appliance import bootloader, normalize
+from builder.disk import bootloader, normalize
 from builder.errors import CommandError, InputError
 from builder.repro import stable_uuid
 from builder.run import require_tool, run

@@ -1,13 +1,13 @@
-"""The contract every disk-building backend (kickstart, customize, debian-test) meets."""
+"""The shared vocabulary: what an appliance is, a disk a backend built, an artifact a stage made.
+
+Every layer may import this module; it imports nothing of the project's.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
-
-from builder.console import Console
+from typing import Any, Literal
 
 DiskFormat = Literal["raw", "qcow2"]
 # The firmware the appliance boots with by default: oVirt's OVF says it as BiosType, the RPM's
@@ -57,21 +57,21 @@ class BuiltDisk:
     cache_key: str
 
 
+# What `he-build appliance --format` builds after the disk: oVirt's gzip OVA and its RPM, the
+# qcow2 RPM of oVirt 4.5.7, or a standard OVA for virt-v2v.
+ApplianceFormat = Literal["ovirt", "qcow2", "ovf"]
+FORMATS: tuple[ApplianceFormat, ...] = ("ovirt", "qcow2", "ovf")
+
+
 @dataclass(frozen=True)
-class BuildContext:
-    """Per-build state: where to stage, where the stage cache lives, whom to tell."""
-
-    work_dir: Path
-    cache_dir: Path
-    console: Console
-    env: Mapping[str, str]
-
-
-class DiskBackend(Protocol):
-    """Builds one appliance disk; `cache_key` hashes every input, never the output."""
+class Artifact:
+    """One file a stage made, described the same way for every stage."""
 
     name: str
+    path: Path
+    size: int
+    sha256: str
 
-    def cache_key(self) -> str: ...
-
-    def build_disk(self, ctx: BuildContext) -> BuiltDisk: ...
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "size": self.size,
+                "sha256": self.sha256}

@@ -16,12 +16,12 @@ from typing import Literal
 
 import pycdlib
 
-from builder.appliance.backend import DiskFormat
 from builder.console import Console
 from builder.errors import CommandError, StorageError
-from builder.ova.sparse import copy_sparse
+from builder.model import DiskFormat
 from builder.repro import stable_mac, stable_uuid
 from builder.run import require_tool, run
+from builder.sparse import copy_sparse
 from builder.virt.domain import (
     DirectBoot,
     DiskDevice,

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.errors import InputError
-from builder.libguestfs import Guest
 from builder.passwords import DEFAULT_ROUNDS, derive_salt, sha512_crypt
+from builder.virt.guestfs import Guest
 
 _ZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 _SSH_KEY = re.compile(

@@ -20,9 +20,9 @@ from builder.errors import InputError, IntegrityError, StorageError
 from builder.launch.storage import StorageModes, create_private_file, private_file
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
-from builder.ova.sparse import read_sparse
 from builder.ova.verify import RoomCheck
 from builder.run import require_tool, run
+from builder.sparse import read_sparse
 
 STAMP = "unpacked.json"
 VERIFIED = "verified"

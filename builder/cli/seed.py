@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from builder.commands.inventory import add_inventory_option
+from builder.cli.inventory import add_inventory_option
 from builder.console import CommandResult, Console
 from builder.inventory.load import load_inventory, select_sites
 from builder.repro import build_time
-from builder.seed.build import SeedArtifacts, publish_seeds
 from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME, DhcpExport, build_dhcp_export
 from builder.seed.generations import Publication
+from builder.seed.master import SeedArtifacts, publish_seeds
 
 DEFAULT_OUT = Path("out/seeds")
 DHCP_DIR = "dhcp"

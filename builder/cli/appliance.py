@@ -9,13 +9,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.appliance.options import FORMATS, Recipe
-from builder.cache import default_cache_root
 from builder.console import CommandResult, Console
+from builder.disk.recipe import Recipe
 from builder.errors import InputError
+from builder.model import FORMATS
+from builder.pipeline.store import default_cache_root
 
 if TYPE_CHECKING:
-    from builder.appliance.build import ApplianceBuild
+    from builder.pipeline.appliance import ApplianceBuild
 
 DEFAULT_RECIPE = "debian-test"
 DEFAULT_KICKSTART_RECIPE = "kickstart-centos9"
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     # The build machinery imports libvirt and libguestfs: only this command pays for them, so
     # `he-build seed` and `inventory` run on a controller that has neither.
-    from builder.appliance.build import BuildOptions, build_appliance, describe  # noqa: PLC0415
+    from builder.pipeline.appliance import BuildOptions, build_appliance, describe  # noqa: PLC0415
 
     env = dict(os.environ)
     recipe = recipe_from_args(args)
@@ -80,7 +81,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe, with the kickstart options given on the command line laid over its own."""
     overrides = kickstart_overrides(args)
     default = DEFAULT_KICKSTART_RECIPE if overrides else DEFAULT_RECIPE
-    from builder.appliance.recipes import load_recipe  # noqa: PLC0415  (imports libvirt)
+    from builder.disk.registry import load_recipe  # noqa: PLC0415  (imports libvirt)
 
     recipe = load_recipe(args.recipe or default)
     if not overrides:

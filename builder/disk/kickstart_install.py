@@ -16,9 +16,11 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from builder.appliance.backend import ApplianceMeta, BuildContext, BuiltDisk, DiskFormat
-from builder.appliance.installer import InstallerSpec, VirtChoice, run_installer
-from builder.appliance.kickstart import (
+from builder.atomic import staged_file
+from builder.console import Console
+from builder.disk.backend import BuildContext
+from builder.disk.installer import InstallerSpec, VirtChoice, run_installer
+from builder.disk.kickstart import (
     AUTHSELECT_BY_VERSION,
     DEFAULT_DISK_GIB,
     DEFAULT_TEMPLATE,
@@ -32,15 +34,14 @@ from builder.appliance.kickstart import (
     render_kickstart,
     validate_kickstart,
 )
-from builder.appliance.options import validate_options
-from builder.atomic import staged_file
-from builder.cache import StageCache, hash_inputs
-from builder.console import Console
+from builder.disk.recipe import validate_options
 from builder.errors import InputError
+from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
+from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import sha256_file
 
 if TYPE_CHECKING:
-    from builder.appliance.options import Recipe
+    from builder.disk.recipe import Recipe
 
 PXEBOOT = ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img")
 # Characters a URL may carry onto the kernel command line: RFC 3986, without quotes or spaces.

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.appliance import bootdisk, debian_test, normalize
-from builder.appliance.backend import BuildContext
-from builder.appliance.debian_test import IMAGE_EPOCH, DebianTestBackend, appliance_files
-from builder.appliance.recipes import create_backend, load_recipe
 from builder.console import Console
+from builder.disk import bootdisk, debian_standin, normalize
+from builder.disk.backend import BuildContext
+from builder.disk.debian_standin import IMAGE_EPOCH, DebianTestBackend, appliance_files
+from builder.disk.registry import create_backend, load_recipe
 
 OLD, NEW = 1_000_000_000, 1_900_000_000
 
@@ -102,10 +102,10 @@ def test_normalize_removes_leftovers_dates_accounts_and_clamps(tmp_path: Path) -
 
 def test_deb_cache_defaults_under_the_cache_root(tmp_path: Path) -> None:
     ctx = BuildContext(tmp_path / "work", tmp_path / "cache", Console(), {})
-    assert debian_test.deb_cache_dir(ctx) == tmp_path / "cache" / "debs"
+    assert debian_standin.deb_cache_dir(ctx) == tmp_path / "cache" / "debs"
     shared = BuildContext(tmp_path / "work", tmp_path / "cache", Console(),
-                          {debian_test.ENV_DEB_CACHE: str(tmp_path / "shared")})
-    assert debian_test.deb_cache_dir(shared) == tmp_path / "shared"
+                          {debian_standin.ENV_DEB_CACHE: str(tmp_path / "shared")})
+    assert debian_standin.deb_cache_dir(shared) == tmp_path / "shared"
     assert (tmp_path / "shared").is_dir()
 
 
@@ -119,7 +119,7 @@ def test_pruning_keeps_directories_as_they_were_whatever_the_umask(tmp_path: Pat
     (root / "usr/share/doc").chmod(0o755)
     previous = os.umask(0o077)
     try:
-        debian_test.prune_root(root)
+        debian_standin.prune_root(root)
     finally:
         os.umask(previous)
     assert list((root / "usr/share/doc").iterdir()) == []
@@ -138,7 +138,7 @@ def test_files_the_build_adds_have_fixed_modes_whatever_the_umask(tmp_path: Path
     previous = os.umask(0o077)
     try:
         bootdisk.write_grub_config(root)
-        debian_test.replace_file(root / "etc/new/dir/file", b"x", 0o600)
+        debian_standin.replace_file(root / "etc/new/dir/file", b"x", 0o600)
     finally:
         os.umask(previous)
     assert (root / "boot/grub").stat().st_mode & 0o777 == 0o755

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.appliance.debian_test import DebianTestBackend
-from builder.appliance.recipes import BACKENDS, create_backend, load_recipe
+from builder.disk.debian_standin import DebianTestBackend
+from builder.disk.registry import BACKENDS, create_backend, load_recipe
 from builder.errors import InputError
 
 

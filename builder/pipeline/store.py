@@ -19,8 +19,8 @@ from typing import Any
 
 from builder.atomic import lock_path, staged_dir, staged_file, sweep_stale_partials
 from builder.lock import Notify, wait_until_free
-from builder.ova.sparse import copy_sparse
 from builder.run import run
+from builder.sparse import copy_sparse
 
 ENV_CACHE = "HE_BUILDER_CACHE"
 

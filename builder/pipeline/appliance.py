@@ -20,21 +20,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.appliance.backend import BuildContext, BuiltDisk
-from builder.appliance.options import ApplianceFormat
-from builder.appliance.recipes import Recipe, create_backend
 from builder.atomic import write_atomic
-from builder.cache import StageCache, hash_inputs, link_or_copy, tool_version
 from builder.console import Console
+from builder.disk.backend import BuildContext
+from builder.disk.registry import Recipe, create_backend
+from builder.model import ApplianceFormat, BuiltDisk
 from builder.ova import pack_ova
 from builder.ova.digests import FileDigests, file_digests, known_digests, store_digests
 from builder.ova.pack import Compression, OvaLayout, check_source, convert_disk
-from builder.ova.sparse import sha256_sparse
+from builder.pipeline.store import StageCache, hash_inputs, link_or_copy, tool_version
 from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.rpm import PayloadChoice, RpmImage, build_rpm
-from builder.rpm.build import payload_for
 from builder.rpm.metadata import rpm_layout
+from builder.rpm.rpmbuild import payload_for
 from builder.rpm.spec import templates_digest
+from builder.sparse import sha256_sparse
 
 DISK_META = "disk.json"
 # Bumped when a stage's output changes in a way its other inputs cannot see.

@@ -1,1 +1,0 @@
-"""Building the engine appliance disk: one interface, several backends."""

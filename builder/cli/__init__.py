@@ -1,0 +1,1 @@
+"""Every command line: he-build and its subcommands, he-launch; nothing else imports this."""

@@ -1,1 +1,0 @@
-"""Subcommands of he-build: argument parsing and result shaping only."""

@@ -1,0 +1,1 @@
+"""Appliance disks: one module per backend (debian stand-in, customize, kickstart install)."""
