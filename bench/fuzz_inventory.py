@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from builder.cli.he_build import error_lines
+from builder.cli.handler import error_lines
 from builder.errors import InputError
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.seed.answers import check_answers

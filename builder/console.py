@@ -10,15 +10,6 @@ from typing import Any, TextIO
 
 
 @dataclass
-class CommandResult:
-    """What a command returns: `data` for --json, `text` for people."""
-
-    data: dict[str, Any]
-    text: str
-    exit_code: int = 0
-
-
-@dataclass
 class Console:
     """Progress and messages for one command run; quiet progress when not a terminal."""
 
@@ -65,13 +56,14 @@ class Console:
             self.err.write("\n")
             self._open_line = False
 
-    def emit(self, result: CommandResult) -> None:
+    def emit(self, data: dict[str, Any], text: str) -> None:
+        """A command's result: `data` as JSON with --json, else `text` for people."""
         self._end_progress_line()
         if self.json_mode:
-            json.dump(result.data, self.out, indent=2, sort_keys=True)
+            json.dump(data, self.out, indent=2, sort_keys=True)
             self.out.write("\n")
-        elif result.text:
-            self.out.write(result.text.rstrip("\n") + "\n")
+        elif text:
+            self.out.write(text.rstrip("\n") + "\n")
         self.out.flush()
 
     def emit_error(self, prog: str, data: dict[str, Any], lines: list[str]) -> None:

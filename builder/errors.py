@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 
 
-class ExitCode:
-    """Documented process exit codes (README: "Exit codes")."""
+class ExitCode(IntEnum):
+    """The exit codes of he-build and he-launch, defined here only: MEANINGS says what each
+    one means, and the README's "Exit codes" table is checked against it by a test."""
 
     OK = 0
     INTERNAL = 1
@@ -21,6 +23,26 @@ class ExitCode:
     CHANNEL_CLOSED = 23
     SECRET_ON_DISK = 24
     INTERRUPTED = 130
+
+
+MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "internal error (a bug: rerun with `--debug` for the traceback)",
+    ExitCode.BAD_INPUT: "bad input: a file, site, field or option (one line per problem)",
+    ExitCode.COMMAND_FAILED: "an external command failed (its name, exit code and last stderr "
+                             "line are printed)",
+    ExitCode.MISSING_PREREQUISITE: "a required tool, library or service is missing",
+    ExitCode.INTEGRITY: "an artifact failed verification (checksum, manifest, OVF)",
+    ExitCode.STORAGE: "storage: not enough space, or a write failed",
+    ExitCode.VM_NOT_STARTED: "he-launch: the VM did not start",
+    ExitCode.BOOT_TIMEOUT: "he-launch: boot timeout, the guest never reported",
+    ExitCode.SETUP_TIMEOUT: "he-launch: setup timeout, engine-setup's status never came (or the "
+                            "health page never answered)",
+    ExitCode.CHANNEL_CLOSED: "he-launch: the channel closed without a status (the VM stopped)",
+    ExitCode.SECRET_ON_DISK: "he-launch: engine-setup succeeded, but the engine's disk still "
+                             "holds a copy of its admin password (the VM keeps running)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); cleanup ran",
+}
 
 
 class BuilderError(Exception):

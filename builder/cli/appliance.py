@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.console import CommandResult, Console
+from builder.cli.handler import CommandResult
+from builder.console import Console
 from builder.disk.recipe import Recipe
 from builder.errors import InputError
 from builder.model import FORMATS

@@ -1,79 +1,135 @@
-"""`he-launch` entry point: options in, engine-setup's exit status out."""
+"""`he-launch`: options in, engine-setup's exit status out, through the one error handler."""
 
 from __future__ import annotations
 
+import argparse
 import os
-import signal
 import sys
-import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
-from typing import Any
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+from pathlib import Path
 
-from builder.cli.he_build import configure_logging, error_data, error_lines
-from builder.console import CommandResult, Console
-from builder.errors import BuilderError, ExitCode
-from builder.launch.launcher import run_launch
-from builder.launch.options import build_parser, options_from_args
+from builder import __version__
+from builder.cli.handler import CommandResult, configure_logging, run_command
+from builder.console import Console
+from builder.launch.launcher import new_report, run_launch
+from builder.launch.options import DEFAULT_STORAGE, DEFAULT_URI, LaunchOptions, check_options
+from builder.launch.report import LaunchReport
 
 PROG = "he-launch"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Boot the engine appliance with its seed and exit with engine-setup's status.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_input_options(parser)
+    _add_vm_options(parser)
+    _add_run_options(parser)
+    return parser
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inputs")
+    group.add_argument("--appliance", type=Path, required=True, metavar="OVA|DIR|RPM",
+                       help="the appliance: an OVA, the directory holding it (the installed "
+                            "RPM's /usr/share/ovirt-engine-appliance/) or the appliance RPM")
+    seed = group.add_mutually_exclusive_group(required=True)
+    seed.add_argument("--seed", type=Path, metavar="ISO", help="a seed ISO from he-build seed")
+    seed.add_argument("--inventory", type=Path, metavar="FILE",
+                      help="render the site's seed from this inventory (with --site)")
+    seed.add_argument("--no-seed", action="store_true",
+                      help="boot without a seed (an appliance seeded before)")
+    group.add_argument("--site", metavar="NAME", help="the site (names the domain)")
+    group.add_argument("--fqdn", help="the engine's FQDN (default: from the inventory or seed)")
+    group.add_argument("--network-from-host", metavar="IFACE",
+                       help="static IPv4 in IFACE's subnet: host prefix, gateway and DNS")
+    group.add_argument("--address", type=IPv4Address,
+                       help="the engine VM's IPv4 address for --network-from-host")
+    # The same option as `he-build seed`'s (builder.cli.inventory), defined here so that
+    # he-launch does not import the inventory models unless it renders a seed.
+    group.add_argument("--allow-secrets-from", type=Path, action="append", metavar="DIR",
+                       help="with --inventory: also read file: secrets from DIR (absolute "
+                            "paths in the inventory; repeatable)")
+
+
+def _add_vm_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("virtual machine")
+    group.add_argument("--uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
+    group.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, metavar="DIR",
+                       help=f"where disks and logs go (default {DEFAULT_STORAGE})")
+    nic = group.add_mutually_exclusive_group(required=True)
+    nic.add_argument("--network", metavar="NAME", help="attach the NIC to this libvirt network")
+    nic.add_argument("--bridge", metavar="BR", help="attach the NIC to this host bridge")
+    nic.add_argument("--no-network", action="store_true", help="no NIC at all")
+    group.add_argument("--mac", type=str.lower, help="the NIC's MAC (default: the site's)")
+    group.add_argument("--name", dest="domain_name", help="domain name (default he-engine-SITE)")
+    group.add_argument("--memory", dest="memory_mib", type=int, metavar="MIB",
+                       help="memory in MiB (default: from the OVF)")
+    group.add_argument("--vcpus", type=int, help="vCPUs (default: from the OVF)")
+    group.add_argument("--virt-type", choices=("auto", "kvm", "qemu"), default="auto",
+                       help="kvm, qemu (TCG), or auto: kvm when it works (default)")
+    group.add_argument("--firmware", choices=("uefi", "bios"),
+                       help="boot with UEFI (OVMF, secure boot off) or BIOS (default: what the "
+                            "appliance's OVF says, else bios)")
+    group.add_argument("--transient", action="store_true",
+                       help="do not define the domain persistently")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--boot-timeout", type=float, default=900.0, metavar="S",
+                       help="seconds until the guest's first report (default 900)")
+    group.add_argument("--setup-timeout", type=float, default=7200.0, metavar="S",
+                       help="seconds from the first report to engine-setup's status (default 7200)")
+    group.add_argument("--keep", action="store_true", help="keep the domain after a failure")
+    group.add_argument("--replace", action="store_true",
+                       help="replace an existing domain of the same name")
+    group.add_argument("--health-check", action="store_true",
+                       help="after success, poll the engine's health page until it answers")
+    group.add_argument("--health-timeout", type=float, default=600.0, metavar="S")
+    group.add_argument("--health-url", metavar="URL",
+                       help="default http://FQDN/ovirt-engine/services/health")
+    group.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    group.add_argument("--debug", action="store_true", help="log every step, show tracebacks")
+
+
+def options_from_args(args: argparse.Namespace) -> LaunchOptions:
+    """Validate what argparse cannot and freeze the result."""
+    values = {k: v for k, v in vars(args).items() if k not in ("no_seed", "no_network")}
+    values["allow_secrets_from"] = tuple(values.get("allow_secrets_from") or ())
+    opts = LaunchOptions(**values)
+    check_options(opts)
+    return opts
+
+
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = bool(args.debug)
     console = Console(json_mode=bool(args.json))
-    configure_logging(bool(args.debug))
-    result: dict[str, Any] = {}  # filled by the launch as it goes: a failure reports it too
-    try:
-        with _terminate_as_interrupt():
-            opts = options_from_args(args)
-            run_launch(opts, console, os.environ, result)
-    except BuilderError as exc:
-        return _fail(console, exc, result, debug=bool(args.debug))
-    except KeyboardInterrupt:
-        console.emit_error(PROG, {**result, "ok": False, "error": "interrupted",
-                                  "exit_code": ExitCode.INTERRUPTED},
-                           ["interrupted: the VM was cleaned up, logs kept"])
-        return ExitCode.INTERRUPTED
-    console.emit(render_result(result))
-    return int(result["exit_status"])
+    configure_logging(debug)
+    reports: list[LaunchReport] = []  # the launch's report, once options are valid
+
+    def launch() -> CommandResult:
+        opts = options_from_args(args)
+        reports.append(new_report(opts))
+        return render_report(run_launch(opts, console, os.environ, reports[0]))
+
+    return run_command(PROG, console, launch, debug=debug,
+                       context=lambda: reports[0].as_dict() if reports else {},
+                       interrupted="interrupted: the VM was cleaned up, logs kept")
 
 
-def _fail(console: Console, exc: BuilderError, result: dict[str, Any], *, debug: bool) -> int:
-    if debug:
-        traceback.print_exc()
-    console.emit_error(PROG, {**result, **error_data(exc)}, error_lines(exc))
-    return exc.exit_code
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM cleans up like Ctrl-C: both unwind the launch's ExitStack."""
-    def interrupt(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def render_result(result: dict[str, Any]) -> CommandResult:
-    """The closing lines for people, the whole object for --json."""
-    status = int(result["exit_status"])
-    data = {"ok": status == 0, **result}
-    timing = ", ".join(f"{k} {v:.1f} s" for k, v in result["durations"].items())
-    if status == 0:
-        lines = [f"engine-setup succeeded on {result['domain']} ({result['virt_type']})"]
-        if result.get("url"):
-            lines.append(f"the engine: {result['url']}")
-    else:
-        lines = [f"engine-setup failed with exit status {status}",
-                 f"console log: {result['console_log']}",
-                 f"engine-setup output: {result['transcript']}"]
-    lines.append(f"phases: {timing}")
-    return CommandResult(data=data, text="\n".join(lines), exit_code=status)
+def render_report(report: LaunchReport) -> CommandResult:
+    """The closing lines for people, the whole report for --json; engine-setup's status is
+    the exit code."""
+    status = int(report.exit_status if report.exit_status is not None else 1)
+    return CommandResult(data={"ok": report.succeeded, **report.as_dict()},
+                         text="\n".join(report.closing_lines()), exit_code=status)
 
 
 if __name__ == "__main__":

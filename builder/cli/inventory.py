@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.console import CommandResult, Console
+from builder.cli.handler import CommandResult
+from builder.console import Console
 from builder.inventory.load import DEFAULT_INVENTORY, Inventory, load_inventory
 from builder.inventory.models import Site
 from builder.inventory.schema import render_schema

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from builder.console import CommandResult, Console
+from builder.cli.handler import CommandResult
+from builder.console import Console
 from builder.errors import InputError
 from builder.ova import verify_ova
 from builder.ova.ovf import GIB

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from builder.cli.handler import CommandResult
 from builder.cli.inventory import add_inventory_option
-from builder.console import CommandResult, Console
+from builder.console import Console
 from builder.inventory.load import load_inventory, select_sites
 from builder.repro import build_time
 from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME, DhcpExport, build_dhcp_export

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from builder.console import Console
 from builder.errors import BuilderError, InputError, MissingPrerequisiteError, SecretOnDiskError
@@ -22,6 +21,7 @@ from builder.launch.channel import (
 from builder.launch.hostnet import read_host_network
 from builder.launch.image import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.options import LaunchOptions
+from builder.launch.report import LaunchReport, SecretScan
 from builder.launch.scan import scan_file
 from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
 from builder.launch.storage import StorageModes, create_private_file, open_private
@@ -102,17 +102,23 @@ class Launch:
     modes: StorageModes
 
 
+def new_report(opts: LaunchOptions) -> LaunchReport:
+    """What is known before anything runs."""
+    paths = paths_of(opts)
+    return LaunchReport(site=opts.site, domain=domain_name_of(opts),
+                        console_log=str(paths.console_log), transcript=str(paths.transcript))
+
+
 def run_launch(
-    opts: LaunchOptions, console: Console, env: Mapping[str, str], result: dict[str, Any],
-) -> dict[str, Any]:
-    """Launch the engine VM and wait for engine-setup's verdict; `result` is filled as the
-    launch goes (a failure's report shows how far it got) and returned."""
-    result.update(initial_result(opts, paths_of(opts)))
+    opts: LaunchOptions, console: Console, env: Mapping[str, str], report: LaunchReport,
+) -> LaunchReport:
+    """Launch the engine VM and wait for engine-setup's verdict; `report` (from new_report)
+    is filled as the launch goes, so a failure's report shows how far it got."""
     outcome = Outcome()
     with Hypervisor(opts.uri) as hv, ExitStack() as cleanups:
         modes = StorageModes.for_qemu(hv.qemu_identity())
-        run = Launch(opts, domain_name_of(opts), paths_of(opts), console, PhaseTimer(), modes)
-        result["durations"] = run.timer.durations
+        run = Launch(opts, domain_name_of(opts), paths_of(opts), console,
+                     PhaseTimer(report.durations), modes)
         with run.timer.phase("prepare"):
             refuse_or_replace(hv, run.name, opts.replace, console)
             prepare_workdir(run)
@@ -126,31 +132,21 @@ def run_launch(
             cleanups.callback(_remove_disks_on_failure, run.paths, outcome, console)
             disk = prepare_appliance(run)
             firmware = choose_firmware(hv, run, disk.info)
-        result["firmware"] = firmware
+        report.firmware = firmware
         # Registered before the start, by name: a Ctrl-C landing just as libvirt returns
         # must not leave the new domain behind (no domain of that name existed before).
         cleanups.callback(_remove_domain_on_failure, hv, run.name, opts.keep, outcome, console)
         with run.timer.phase("start"):
             handle, virt = start_vm(hv, run, disk, seed, firmware)
-        result.update(virt_type=virt[0], virt_reason=virt[1])
+        report.virt_type, report.virt_reason = virt
         with _logs_in_hint(run.paths):
-            report = stream_report(handle, run, result)
-        result["exit_status"] = report.final_exit_code()
-        if result["exit_status"] == 0:
+            channel = stream_report(handle, run, report)
+        report.exit_status = channel.final_exit_code()
+        if report.exit_status == 0:
             # The engine VM stays from here on, even if the health poll gives up.
             outcome.succeeded = True
-            finish_success(handle, seed, disk, run, result)
-        return result
-
-
-def initial_result(opts: LaunchOptions, paths: LaunchPaths) -> dict[str, Any]:
-    """What is known before anything runs; `durations` fills in phase by phase."""
-    return {
-        "site": opts.site, "domain": domain_name_of(opts), "virt_type": None,
-        "virt_reason": None, "firmware": None, "exit_status": None, "network": [], "ssh": [],
-        "scrub": [], "warnings": [], "console_log": str(paths.console_log),
-        "transcript": str(paths.transcript), "durations": {},
-    }
+            finish_success(handle, seed, disk, run, report)
+        return report
 
 
 @contextlib.contextmanager
@@ -287,14 +283,14 @@ def _create(
     return hv.create(render_domain_xml(spec), persistent=not opts.transient)
 
 
-def stream_report(handle: DomainHandle, run: Launch, result: dict[str, Any]) -> ChannelReport:
+def stream_report(handle: DomainHandle, run: Launch, launch: LaunchReport) -> ChannelReport:
     """Follow the channel until engine-setup's status; boot and setup timed apart."""
     opts, paths, console = run.opts, run.paths, run.console
     started = time.monotonic()
     deadlines = Deadlines(boot_s=opts.boot_timeout, setup_s=opts.setup_timeout)
     console.step(f"waiting for the guest to report (boot timeout {opts.boot_timeout:g} s); "
                  f"console log: {paths.console_log}")
-    report = ChannelReport(network=result["network"], ssh=result["ssh"], scrub=result["scrub"])
+    report = ChannelReport(network=launch.network, ssh=launch.ssh, scrub=launch.scrub)
     try:
         sock = connect_channel(lambda: handle.channel_socket(CHANNEL_NAME), handle.is_active,
                                started + opts.boot_timeout)
@@ -342,16 +338,16 @@ def _record_phases(timer: PhaseTimer, started: float, report: ChannelReport) -> 
 
 def finish_success(
     handle: DomainHandle, seed: SeedPlan | None, disk: PreparedDisk, run: Launch,
-    result: dict[str, Any],
+    report: LaunchReport,
 ) -> None:
     """Eject the seed (it holds secrets), check the engine's disk kept no copy of its
     passwords, say where the engine is, optionally wait for it. Nothing here fails the
     deploy itself: the engine VM keeps running whatever happens."""
     opts, console = run.opts, run.console
-    result["seed_ejected"] = seed is not None and eject_seed(handle, seed, run, result)
-    found = scan_overlay(disk.overlay, seed, run, result) if seed is not None else 0
+    report.seed_ejected = seed is not None and eject_seed(handle, seed, run, report)
+    found = scan_overlay(disk.overlay, seed, run, report) if seed is not None else 0
     fqdn = opts.fqdn or (seed.fqdn if seed else None)
-    result["url"] = f"https://{fqdn}/ovirt-engine/" if fqdn else None
+    report.url = f"https://{fqdn}/ovirt-engine/" if fqdn else None
     if opts.health_check:
         # urllib (with ssl and http.client) is ~50 ms of start-up that only this option needs.
         from builder.launch.health import health_url, wait_for_health  # noqa: PLC0415
@@ -360,7 +356,7 @@ def finish_success(
         console.step(f"waiting for the engine's health page {url}")
         with run.timer.phase("health"):
             wait_for_health(url, opts.health_timeout)
-        result["health"] = "up"
+        report.health = "up"
     if found:
         raise SecretOnDiskError(
             f"engine-setup succeeded, but the engine's disk {disk.overlay} still holds {found} "
@@ -371,7 +367,7 @@ def finish_success(
 
 
 def eject_seed(handle: DomainHandle, seed: SeedPlan, run: Launch,
-               result: dict[str, Any]) -> bool:
+               report: LaunchReport) -> bool:
     """Take the seed out of the running and the defined domain (checked). A medium that will
     not go is a warning, not a failed deploy: its file is deleted anyway and the drive's
     source is optional, so the next start drops it."""
@@ -380,25 +376,24 @@ def eject_seed(handle: DomainHandle, seed: SeedPlan, run: Launch,
             ejection = handle.eject(seed_cdrom(seed.iso))
         except VirtError as exc:
             warning = f"the seed could not be ejected: {exc.message}"
-            result["warnings"].append(warning)
+            report.warnings.append(warning)
             run.console.note(f"warning: {warning} ({exc.hint})")
             return False
     how = f" after {ejection.attempts} attempts" if ejection.attempts > 1 else ""
     if ejection.drive_removed:
         how += ", with its CD-ROM drive (libvirt could not open the tray)"
-    result["eject_attempts"] = ejection.attempts
+    report.eject_attempts = ejection.attempts
     run.console.note(f"seed ejected{how} (checked: the domain no longer names it)")
     return True
 
 
-def scan_overlay(overlay: Path, seed: SeedPlan, run: Launch, result: dict[str, Any]) -> int:
+def scan_overlay(overlay: Path, seed: SeedPlan, run: Launch, report: LaunchReport) -> int:
     """Count the copies of the answer file's password lines left in the engine's disk."""
     if not seed.secret_lines:
         return 0
     with run.timer.phase("scan"):
         scanned = scan_file(overlay, seed.secret_lines)
-    result["secret_scan"] = {"file": str(overlay), "bytes_read": scanned.bytes_read,
-                             "copies": scanned.found}
+    report.secret_scan = SecretScan(str(overlay), scanned.bytes_read, scanned.found)
     mib = scanned.bytes_read / (1 << 20)
     if scanned.found:
         run.console.note(f"the engine's disk still holds {scanned.found} copies of the answer "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli.he_build import error_lines, printable
+from builder.cli.handler import error_lines, printable
 from builder.errors import ExitCode, InputError
 from builder.inventory.load import MAX_INVENTORY_BYTES, load_inventory
 from tests.fixtures.deadline import deadline

@@ -10,9 +10,9 @@ from typing import ClassVar
 
 import pytest
 
+from builder.cli.he_launch import build_parser, options_from_args
 from builder.errors import InputError, SetupTimeoutError
 from builder.launch.health import wait_for_health
-from builder.launch.options import build_parser, options_from_args
 
 BASE = ["--appliance", "a.ova", "--seed", "s.iso", "--site", "dc1"]
 

@@ -1,0 +1,129 @@
+"""The one error handler of every command line: a result or a failure becomes output on stdout
+or stderr, and an exit code (builder.errors.ExitCode). Tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from builder.console import Console
+from builder.errors import BuilderError, ExitCode, InputError
+
+# Control characters, line and paragraph separators, and invisible format characters (bidi
+# overrides...): printed escaped, so a value quoted in a message can neither start a fake
+# `he-build:` line nor hide or reorder what follows it.
+UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                            r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+
+@dataclass
+class CommandResult:
+    """What a command returns: `data` for --json, `text` for people."""
+
+    data: dict[str, Any]
+    text: str
+    exit_code: int = 0
+
+
+def common_options() -> argparse.ArgumentParser:
+    """--json and --debug, accepted both before and after a subcommand."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print a machine-readable result on stdout")
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="log every step and show tracebacks")
+    return parent
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def printable(text: str) -> str:
+    """`text` on one line: each unprintable character as a \\xNN / \\uNNNN escape."""
+    return UNPRINTABLE_RE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def error_lines(exc: BuilderError) -> list[str]:
+    """The lines printed for an error, each one line of printable text."""
+    lines = [f"error: {exc.message}"]
+    if isinstance(exc, InputError):
+        lines.extend(exc.problems)
+    if exc.hint:
+        lines.append(f"hint: {exc.hint}")
+    return [printable(line) for line in lines]
+
+
+def error_data(exc: BuilderError) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "ok": False,
+        "error": exc.message,
+        "kind": type(exc).__name__,
+        "exit_code": int(exc.exit_code),
+    }
+    if isinstance(exc, InputError):
+        data["problems"] = list(exc.problems)
+    return data
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C: every cleanup registered on the way runs."""
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_command(
+    prog: str, console: Console, action: Callable[[], CommandResult], *, debug: bool,
+    context: Callable[[], Mapping[str, Any]] = dict, interrupted: str = "interrupted",
+) -> int:
+    """Run `action` and turn whatever happens into output and an exit code.
+
+    `context` is what the JSON error report carries besides the error (e.g. how far a launch
+    got); `interrupted` is the line printed for Ctrl-C and SIGTERM.
+    """
+    try:
+        with terminate_as_interrupt():
+            result = action()
+    except BuilderError as exc:
+        if debug:
+            traceback.print_exc()
+        console.emit_error(prog, {**context(), **error_data(exc)}, error_lines(exc))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        console.emit_error(prog, {**context(), "ok": False, "error": "interrupted",
+                                  "exit_code": int(ExitCode.INTERRUPTED)}, [interrupted])
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        message = printable(f"internal error: {type(exc).__name__}: {exc}")
+        hint = [] if debug else ["hint: run with --debug for the traceback"]
+        console.emit_error(prog, {**context(), "ok": False, "error": message,
+                                  "exit_code": int(ExitCode.INTERNAL)}, [message, *hint])
+        return int(ExitCode.INTERNAL)
+    console.emit(result.data, result.text)
+    return result.exit_code
