@@ -110,7 +110,7 @@ def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def summary_table(build: ApplianceBuild) -> str:
     rows = [("stage", "cache", "size", "sha256", "path")]
     for a in build.artifacts:
-        rows.append((a.stage, "hit" if a.cache_hit else "built", _human(a.size),
+        rows.append((a.stage, "hit" if a.reused else "built", _human(a.size),
                      a.sha256[:16], str(a.path)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(

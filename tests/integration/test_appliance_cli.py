@@ -14,6 +14,8 @@ from builder.cli.he_build import main
 from builder.disk.debian_standin import DebianTestBackend
 from builder.disk.registry import create_backend, load_recipe
 from builder.errors import ExitCode
+from builder.pipeline.appliance import disk_stage
+from builder.pipeline.stages import stage_key
 from builder.pipeline.store import StageCache, default_cache_root
 from tests.fixtures.appliance import DemoAppliance
 
@@ -23,9 +25,11 @@ pytestmark = pytest.mark.integration
 def seeded_cache(tmp_path: Path, name: str, stages: tuple[str, ...]) -> Path:
     """A fresh cache root sharing only the given (expensive) stages with the default cache,
     so the packaging stages run from scratch."""
-    backend = create_backend(load_recipe("debian-test"))
+    recipe = load_recipe("debian-test")
+    backend = create_backend(recipe)
     assert isinstance(backend, DebianTestBackend)
-    keys = {"disk": backend.cache_key(), "rootfs": backend.rootfs_key()}
+    disk = disk_stage(recipe, default_cache_root({}), {})
+    keys = {"disk": stage_key(disk, disk.inputs(), {}), "rootfs": backend.rootfs_key()}
     shared = StageCache(default_cache_root({}))
     root = tmp_path / name
     for stage in stages:

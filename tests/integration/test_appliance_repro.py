@@ -43,7 +43,7 @@ def build_once(root: str, variation: dict[str, object], debs: str) -> dict[str, 
     build = build_appliance(load_recipe("debian-test"), out_dir=Path(root) / "out",
                             options=BuildOptions(), cache_root=Path(root) / "cache",
                             console=Console(), env=env)
-    assert not any(artifact.cache_hit for artifact in build.artifacts)
+    assert not any(artifact.reused for artifact in build.artifacts)
     return {a.stage: (a.sha256, a.size) for a in build.artifacts}
 
 
