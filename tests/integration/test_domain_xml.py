@@ -1,12 +1,11 @@
 """Golden domain XML: the rendered documents, reviewed like code and checked by libvirt's schema.
 
-Regenerate after an intended change:
-`HE_REGEN_GOLDEN=1 pytest tests/integration/test_domain_xml.py`.
+Regenerate after an intended change (tests/golden/README.md):
+`.venv/bin/python -m pytest tests/integration/test_domain_xml.py --regen-golden`.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -23,10 +22,10 @@ from builder.virt.domain import (
     NicDevice,
     render_domain_xml,
 )
+from tests.fixtures.golden import GOLDEN_DIR, GoldenFiles
 
 pytestmark = pytest.mark.integration
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 WORK = Path("/var/tmp/he-launch/dc1")
 
 
@@ -85,19 +84,23 @@ VARIANTS = {
 }
 
 
+def golden_name(variant: str) -> str:
+    return f"domain-{variant}.xml"
+
+
+def golden_names() -> set[str]:
+    """Every golden file this module checks (tests/unit/test_golden_files.py uses it)."""
+    return {golden_name(variant) for variant in VARIANTS}
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_domain_xml_matches_golden_file(variant: str) -> None:
-    rendered = render_domain_xml(VARIANTS[variant]())
-    golden = GOLDEN / f"domain-{variant}.xml"
-    if os.environ.get("HE_REGEN_GOLDEN") == "1":
-        golden.write_bytes(rendered)
-    assert golden.exists(), f"missing {golden}: run with HE_REGEN_GOLDEN=1"
-    assert rendered.decode() == golden.read_text()
+def test_domain_xml_matches_golden_file(golden: GoldenFiles, variant: str) -> None:
+    golden.check(golden_name(variant), render_domain_xml(VARIANTS[variant]()))
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_golden_domain_xml_is_valid_for_libvirt(variant: str) -> None:
-    golden = GOLDEN / f"domain-{variant}.xml"
+    golden = GOLDEN_DIR / golden_name(variant)
     done = subprocess.run(["virt-xml-validate", str(golden), "domain"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
