@@ -29,13 +29,13 @@ from builder.console import Console
 from builder.disk.registry import load_recipe
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
-from builder.launch.channel import CHANNEL_NAME
 from builder.launch.image import create_overlay, prepare_disk
 from builder.launch.storage import StorageModes
 from builder.launch.vm import NicChoice, build_engine_spec
 from builder.pipeline.appliance import BuildOptions, build_appliance
 from builder.pipeline.store import default_cache_root
 from builder.seed.master import write_site_seed
+from builder.seed.protocol import CHANNEL_NAME
 from builder.virt.domain import render_domain_xml
 from builder.virt.hypervisor import Hypervisor
 

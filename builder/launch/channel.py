@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import select
 import socket
 import time
@@ -12,18 +11,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from builder.errors import BootTimeoutError, ChannelClosedError, SetupTimeoutError
+from builder.seed.protocol import NETWORK_TAG, RC_LINE, SCRUB_TAG, SSH_TAG, VERDICTS
 
-CHANNEL_NAME = "org.ovirt.hosted-engine-setup.0"
-NETWORK_PREFIX = "HE_APPLIANCE_NETWORK"
-SSH_PREFIX = "HE_APPLIANCE_SSH"
-SCRUB_PREFIX = "HE_APPLIANCE_SCRUB"
-VERDICTS = {
-    "HE_APPLIANCE_ENGINE_SETUP_SUCCESS": True,
-    "HE_APPLIANCE_ENGINE_SETUP_FAIL": False,
-    "HE_APPLIANCE_ENGINE_RESTORE_SUCCESS": True,
-    "HE_APPLIANCE_ENGINE_RESTORE_FAIL": False,
-}
-RC_LINE = re.compile(r"^HE_APPLIANCE_ENGINE_(?:SETUP|RESTORE)_RC=(-?\d+)$")
 # A guest that reports only the hosted-engine verdict (no RC line) gets this long to add one.
 RC_GRACE_S = 10.0
 POLL_S = 0.2
@@ -50,8 +39,8 @@ class ChannelReport:
         if self.first_line_at is None:
             self.first_line_at = now
         text = line.strip()
-        for prefix, found in ((NETWORK_PREFIX, self.network), (SSH_PREFIX, self.ssh),
-                              (SCRUB_PREFIX, self.scrub)):
+        for prefix, found in ((NETWORK_TAG, self.network), (SSH_TAG, self.ssh),
+                              (SCRUB_TAG, self.scrub)):
             if text.startswith(prefix + " ") or text == prefix:
                 found.append(text[len(prefix):].strip())
                 return

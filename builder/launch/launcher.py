@@ -11,13 +11,7 @@ from pathlib import Path
 
 from builder.console import Console
 from builder.errors import BuilderError, InputError, MissingPrerequisiteError, SecretOnDiskError
-from builder.launch.channel import (
-    CHANNEL_NAME,
-    ChannelReport,
-    Deadlines,
-    connect_channel,
-    read_report,
-)
+from builder.launch.channel import ChannelReport, Deadlines, connect_channel, read_report
 from builder.launch.hostnet import read_host_network
 from builder.launch.image import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.options import LaunchOptions
@@ -27,6 +21,7 @@ from builder.launch.seeding import SeedPlan, copy_seed, remove_copies
 from builder.launch.storage import StorageModes, create_private_file, open_private
 from builder.launch.vm import NicChoice, build_engine_spec, seed_cdrom
 from builder.repro import stable_mac
+from builder.seed.protocol import CHANNEL_NAME
 from builder.virt.domain import Firmware, VirtType, render_domain_xml
 from builder.virt.errors import VirtError, VmStartError
 from builder.virt.hypervisor import DomainHandle, Hypervisor

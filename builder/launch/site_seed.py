@@ -12,9 +12,10 @@ from builder.errors import InputError
 from builder.inventory.load import Inventory, load_inventory
 from builder.inventory.models import Network, Site, StaticIPv4
 from builder.launch.hostnet import HostNetwork
-from builder.launch.seeding import SeedPlan, attach_copy, password_lines
+from builder.launch.seeding import SeedPlan, attach_copy
 from builder.launch.storage import StorageModes
 from builder.seed.master import ANSWERS_NAME, write_site_seed
+from builder.seed.read import password_lines
 
 
 def render_site_seed(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.launch.channel import CHANNEL_NAME
 from builder.repro import stable_uuid
+from builder.seed.protocol import CHANNEL_NAME
 from builder.virt.domain import (
     ChannelDevice,
     DiskDevice,

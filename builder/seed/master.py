@@ -52,6 +52,7 @@ class RenderedSeed:
     answers: str
     instance_id: str
     mac: str
+    fqdn: str
 
     def iso_files(self) -> list[tuple[str, bytes]]:
         """The files cloud-init reads from the ISO, in the order they are mastered."""
@@ -124,7 +125,7 @@ def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
     return RenderedSeed(
         site=site.name, user_data=user_data, meta_data=render_meta_data(site, instance_id),
         network_config=network_config, answers=answers, instance_id=instance_id,
-        mac=site_mac(site),
+        mac=site_mac(site), fqdn=site.fqdn,
     )
 
 
@@ -292,13 +293,14 @@ def seed_contents(seed: MasteredSeed) -> dict[str, tuple[bytes, int]]:
 
 def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, int]],
                     digests: Mapping[str, str]) -> bytes:
-    """manifest.json: the SHA-256, size and mode of every other file, plus the seed's ids."""
+    """manifest.json: the SHA-256, size and mode of every other file, plus what identifies the
+    engine VM (site, FQDN, MAC, instance-id): builder.seed.read takes them from here."""
     files = {
         name: {"sha256": digests[name], "size": len(data), "mode": f"{mode:04o}"}
         for name, (data, mode) in sorted(contents.items())
     }
-    manifest = {"site": rendered.site, "instance_id": rendered.instance_id,
-                "mac": rendered.mac, "files": files}
+    manifest = {"site": rendered.site, "fqdn": rendered.fqdn,
+                "instance_id": rendered.instance_id, "mac": rendered.mac, "files": files}
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 

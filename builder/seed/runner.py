@@ -10,17 +10,18 @@ import jinja2
 
 from builder.seed.iso import VOLUME_ID
 from builder.seed.network import NM_KEYFILE, NM_PROFILE
+from builder.seed.protocol import (
+    FAIL,
+    NETWORK_TAG,
+    PORT_PATH,
+    RC_PREFIX,
+    SCRUB_TAG,
+    SSH_TAG,
+    SUCCESS,
+)
 
 # hosted-engine-setup's channel and report strings (see OVIRT.md), kept so a real oVirt
 # appliance seeded by us behaves as with hosted-engine-setup.
-CHANNEL_NAME = "org.ovirt.hosted-engine-setup.0"
-PORT_PATH = f"/dev/virtio-ports/{CHANNEL_NAME}"
-SUCCESS = "HE_APPLIANCE_ENGINE_SETUP_SUCCESS"
-FAIL = "HE_APPLIANCE_ENGINE_SETUP_FAIL"
-RC_PREFIX = "HE_APPLIANCE_ENGINE_SETUP_RC="
-NETWORK_TAG = "HE_APPLIANCE_NETWORK"
-SSH_TAG = "HE_APPLIANCE_SSH"
-SCRUB_TAG = "HE_APPLIANCE_SCRUB"
 
 ENGINE_SETUP = "/usr/bin/engine-setup"
 APPLIANCE_ANSWERS = "/root/ovirt-engine-answers"

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.repro import stable_mac
-from builder.seed import runner
+from builder.seed import protocol, runner
 from builder.seed.answers import render_answers
 from builder.seed.master import render_seed
 from builder.seed.network import NM_KEYFILE, NM_PROFILE, render_nm_keyfile
@@ -369,7 +369,7 @@ def tagged(lines: list[str], tag: str) -> list[str]:
     return [line[len(tag) + 1:] for line in lines if line.startswith(tag + " ")]
 
 
-TAGS = (runner.NETWORK_TAG, runner.SSH_TAG, runner.SCRUB_TAG)
+TAGS = (protocol.NETWORK_TAG, protocol.SSH_TAG, protocol.SCRUB_TAG)
 
 
 TRIMMED = "/: 1 GiB (1073741824 bytes) trimmed on /dev/vda1"
@@ -380,15 +380,15 @@ def seed_cdrom_with_answers(tmp: Path, text: str) -> None:
     (tmp / "seed-iso" / runner.ANSWERS_ON_SEED).write_text(text)
 
 
-@pytest.mark.parametrize(("rc", "verdict"), [(0, runner.SUCCESS), (3, runner.FAIL)])
+@pytest.mark.parametrize(("rc", "verdict"), [(0, protocol.SUCCESS), (3, protocol.FAIL)])
 def test_runner_reports_network_output_scrub_verdict_and_code(tmp_path: Path, rc: int,
                                                               verdict: str) -> None:
     seed_cdrom_with_answers(tmp_path, f"[environment:default]\n{PASSWORD_LINE}\n")
     (tmp_path / "appliance-answers").write_text("")
     script = _runner_for_test(tmp_path, "__PORT__", _stand_in_engine_setup(tmp_path, rc))
     lines = _run_runner_on_a_pty(script)
-    assert tagged(lines, runner.NETWORK_TAG), lines
-    assert tagged(lines, runner.SSH_TAG) == ["permitrootlogin without-password",
+    assert tagged(lines, protocol.NETWORK_TAG), lines
+    assert tagged(lines, protocol.SSH_TAG) == ["permitrootlogin without-password",
                                              "passwordauthentication no"]
     in_memory = tmp_path / "run" / "he-engine-setup" / "heanswers.conf"
     untagged = [line for line in lines if not line.startswith(TAGS)]
@@ -397,15 +397,15 @@ def test_runner_reports_network_output_scrub_verdict_and_code(tmp_path: Path, rc
         f"--config-append={in_memory}",
         "to stderr",
         verdict,
-        f"{runner.RC_PREFIX}{rc}",
+        f"{protocol.RC_PREFIX}{rc}",
     ]
     # The answer file goes from the seed's CD-ROM to memory; after engine-setup, whatever
     # its result, it goes from memory too, and cloud-init is disabled.
-    assert tagged(lines, runner.SCRUB_TAG) == [
+    assert tagged(lines, protocol.SCRUB_TAG) == [
         f"answer file read from the seed into {in_memory} (memory)", TRIMMED,
         f"removed {in_memory}", TRIMMED, "cloud-init disabled for later boots"]
     at = {line: i for i, line in enumerate(lines)}
-    assert at["to stderr"] < at[f"{runner.SCRUB_TAG} removed {in_memory}"] < at[verdict]
+    assert at["to stderr"] < at[f"{protocol.SCRUB_TAG} removed {in_memory}"] < at[verdict]
     assert (tmp_path / "mount.log").read_text().startswith("-o ro /dev/sr0 ")
     assert list((tmp_path / "run").iterdir()) == []  # nothing secret left in memory either
     assert not (tmp_path / "heanswers.conf").exists()  # never on the "disk"
@@ -452,7 +452,7 @@ def test_runner_scrubs_what_cloud_init_kept_of_an_older_seed_in_place(tmp_path: 
     assert not (tmp_path / "log" / "journal.bin").exists()
     assert (tmp_path / "log" / "other.log").exists()
     assert (tmp_path / "appliance-answers").read_text() == f"{PASSWORD_LINE}\n"
-    scrub = tagged(lines, runner.SCRUB_TAG)
+    scrub = tagged(lines, protocol.SCRUB_TAG)
     in_memory = tmp_path / "run" / "he-engine-setup" / "heanswers.conf"
     assert scrub[0] == f"answer file moved to {in_memory} (memory)"
     removed = {line for line in scrub if line.startswith("removed ")}
@@ -461,7 +461,7 @@ def test_runner_scrubs_what_cloud_init_kept_of_an_older_seed_in_place(tmp_path: 
     assert f"redacted the password lines of {log}" in scrub
     assert not list((tmp_path / "log").glob("*.he-redact.*"))
     assert list((tmp_path / "run").iterdir()) == []
-    assert lines[-1] == f"{runner.RC_PREFIX}0"
+    assert lines[-1] == f"{protocol.RC_PREFIX}0"
 
 
 def test_engine_setup_s_own_record_of_its_answers_is_kept_redacted(tmp_path: Path) -> None:
@@ -478,7 +478,7 @@ def test_engine_setup_s_own_record_of_its_answers_is_kept_redacted(tmp_path: Pat
     assert record.read_text() == ("[environment:default]\n"
                                   "OVESETUP_CONFIG/adminPassword=none:None\n"
                                   "OVESETUP_CONFIG/fqdn=str:engine.example.com\n")
-    assert f"redacted the password lines of {record}" in tagged(lines, runner.SCRUB_TAG)
+    assert f"redacted the password lines of {record}" in tagged(lines, protocol.SCRUB_TAG)
 
 
 def test_runner_activates_the_seed_profile_and_removes_cloud_init_s_copy(
@@ -495,7 +495,7 @@ def test_runner_activates_the_seed_profile_and_removes_cloud_init_s_copy(
         f"uuid-he:{keyfile_path}\nuuid-ci:{rendered}\nuuid-own:{own}\nuuid-mem:\n")
     script = _runner_for_test(tmp_path, "__PORT__", _stand_in_engine_setup(tmp_path, 0))
     lines = _run_runner_on_a_pty(script)
-    network = tagged(lines, runner.NETWORK_TAG)
+    network = tagged(lines, protocol.NETWORK_TAG)
     assert network[:2] == [f"profile {NM_PROFILE}: activated",
                            f"profile {NM_PROFILE}: removed cloud-init's profile {rendered}"]
     assert (tmp_path / "nmcli.log").read_text().splitlines() == [
@@ -504,7 +504,7 @@ def test_runner_activates_the_seed_profile_and_removes_cloud_init_s_copy(
         "-t -f UUID,FILENAME connection show",
         "connection delete uuid uuid-ci",
     ]
-    assert lines[-1] == f"{runner.RC_PREFIX}0"
+    assert lines[-1] == f"{protocol.RC_PREFIX}0"
 
 
 def test_a_profile_that_does_not_come_up_is_reported_and_engine_setup_still_runs(
@@ -516,11 +516,11 @@ def test_a_profile_that_does_not_come_up_is_reported_and_engine_setup_still_runs
     lines = _run_runner_on_a_pty(
         script, NM_UP_ERROR="Error: Connection activation failed: IP configuration could\n"
                             "not be reserved (no available address, timeout, etc.).")
-    assert tagged(lines, runner.NETWORK_TAG)[0] == (
+    assert tagged(lines, protocol.NETWORK_TAG)[0] == (
         f"profile {NM_PROFILE}: not activated: Error: Connection activation failed: IP "
         "configuration could not be reserved (no available address, timeout, etc.).")
     assert "connection delete" not in (tmp_path / "nmcli.log").read_text()
-    assert lines[-2:] == [runner.SUCCESS, f"{runner.RC_PREFIX}0"]
+    assert lines[-2:] == [protocol.SUCCESS, f"{protocol.RC_PREFIX}0"]
 
 
 def test_runner_without_a_seed_profile_leaves_networkmanager_alone(tmp_path: Path) -> None:
@@ -528,7 +528,7 @@ def test_runner_without_a_seed_profile_leaves_networkmanager_alone(tmp_path: Pat
     script = _runner_for_test(tmp_path, "__PORT__", _stand_in_engine_setup(tmp_path, 0))
     lines = _run_runner_on_a_pty(script)
     assert not (tmp_path / "nmcli.log").exists()
-    assert lines[-1] == f"{runner.RC_PREFIX}0"
+    assert lines[-1] == f"{protocol.RC_PREFIX}0"
 
 
 def test_runner_skips_a_missing_appliance_answer_file(tmp_path: Path) -> None:
@@ -543,8 +543,8 @@ def test_runner_skips_a_missing_appliance_answer_file(tmp_path: Path) -> None:
 def test_runner_without_an_answer_file_still_runs_engine_setup(tmp_path: Path) -> None:
     script = _runner_for_test(tmp_path, "__PORT__", _stand_in_engine_setup(tmp_path, 0))
     lines = _run_runner_on_a_pty(script)
-    assert tagged(lines, runner.SCRUB_TAG)[0] == "no answer file in the seed"
-    assert lines[-1] == f"{runner.RC_PREFIX}0"
+    assert tagged(lines, protocol.SCRUB_TAG)[0] == "no answer file in the seed"
+    assert lines[-1] == f"{protocol.RC_PREFIX}0"
 
 
 def test_runner_without_a_channel_logs_to_a_file(tmp_path: Path) -> None:
@@ -554,4 +554,4 @@ def test_runner_without_a_channel_logs_to_a_file(tmp_path: Path) -> None:
                    "GUEST": str(tmp_path)}
     subprocess.run(["/bin/sh", str(script)], check=True, timeout=60, env=environment)
     log = (tmp_path / "fallback.log").read_text().splitlines()
-    assert log[-2:] == [runner.SUCCESS, f"{runner.RC_PREFIX}0"]
+    assert log[-2:] == [protocol.SUCCESS, f"{protocol.RC_PREFIX}0"]

@@ -25,7 +25,7 @@ import yaml
 
 from builder.launch.vm import NicChoice
 from builder.repro import stable_mac
-from builder.seed import runner
+from builder.seed import protocol, runner
 from builder.seed.iso import write_iso
 from tests.fixtures.appliance import debian_test_disk
 from tests.fixtures.boot import OVMF_CODE, Firmware, GuestRun, boot_and_report
@@ -48,7 +48,7 @@ FACT = "HE_H3A_FACT"
 # What the guest says about itself before the runner reports its network and runs engine-setup.
 FACTS_SCRIPT = f"""
 nm-online -s -q -t 120 || true
-exec >{runner.PORT_PATH}
+exec >{protocol.PORT_PATH}
 fact() {{ printf '{FACT} %s=%s\\n' "$1" "$2"; }}
 if [ -d /sys/firmware/efi ]; then fact firmware uefi; else fact firmware bios; fi
 fact networkmanager "$(systemctl is-active NetworkManager)"

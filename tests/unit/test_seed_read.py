@@ -1,15 +1,19 @@
-"""What he-launch reads from a seed ISO: the FQDN, the NIC's MAC and the answer file's password
-lines (for the overlay scan), from seeds mastered by the project's own ISO writer."""
+"""The one reader of a seed (builder.seed.read): the FQDN and the NIC's MAC from the manifest
+he-build wrote beside the ISO (checked against the ISO) or from the ISO itself, and the answer
+file's password lines (for he-launch's overlay scan) from the ISO."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from builder.launch.seeding import password_lines, read_seed_facts
+from builder.errors import IntegrityError
 from builder.seed.iso import write_iso
-from builder.seed.master import render_seed
+from builder.seed.master import render_seed, write_site_seed
+from builder.seed.read import password_lines, read_seed, read_seed_facts
 from builder.seed.runner import SEED_ANSWERS
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
@@ -58,3 +62,27 @@ def test_password_lines_are_the_typed_password_keys_only() -> None:
             "OVESETUP_Y/password=str:\n")
     assert password_lines(text) == (b"OVESETUP_CONFIG/adminPassword=str:a=b:c",
                                     b"OVESETUP_DB/password=str:db-secret")
+
+
+def test_a_seed_from_he_build_is_read_from_its_manifest(tmp_path: Path) -> None:
+    written = write_site_seed(static_site(), Secrets(), tmp_path, env={"SOURCE_DATE_EPOCH": "0"})
+    manifest = json.loads((written.directory / "manifest.json").read_text())
+    assert manifest["fqdn"] == "engine.dc2.example.net"
+    assert manifest["mac"] == "00:16:3e:00:02:10"
+    facts = read_seed(written.iso)
+    assert (facts.fqdn, facts.mac) == (manifest["fqdn"], manifest["mac"])
+    assert facts.secret_lines == read_seed_facts(written.iso).secret_lines != ()
+
+
+def test_an_iso_its_manifest_does_not_describe_is_refused(tmp_path: Path) -> None:
+    written = write_site_seed(static_site(), Secrets(), tmp_path, env={"SOURCE_DATE_EPOCH": "0"})
+    other = render_seed(dhcp_site(), Secrets())
+    iso_of(other.iso_files(), written.iso)
+    with pytest.raises(IntegrityError, match=r"is not the ISO its manifest\.json describes"):
+        read_seed(written.iso)
+
+
+def test_a_lone_iso_is_read_itself(tmp_path: Path) -> None:
+    seed = render_seed(static_site(), Secrets())
+    facts = read_seed(iso_of(seed.iso_files(), tmp_path / "seed.iso"))
+    assert (facts.fqdn, facts.mac) == ("engine.dc2.example.net", "00:16:3e:00:02:10")
