@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +35,9 @@ from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
 from builder.passwords import password_problem
 from builder.pipeline.store import hash_inputs, package_version, tool_version
 from builder.repro import sha256_file
-from builder.run import require_tool, run
 from builder.sparse import sha256_sparse
 from builder.virt.guestfs import open_guest
+from builder.virt.qemu_img import convert_image, create_image, image_info
 
 if TYPE_CHECKING:
     from builder.disk.recipe import Recipe
@@ -107,10 +106,10 @@ def detect_base(path: Path, declared: str) -> BaseKind:
 
 def check_standalone(path: Path) -> None:
     """A qcow2 base must not have a backing file: the cache key hashes this file only."""
-    done = run(["qemu-img", "info", "--output=json", path], check=False)
-    if done.returncode != 0:
+    info = image_info(path)
+    if info is None:
         raise InputError(f"base image {path} is not a qcow2 image qemu-img can read")
-    if "backing-filename" in json.loads(done.text):
+    if info.backing_file is not None:
         raise InputError(f"base image {path} has a backing file",
                          hint="flatten it first: qemu-img convert -O qcow2 IN OUT")
 
@@ -182,11 +181,9 @@ class CustomizeBackend:
         return inputs
 
     def build_disk(self, ctx: BuildContext) -> BuiltDisk:
-        require_tool("qemu-img", package="qemu-utils")
         base, base_format = self.prepare_base(ctx)
         overlay = ctx.work_dir / "overlay.qcow2"
-        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
-             base.resolve(), overlay])
+        create_image(overlay, backing=base, backing_format=base_format)
         self.apply_operations(overlay, ctx)
         disk = ctx.work_dir / f"disk.{self.output_format}"
         ctx.console.note(f"writing a sparse {self.output_format} image")
@@ -237,5 +234,4 @@ def describe(op: Operation) -> str:
 
 def convert_sparse(overlay: Path, dest: Path, fmt: DiskFormat) -> None:
     """A standalone copy without the backing file; zeroed and discarded clusters stay holes."""
-    options = ["-o", "compat=1.1"] if fmt == "qcow2" else []
-    run(["qemu-img", "convert", "-f", "qcow2", "-O", fmt, *options, overlay, dest])
+    convert_image(overlay, "qcow2", dest, fmt)

@@ -4,7 +4,6 @@ on an OEMDRV disk, follow its serial console, wait for it to power off, keep the
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,6 @@ from builder.console import Console
 from builder.errors import CommandError, StorageError
 from builder.model import DiskFormat
 from builder.repro import stable_mac, stable_uuid
-from builder.run import require_tool, run
 from builder.sparse import copy_sparse
 from builder.virt.domain import (
     DirectBoot,
@@ -32,6 +30,7 @@ from builder.virt.domain import (
 )
 from builder.virt.errors import VirtError
 from builder.virt.hypervisor import DomainHandle, Hypervisor
+from builder.virt.qemu_img import create_image, has_data
 
 VirtChoice = Literal["auto", "kvm", "qemu"]
 OEMDRV_LABEL = "OEMDRV"
@@ -172,8 +171,7 @@ def create_disk(path: Path, fmt: DiskFormat, size_gib: int) -> None:
         os.ftruncate(fd, size_gib << 30)
         os.close(fd)
         return
-    require_tool("qemu-img", package="qemu-utils")
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", path, f"{size_gib}G"])
+    create_image(path, size_bytes=size_gib << 30)
     path.chmod(0o600)
 
 
@@ -276,8 +274,7 @@ class SerialFollower:
 def disk_has_data(path: Path, fmt: DiskFormat) -> bool:
     """Whether the installer wrote anything at all to the disk."""
     if fmt == "qcow2":
-        extents = json.loads(run(["qemu-img", "map", "--output=json", "-f", "qcow2", path]).text)
-        return any(extent.get("data") for extent in extents)
+        return has_data(path, "qcow2")
     fd = os.open(path, os.O_RDONLY)
     try:
         os.lseek(fd, 0, os.SEEK_DATA)

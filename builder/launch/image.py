@@ -21,8 +21,8 @@ from builder.launch.storage import StorageModes, create_private_file, private_fi
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
 from builder.ova.verify import RoomCheck
-from builder.run import require_tool, run
 from builder.sparse import read_sparse
+from builder.virt.qemu_img import create_image, image_info
 
 STAMP = "unpacked.json"
 VERIFIED = "verified"
@@ -258,11 +258,10 @@ def _metadata_beside(image: Path) -> Path:
 
 
 def _qcow2_virtual_size(image: Path) -> int:
-    qemu_img = require_tool("qemu-img", package="qemu-utils")
-    done = run([qemu_img, "info", "--output=json", "-f", "qcow2", str(image)], check=False)
-    if done.returncode != 0:
+    info = image_info(image, fmt="qcow2")
+    if info is None:
         raise IntegrityError(f"{image} is not a qcow2 image qemu-img can read")
-    return int(json.loads(done.text)["virtual-size"])
+    return info.virtual_size
 
 
 def _copy_hashing(source: Path, dest: Path) -> str:
@@ -300,12 +299,10 @@ def create_overlay(base: Path, base_format: str, overlay: Path) -> None:
     The file is created 0600 first: qemu-img keeps the mode of a file it writes over, so the
     overlay (the engine's disk) is never readable by others, whatever the umask.
     """
-    qemu_img = require_tool("qemu-img", package="qemu-utils")
     overlay.unlink(missing_ok=True)
     create_private_file(overlay)
     try:
-        run([qemu_img, "create", "-q", "-f", "qcow2", "-F", base_format, "-b",
-             str(base.resolve()), str(overlay)])
+        create_image(overlay, backing=base, backing_format=base_format)
     except BaseException:
         overlay.unlink(missing_ok=True)
         raise

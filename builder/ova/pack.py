@@ -14,7 +14,6 @@ Two layouts:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from builder.ova.gzipstream import GzipWriter, Method
 from builder.ova.ovf import DiskFacts, render_ovf
 from builder.ova.tarball import GzipSink, PlainSink, Progress, TarStream
 from builder.repro import stable_uuid
-from builder.run import require_tool, run
+from builder.virt.qemu_img import convert_image, image_info
 
 Compression = Literal["none", "zlib", "zstd"]
 OvaLayout = Literal["ovirt", "ovf"]
@@ -76,24 +75,16 @@ def names_for(meta: ApplianceMeta, layout: OvaLayout) -> OvaNames:
 
 
 def convert_disk(source: BuiltDisk, dest: Path, compression: Compression) -> None:
-    """qcow2 compat 1.1. No -W: out-of-order writes would make the file differ run to run."""
-    require_tool("qemu-img", package="qemu-utils")
-    options = "compat=1.1"
-    flags: list[str] = []
-    if compression != "none":
-        flags = ["-c"]
-        options += f",compression_type={compression}"
-    run(["qemu-img", "convert", "-f", source.format, "-O", "qcow2", "-o", options, *flags,
-         "-m", "4", source.path, dest])
+    """The disk as the qcow2 an OVA or the qcow2 RPM carries."""
+    convert_image(source.path, source.format, dest, "qcow2", compression=compression)
 
 
 def image_facts(path: Path) -> tuple[str, int, int]:
     """(format, virtual size, allocated bytes) as qemu-img sees the file."""
-    done = run(["qemu-img", "info", "--output=json", path], check=False)
-    if done.returncode != 0:
+    info = image_info(path)
+    if info is None:
         raise InputError(f"not a disk image qemu-img can read: {path}")
-    info = json.loads(done.text)
-    return str(info["format"]), int(info["virtual-size"]), int(info.get("actual-size", 0))
+    return info.format, info.virtual_size, info.actual_size
 
 
 def disk_method(compression: Compression) -> Method:

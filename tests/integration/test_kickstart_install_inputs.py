@@ -73,7 +73,8 @@ def test_a_url_tree_without_the_kernel_is_a_404(
         recipe = write_recipe(tmp_path / "ks.yaml", install_tree=url + "centos/")
         lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
     assert len(lines) == 1
-    assert lines[0].startswith(f"he-build: error: install tree: {url}centos/images/pxeboot/")
+    assert lines[0].startswith(
+        f"he-build: error: stage disk failed: install tree: {url}centos/images/pxeboot/")
     assert "HTTP 404" in lines[0]
     assert not (tmp_path / "cache" / "install-tree").exists() or not any(
         p for p in (tmp_path / "cache" / "install-tree").iterdir() if not p.name.startswith("."))
