@@ -11,7 +11,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pycdlib
 
@@ -25,6 +24,7 @@ from builder.virt.domain import (
     DiskDevice,
     DomainSpec,
     NicDevice,
+    VirtChoice,
     VirtType,
     render_domain_xml,
 )
@@ -32,7 +32,6 @@ from builder.virt.errors import VirtError
 from builder.virt.hypervisor import DomainHandle, Hypervisor
 from builder.virt.qemu_img import create_image, has_data
 
-VirtChoice = Literal["auto", "kvm", "qemu"]
 OEMDRV_LABEL = "OEMDRV"
 KS_NAME = "ks.cfg"
 # Anaconda finds the kickstart on the CD-ROM labelled OEMDRV; a CD-ROM is never an install
@@ -118,9 +117,12 @@ def run_installer(spec: InstallerSpec, dest: Path, console: Console) -> None:
 def boot_installer(spec: InstallerSpec, files: InstallerFiles, console: Console) -> None:
     """Run the installer VM until it stops; whatever happens, the domain is gone afterwards."""
     with Hypervisor(spec.libvirt_uri) as hv:
-        virt_type = choose_virt_type(hv, spec.virt_type, console)
-        console.step(f"booting the installer ({virt_type}); serial log: {spec.log}")
-        handle = hv.create(render_domain_xml(installer_domain(spec, files, virt_type)))
+        console.step(f"booting the installer; serial log: {spec.log}")
+        started = hv.start_domain(
+            lambda virt: render_domain_xml(installer_domain(spec, files, virt)), spec.virt_type)
+        handle = started.handle
+        console.note(f"installer VM: {'KVM' if started.virt_type == 'kvm' else 'TCG (no KVM)'}: "
+                     f"{started.why}")
         try:
             follow_installer(handle, spec, console)
         finally:
@@ -180,14 +182,6 @@ def prepare_log(log: Path) -> None:
     log.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
     log.touch(mode=0o644)
-
-
-def choose_virt_type(hv: Hypervisor, wanted: VirtChoice, console: Console) -> VirtType:
-    if wanted != "auto":
-        return wanted
-    virt_type, why = hv.probe_virt_type()
-    console.note(f"installer VM: {'KVM' if virt_type == 'kvm' else 'TCG (no KVM)'}: {why}")
-    return virt_type
 
 
 def installer_domain(spec: InstallerSpec, files: InstallerFiles,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from builder.atomic import staged_file
 from builder.console import Console
 from builder.disk.backend import BuildContext
-from builder.disk.installer import InstallerSpec, VirtChoice, run_installer
+from builder.disk.installer import InstallerSpec, run_installer
 from builder.disk.kickstart import (
     AUTHSELECT_BY_VERSION,
     DEFAULT_DISK_GIB,
@@ -39,6 +39,7 @@ from builder.errors import InputError
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import sha256_file
+from builder.virt.domain import VirtChoice
 
 if TYPE_CHECKING:
     from builder.disk.recipe import Recipe

@@ -23,7 +23,7 @@ from builder.launch.vm import NicChoice, build_engine_spec, seed_cdrom
 from builder.repro import stable_mac
 from builder.seed.protocol import CHANNEL_NAME
 from builder.virt.domain import Firmware, VirtType, render_domain_xml
-from builder.virt.errors import VirtError, VmStartError
+from builder.virt.errors import VirtError
 from builder.virt.hypervisor import DomainHandle, Hypervisor
 
 
@@ -242,30 +242,17 @@ def start_vm(
     hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None, firmware: Firmware,
 ) -> tuple[DomainHandle, tuple[VirtType, str]]:
     """Create the domain: kvm when it starts, else qemu (TCG); say which and why."""
-    opts = run.opts
     # Ours, 0600, before virtlogd appends the guest's console to it.
     create_private_file(run.paths.console_log)
-    first: VirtType = "qemu" if opts.virt_type == "qemu" else "kvm"
-    why = "asked for with --virt-type" if opts.virt_type != "auto" else "KVM works"
-    if opts.virt_type == "auto":
-        offered, reason = hv.kvm_offered()
-        if not offered:
-            first, why = "qemu", reason
-    try:
-        handle = _create(hv, run, disk, seed, virt_type=first, firmware=firmware)
-    except VmStartError as exc:
-        if opts.virt_type != "auto" or first == "qemu":
-            raise
-        first, why = "qemu", f"KVM does not work here: {exc.message}"
-        handle = _create(hv, run, disk, seed, virt_type=first, firmware=firmware)
-    run.console.note(f"virtualization: {first} ({why})")
-    return handle, (first, why)
+    started = hv.start_domain(lambda virt: domain_xml(run, disk, seed, virt, firmware),
+                              run.opts.virt_type, persistent=not run.opts.transient)
+    why = "asked for with --virt-type" if run.opts.virt_type != "auto" else started.why
+    run.console.note(f"virtualization: {started.virt_type} ({why})")
+    return started.handle, (started.virt_type, why)
 
 
-def _create(
-    hv: Hypervisor, run: Launch, disk: PreparedDisk, seed: SeedPlan | None, *,
-    virt_type: VirtType, firmware: Firmware,
-) -> DomainHandle:
+def domain_xml(run: Launch, disk: PreparedDisk, seed: SeedPlan | None, virt_type: VirtType,
+               firmware: Firmware) -> bytes:
     opts, name, paths = run.opts, run.name, run.paths
     mac = opts.mac or (seed.mac if seed else None) or stable_mac(opts.site or name)
     spec = build_engine_spec(
@@ -275,7 +262,7 @@ def _create(
         nic=NicChoice(network=opts.network, bridge=opts.bridge), mac=mac,
         console_log=paths.console_log, firmware=firmware,
         nvram=paths.nvram if firmware == "uefi" else None)
-    return hv.create(render_domain_xml(spec), persistent=not opts.transient)
+    return render_domain_xml(spec)
 
 
 def stream_report(handle: DomainHandle, run: Launch, launch: LaunchReport) -> ChannelReport:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Literal
 
 from builder.errors import InputError
+from builder.virt.domain import VirtChoice
 
 DEFAULT_URI = "qemu:///system"
 DEFAULT_STORAGE = Path("/var/tmp/he-launch")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-VirtChoice = Literal["auto", "kvm", "qemu"]
 FirmwareChoice = Literal["bios", "uefi"]
 
 

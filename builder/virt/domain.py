@@ -10,6 +10,8 @@ from typing import Literal
 from lxml import etree
 
 VirtType = Literal["kvm", "qemu"]
+# auto: kvm when it works, else qemu (TCG); see Hypervisor.start_domain.
+VirtChoice = Literal["auto", "kvm", "qemu"]
 DiskFormat = Literal["raw", "qcow2"]
 DiskKind = Literal["disk", "cdrom"]
 DiskBus = Literal["virtio", "sata", "scsi", "ide"]

@@ -8,7 +8,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from builder.errors import MissingPrerequisiteError
 from builder.virt.domain import (
     DiskDevice,
     DomainSpec,
+    VirtChoice,
     VirtType,
     render_domain_xml,
 )
@@ -413,24 +414,34 @@ class Hypervisor:
             return False, f"libvirt offers no kvm domains: {_first_line(exc)}"
         return True, "libvirt offers kvm"
 
-    def probe_virt_type(self) -> tuple[VirtType, str]:
-        """`kvm` when a tiny paused KVM domain really starts, else `qemu` (TCG); and why.
-
-        Nested hosts can expose /dev/kvm while qemu aborts on the first vCPU setup, so the
-        probe starts a real domain with the CPU mode a launch uses.
-        """
+    def start_domain(self, xml_for: Callable[[VirtType], bytes], wanted: VirtChoice, *,
+                     persistent: bool = False) -> StartedDomain:
+        """Start the domain `xml_for(virt_type)` describes: with `wanted` when it is kvm or qemu;
+        for auto, kvm when libvirt offers it and the domain really starts (nested hosts can
+        expose /dev/kvm while qemu aborts on the first vCPU), else qemu (TCG). Says why."""
+        if wanted != "auto":
+            return StartedDomain(self.create(xml_for(wanted), persistent=persistent), wanted,
+                                 "asked for")
         offered, why = self.kvm_offered()
-        if not offered:
-            return "qemu", why
-        spec = DomainSpec(name=f"he-kvm-probe-{uuid.uuid4().hex[:8]}", uuid=uuid.uuid4(),
-                          virt_type="kvm", memory_mib=16, vcpus=1)
-        try:
-            domain = self.conn.createXML(render_domain_xml(spec).decode("utf-8"),
-                                         libvirt.VIR_DOMAIN_START_PAUSED)
-        except libvirt.libvirtError as exc:
-            return "qemu", f"KVM does not work here: {_last_qemu_line(exc)}"
-        DomainHandle(domain).destroy()
-        return "kvm", "KVM works"
+        if offered:
+            try:
+                return StartedDomain(self.create(xml_for("kvm"), persistent=persistent), "kvm",
+                                     "KVM works")
+            except VmStartError as exc:
+                cause = exc.__cause__
+                detail = (_last_qemu_line(cause) if isinstance(cause, libvirt.libvirtError)
+                          else exc.message)
+                why = f"KVM does not work here: {detail}"
+        return StartedDomain(self.create(xml_for("qemu"), persistent=persistent), "qemu", why)
+
+
+@dataclass(frozen=True)
+class StartedDomain:
+    """A running domain, the virtualization it got, and why."""
+
+    handle: DomainHandle
+    virt_type: VirtType
+    why: str
 
 
 def _xpath_safe(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
@@ -10,7 +11,7 @@ import pytest
 from lxml import etree
 
 from builder.launch.vm import seed_cdrom
-from builder.virt.domain import DomainSpec, render_domain_xml
+from builder.virt.domain import DomainSpec, VirtType, render_domain_xml
 from builder.virt.errors import DomainNotFoundError, VmStartError
 from builder.virt.hypervisor import Hypervisor
 
@@ -72,25 +73,49 @@ def test_libvirt_failures_become_typed_errors() -> None:
             hv.require("no-such-domain")
 
 
+def tiny_domain(name: str) -> Callable[[VirtType], bytes]:
+    def xml(virt_type: VirtType) -> bytes:
+        return render_domain_xml(DomainSpec(name=name, uuid=uuid.uuid4(), virt_type=virt_type,
+                                            memory_mib=32, vcpus=1))
+    return xml
+
+
 def test_the_test_driver_offers_no_kvm() -> None:
     with Hypervisor(TEST_URI) as hv:
-        virt_type, why = hv.probe_virt_type()
-    assert virt_type == "qemu" and why
-
-
-def test_the_probed_virt_type_really_starts_on_libvirtd(libvirt_uri: str) -> None:
-    """The probe says kvm only when a KVM domain starts here; whatever it says must start."""
-    with Hypervisor(libvirt_uri) as hv:
-        virt_type, why = hv.probe_virt_type()
-        spec = DomainSpec(name=f"he-probe-check-{uuid.uuid4().hex[:6]}", uuid=uuid.uuid4(),
-                          virt_type=virt_type, memory_mib=32, vcpus=1)
-        handle = hv.create(render_domain_xml(spec))
+        started = hv.start_domain(tiny_domain("he-auto-test"), "auto")
         try:
-            assert handle.is_active(), why
-            assert etree.fromstring(handle.xml()).get("type") == virt_type
+            assert started.virt_type == "qemu" and started.why
+            assert etree.fromstring(started.handle.xml()).get("type") == "qemu"
         finally:
-            handle.remove()
-        assert hv.lookup(spec.name) is None
+            started.handle.remove()
+
+
+def test_auto_keeps_what_really_starts_on_libvirtd(libvirt_uri: str) -> None:
+    """kvm only when a KVM domain starts here (nested hosts expose a /dev/kvm that fails);
+    whatever is chosen is running, with the reason said."""
+    name = f"he-auto-check-{uuid.uuid4().hex[:6]}"
+    with Hypervisor(libvirt_uri) as hv:
+        started = hv.start_domain(tiny_domain(name), "auto")
+        try:
+            assert started.handle.is_active(), started.why
+            assert etree.fromstring(started.handle.xml()).get("type") == started.virt_type
+            offered, _ = hv.kvm_offered()
+            if offered and started.virt_type == "qemu":
+                assert started.why.startswith("KVM does not work here: ")
+        finally:
+            started.handle.remove()
+        assert hv.lookup(name) is None
+
+
+def test_a_named_virt_type_is_used_as_asked(libvirt_uri: str) -> None:
+    name = f"he-asked-{uuid.uuid4().hex[:6]}"
+    with Hypervisor(libvirt_uri) as hv:
+        started = hv.start_domain(tiny_domain(name), "qemu")
+        try:
+            assert (started.virt_type, started.why) == ("qemu", "asked for")
+            assert etree.fromstring(started.handle.xml()).get("type") == "qemu"
+        finally:
+            started.handle.remove()
 
 
 @pytest.mark.parametrize("persistent", [False, True], ids=["transient", "persistent"])

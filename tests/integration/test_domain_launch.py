@@ -30,6 +30,7 @@ from builder.repro import sha256_file
 from builder.virt.domain import DomainSpec, render_domain_xml
 from builder.virt.hypervisor import Hypervisor
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
+from tests.integration.test_domain_hypervisor import tiny_domain
 
 pytestmark = pytest.mark.integration
 __all__ = ["demo_appliance"]
@@ -361,7 +362,9 @@ def test_auto_picks_what_really_starts_here_and_says_why(
     """On the real libvirtd. Here KVM is offered but broken (nested virtualisation is off), so
     this takes the fallback; on a host where KVM works it checks that kvm is kept."""
     with Hypervisor(libvirt_uri) as hv:
-        expected, _ = hv.probe_virt_type()
+        started = hv.start_domain(tiny_domain(f"he-auto-{uuid.uuid4().hex[:6]}"), "auto")
+        expected = started.virt_type
+        started.handle.remove()
     code = main(["--appliance", str(demo_appliance.ova), "--no-seed", "--site", "autovirt",
                  "--no-network", "--uri", libvirt_uri, "--storage", str(launch_storage),
                  "--virt-type", "auto", "--boot-timeout", "1", "--json"])
