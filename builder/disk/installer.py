@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pycdlib
 
@@ -31,7 +31,9 @@ from builder.virt.domain import (
     render_domain_xml,
 )
 from builder.virt.errors import VirtError
-from builder.virt.hypervisor import DomainHandle, Hypervisor
+
+if TYPE_CHECKING:
+    from builder.virt.hypervisor import DomainHandle, Hypervisor
 
 VirtChoice = Literal["auto", "kvm", "qemu"]
 OEMDRV_LABEL = "OEMDRV"
@@ -118,6 +120,9 @@ def run_installer(spec: InstallerSpec, dest: Path, console: Console) -> None:
 
 def boot_installer(spec: InstallerSpec, files: InstallerFiles, console: Console) -> None:
     """Run the installer VM until it stops; whatever happens, the domain is gone afterwards."""
+    # libvirt only here: rendering and checking a kickstart (--render-kickstart) needs none.
+    from builder.virt.hypervisor import Hypervisor  # noqa: PLC0415
+
     with Hypervisor(spec.libvirt_uri) as hv:
         virt_type = choose_virt_type(hv, spec.virt_type, console)
         console.step(f"booting the installer ({virt_type}); serial log: {spec.log}")
