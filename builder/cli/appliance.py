@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from builder.atomic import write_atomic
 from builder.cli.handler import CommandResult
 from builder.console import Console
 from builder.disk.recipe import Recipe
 from builder.errors import InputError
 from builder.model import FORMATS
 from builder.pipeline.store import default_cache_root
+from builder.resources import bundled_recipes
 
 if TYPE_CHECKING:
     from builder.pipeline.appliance import ApplianceBuild
@@ -34,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                         help=f"bundled recipe name or path to a recipe YAML (default: "
                              f"{DEFAULT_RECIPE}, or {DEFAULT_KICKSTART_RECIPE} with the "
                              f"kickstart options)")
+    parser.add_argument("--list-recipes", action="store_true",
+                        help="list the bundled recipes and where they are; build nothing")
     parser.add_argument("--out", type=Path, default=Path("out"),
                         help="where the disk, OVA and RPM are published (default: %(default)s)")
     parser.add_argument("--format", choices=FORMATS, default="ovirt",
@@ -61,10 +65,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     kickstart.add_argument("--repo-url", default=None, metavar="URL",
                            help="where the installer gets stage2 and packages (needed for a DIR "
                                 "tree)")
+    kickstart.add_argument("--render-kickstart", type=Path, default=None, metavar="FILE",
+                           help="write the kickstart the installer would get to FILE (mode "
+                                "0600) and stop: nothing is downloaded or built")
     parser.set_defaults(handler=run_appliance)
 
 
 def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
+    if args.list_recipes:
+        return list_recipes()
+    if args.render_kickstart is not None:
+        return render_kickstart_file(recipe_from_args(args), args.render_kickstart)
     # The build machinery imports libvirt and libguestfs: only this command pays for them, so
     # `he-build seed` and `inventory` run on a controller that has neither.
     from builder.pipeline.appliance import BuildOptions, build_appliance, describe  # noqa: PLC0415
@@ -81,8 +92,9 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The recipe, with the kickstart options given on the command line laid over its own."""
     overrides = kickstart_overrides(args)
-    default = DEFAULT_KICKSTART_RECIPE if overrides else DEFAULT_RECIPE
-    from builder.disk.registry import load_recipe  # noqa: PLC0415  (imports libvirt)
+    wants_kickstart = overrides or args.render_kickstart is not None
+    default = DEFAULT_KICKSTART_RECIPE if wants_kickstart else DEFAULT_RECIPE
+    from builder.disk.registry import load_recipe  # noqa: PLC0415  (every backend)
 
     recipe = load_recipe(args.recipe or default)
     if not overrides:
@@ -92,6 +104,31 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
         raise InputError(f"{flags}: recipe {recipe.name} uses the {recipe.backend} backend, "
                          f"not kickstart")
     return dataclasses.replace(recipe, options={**recipe.options, **overrides})
+
+
+def list_recipes() -> CommandResult:
+    recipes = bundled_recipes()
+    width = max((len(name) for name in recipes), default=0)
+    text = "\n".join(f"{name.ljust(width)}  {path}" for name, path in recipes.items())
+    rows = [{"name": name, "path": str(path)} for name, path in recipes.items()]
+    return CommandResult(data={"ok": True, "recipes": rows}, text=text)
+
+
+def render_kickstart_file(recipe: Recipe, target: Path) -> CommandResult:
+    """The kickstart a build of `recipe` would give the installer, checked the same way, in
+    `target` (mode 0600: it may hold the root password's hash)."""
+    if recipe.backend != "kickstart":
+        raise InputError(f"--render-kickstart: recipe {recipe.name} uses the {recipe.backend} "
+                         "backend, not kickstart")
+    if target.is_dir() or not target.parent.is_dir():
+        raise InputError(f"--render-kickstart: {target} is a directory or lies in a directory "
+                         "that does not exist")
+    from builder.disk.kickstart_install import from_recipe  # noqa: PLC0415
+
+    kickstart = from_recipe(recipe, dict(os.environ)).kickstart
+    write_atomic(target, kickstart.encode("utf-8"), mode=0o600)
+    data = {"ok": True, "recipe": recipe.name, "kickstart": str(target)}
+    return CommandResult(data=data, text=f"{target}: the kickstart of recipe {recipe.name}")
 
 
 def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:

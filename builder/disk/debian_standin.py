@@ -11,7 +11,6 @@ import json
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from builder.errors import InputError
 from builder.model import ApplianceMeta, BuiltDisk
 from builder.pipeline.store import StageCache, hash_inputs, package_version
 from builder.repro import source_date_epoch
+from builder.resources import appliance_file
 from builder.run import require_tool, run
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def _is_package_name(name: str) -> bool:
 
 def data_file(name: str) -> bytes:
     """A file shipped in builder/data/appliance/ (the stand-in engine-setup, the answers)."""
-    return resources.files("builder").joinpath("data", "appliance", name).read_bytes()
+    return appliance_file(name).read_bytes()
 
 
 @dataclass

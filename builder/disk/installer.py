@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pycdlib
 
@@ -29,8 +30,10 @@ from builder.virt.domain import (
     render_domain_xml,
 )
 from builder.virt.errors import VirtError
-from builder.virt.hypervisor import DomainHandle, Hypervisor
 from builder.virt.qemu_img import create_image, has_data
+
+if TYPE_CHECKING:
+    from builder.virt.hypervisor import DomainHandle
 
 OEMDRV_LABEL = "OEMDRV"
 KS_NAME = "ks.cfg"
@@ -116,6 +119,9 @@ def run_installer(spec: InstallerSpec, dest: Path, console: Console) -> None:
 
 def boot_installer(spec: InstallerSpec, files: InstallerFiles, console: Console) -> None:
     """Run the installer VM until it stops; whatever happens, the domain is gone afterwards."""
+    # libvirt only here: rendering and checking a kickstart (--render-kickstart) needs none.
+    from builder.virt.hypervisor import Hypervisor  # noqa: PLC0415
+
     with Hypervisor(spec.libvirt_uri) as hv:
         console.step(f"booting the installer; serial log: {spec.log}")
         started = hv.start_domain(

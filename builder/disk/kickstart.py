@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import jinja2
 
 from builder.errors import InputError, MissingPrerequisiteError
+from builder.resources import KICKSTART_DIR, appliance_file
 
-KICKSTART_DIR = Path(__file__).resolve().parents[2] / "kickstarts"
 DEFAULT_TEMPLATE = "ovirt-engine-appliance.ks.j2"
 # The partitioning (snippets/storage.ks.j2) needs 50.6 GiB: biosboot 1 MiB, EFI system
 # partition 600 MiB, /boot 1 GiB and the LVM physical volume's 49 GiB (its volumes take 48).
@@ -28,7 +27,7 @@ AuthselectProfile = Literal["minimal", "local"]
 AUTHSELECT_BY_VERSION: dict[KickstartVersion, AuthselectProfile] = {
     "RHEL9": "minimal", "RHEL10": "local"}
 # The appliance's own engine-setup answers, shipped as /root/ovirt-engine-answers.
-APPLIANCE_ANSWERS = ("data", "appliance", "ovirt-engine-answers")
+APPLIANCE_ANSWERS = "ovirt-engine-answers"
 
 _WORD = re.compile(r"[A-Za-z0-9_+@*][A-Za-z0-9._+*-]*\Z")
 # Control characters, and the other line ends Python's str.splitlines() (so pykickstart, and
@@ -104,7 +103,7 @@ def ks_heredoc(value: object, delimiter: str) -> KsSafe:
 
 def appliance_answers() -> str:
     """builder/data/appliance/ovirt-engine-answers: the one copy of the appliance's answers."""
-    return resources.files("builder").joinpath(*APPLIANCE_ANSWERS).read_text(encoding="utf-8")
+    return appliance_file(APPLIANCE_ANSWERS).read_text(encoding="utf-8")
 
 
 def _refuse_unescaped(value: Any) -> Any:

@@ -24,7 +24,6 @@ from builder.disk.kickstart import (
     AUTHSELECT_BY_VERSION,
     DEFAULT_DISK_GIB,
     DEFAULT_TEMPLATE,
-    KICKSTART_DIR,
     AuthselectProfile,
     KickstartInputs,
     KickstartVersion,
@@ -39,6 +38,7 @@ from builder.errors import InputError
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import sha256_file
+from builder.resources import KICKSTART_DIR
 from builder.virt.domain import VirtChoice
 
 if TYPE_CHECKING:

@@ -15,12 +15,9 @@ from builder.disk.backend import DiskBackend
 from builder.disk.recipe import Recipe, problem_line
 from builder.errors import InputError
 from builder.model import ApplianceMeta, PackageNames
+from builder.resources import bundled_recipes
 
 __all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
-
-# Bundled recipes ship beside the package (recipes/ at the repository root).
-RECIPE_DIR = Path(__file__).resolve().parent.parent.parent / "recipes"
-
 
 class _MetaModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -105,11 +102,11 @@ def resolve_recipe_path(name_or_path: str) -> Path:
         if not candidate.is_file():
             raise InputError(f"recipe file not found: {name_or_path}")
         return candidate
-    bundled = RECIPE_DIR / f"{name_or_path}.yaml"
-    if not bundled.is_file():
-        known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
-        raise InputError(f"no such recipe: {name_or_path}", hint=f"bundled recipes: {known}")
-    return bundled
+    bundled = bundled_recipes()
+    if name_or_path not in bundled:
+        raise InputError(f"no such recipe: {name_or_path}",
+                         hint=f"bundled recipes: {', '.join(bundled)}")
+    return bundled[name_or_path]
 
 
 def load_recipe(name_or_path: str) -> Recipe:

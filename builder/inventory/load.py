@@ -31,9 +31,10 @@ from builder.inventory.source import (
     parse_yaml,
 )
 from builder.repro import stable_mac
+from builder.resources import EXAMPLE_INVENTORY
 
-# The bundled example, found from the package so it works from a checkout and an editable install.
-DEFAULT_INVENTORY: Path = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
+# The bundled example (examples/inventory.yaml), from a checkout or an installed wheel.
+DEFAULT_INVENTORY: Path = EXAMPLE_INVENTORY
 
 # Far above any real inventory (1,000 sites take about 0.4 MiB), low enough to read at once.
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from builder.atomic import write_atomic
 from builder.errors import InputError, IntegrityError, MissingPrerequisiteError
+from builder.resources import OVF_SCHEMA_DIR
 from builder.run import require_tool, run
 
 OVF_ENVELOPE_XSD = "dsp8023_1.1.0.xsd"
@@ -112,9 +113,10 @@ def check_rpmlint(rpm: Path, *, public_key: Path | None = None,
 # --- OVF -------------------------------------------------------------------------------
 
 
-def check_ovf_schema(ovf: Path, schema_dir: Path) -> GateResult:
-    """The OVF validates against DMTF's OVF 1.1 envelope schema (DSP8023) in `schema_dir`,
-    whose imports point at local copies: xmllint never touches the network."""
+def check_ovf_schema(ovf: Path, schema_dir: Path = OVF_SCHEMA_DIR) -> GateResult:
+    """The OVF validates against DMTF's OVF 1.1 envelope schema (DSP8023) in `schema_dir`
+    (default: the copy shipped from ovf/xsd/), whose imports point at local copies: xmllint
+    never touches the network."""
     require_tool("xmllint", package="libxml2-utils")
     _require_file(ovf, "OVF descriptor")
     schema = schema_dir / OVF_ENVELOPE_XSD

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from datetime import UTC, datetime
-from importlib import resources
 
 import jinja2
 
 from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests
+from builder.resources import appliance_file
 from builder.rpm.metadata import DISCOVERY_DIR, INSTALL_DIR, RpmLayout
 
 TEMPLATES = ("appliance.spec.j2", "README.appliance.j2")
@@ -47,7 +47,7 @@ def templates_digest() -> str:
 
 
 def _template_source(name: str) -> str:
-    return resources.files("builder").joinpath("data", "appliance", name).read_text()
+    return appliance_file(name).read_text(encoding="utf-8")
 
 
 def _render(name: str, **values: object) -> str:

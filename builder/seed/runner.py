@@ -4,10 +4,10 @@ profile, runs engine-setup, scrubs the answer file's copies and reports over vir
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 import jinja2
 
+from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed.iso import VOLUME_ID
 from builder.seed.network import NM_KEYFILE, NM_PROFILE
 from builder.seed.protocol import (
@@ -29,7 +29,6 @@ APPLIANCE_ANSWERS = "/root/ovirt-engine-answers"
 SEED_ANSWERS = "/root/heanswers.conf"
 RUNNER_PATH = "/usr/local/sbin/he-run-engine-setup"
 FALLBACK_LOG = "/var/log/he-engine-setup.log"
-TEMPLATE = "engine-setup-runner.sh.j2"
 # Seconds the runner waits for configured interfaces before reporting the network (a DHCP
 # interface with no server answering would otherwise hold engine-setup back for minutes).
 NETWORK_WAIT_SECONDS = 30
@@ -63,7 +62,7 @@ CLOUD_INIT_UNITS = ("cloud-init-local.service", "cloud-init.service", "cloud-con
 @functools.cache
 def render_runner() -> str:
     """The runner script's text: every site gets the same bytes."""
-    source = resources.files("builder.seed").joinpath("data", TEMPLATE).read_text("utf-8")
+    source = SEED_RUNNER_TEMPLATE.read_text("utf-8")
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)  # noqa: S701 - shell text of constants, not HTML
     return env.from_string(source).render(**template_values())

@@ -32,13 +32,13 @@ from builder.model import ApplianceMeta, BuiltDisk, Firmware
 from builder.ova import pack_ova, unpack_ova, verify_ova
 from builder.ova.pack import OvaLayout, render_manifest, write_ova
 from builder.repro import sha256_file
+from builder.resources import OVF_SCHEMA_DIR
 from builder.sparse import sha256_sparse
 from tests.fixtures.appliance import DemoAppliance
 
 pytestmark = pytest.mark.integration
 MTIME = 1_700_000_000
-REPO = Path(__file__).resolve().parent.parent.parent
-XSD = REPO / "ovf" / "xsd" / "dsp8023_1.1.0.xsd"
+XSD = OVF_SCHEMA_DIR / "dsp8023_1.1.0.xsd"
 OVF = "{http://schemas.dmtf.org/ovf/envelope/1/}"
 RASD = "{http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData}"
 GIB = 1 << 30

@@ -27,13 +27,13 @@ from builder.release.gates import (
     extract_ovf,
 )
 from builder.release.gpg import sign_rpm, signing_home
+from builder.resources import OVF_SCHEMA_DIR
 from builder.seed.master import render_seed
 from tests.fixtures.appliance import DemoAppliance
 from tests.fixtures.release import EPOCH, KeyFiles
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 META = ApplianceMeta(name="ovirt-engine-appliance", version="4.5", release="1",
                      memory_mib=4096, vcpus=2, description="engine appliance")
 DISK = DiskFacts(href="images/disk.qcow2", file_id="file1", disk_id="disk1", image_id="image1",
@@ -77,14 +77,9 @@ KICKSTART = KickstartInputs(
 
 
 def ovf_schema_dir() -> Path:
-    """DMTF's OVF 1.1 schemas with local imports: the repository's own copy when it has one
-    (top-level ovf/), else the shared reference copy beside the checkout."""
-    candidates = [p.parent for p in sorted(REPO.glob("ovf/**/dsp8023_1.1.0.xsd"))]
-    candidates += [parent / "shared/reference/ovf-xsd" for parent in REPO.parents]
-    for candidate in candidates:
-        if (candidate / "dsp8023_1.1.0.xsd").is_file():
-            return candidate
-    raise AssertionError("DMTF's OVF 1.1 schemas (dsp8023_1.1.0.xsd) not found")
+    """DMTF's OVF 1.1 schemas with local imports (top-level ovf/xsd/, shipped in the wheel)."""
+    assert (OVF_SCHEMA_DIR / "dsp8023_1.1.0.xsd").is_file()
+    return OVF_SCHEMA_DIR
 
 
 # --- RPM ---------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import configparser
 import os
 import stat
 import subprocess
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.repro import stable_mac
+from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed import protocol, runner
 from builder.seed.answers import render_answers
 from builder.seed.master import render_seed
@@ -307,7 +307,7 @@ PASSWORD_LINE = "OVESETUP_CONFIG/adminPassword=str:Sc0tch-on-the-rocks"
 
 def _runner_for_test(tmp: Path, port: str, engine_setup: Path) -> Path:
     """The shipped template rendered with guest paths inside `tmp`."""
-    source = resources.files("builder.seed").joinpath("data", runner.TEMPLATE).read_text()
+    source = SEED_RUNNER_TEMPLATE.read_text()
     for folder in ("cloud/instances", "log", "home", "run"):
         (tmp / folder).mkdir(parents=True, exist_ok=True)
     values = runner.template_values(

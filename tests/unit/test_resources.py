@@ -1,0 +1,89 @@
+"""builder.resources from the checkout (the editable install), and the appliance options that
+read it without building: `--list-recipes`, `--render-kickstart FILE`."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from builder import resources
+from builder.cli.he_build import main
+from builder.disk.kickstart_install import from_recipe
+from builder.disk.registry import load_recipe
+from builder.errors import ExitCode
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_checkout_answers_with_its_top_level_files() -> None:
+    assert resources.KICKSTART_DIR == REPO / "kickstarts"
+    assert resources.RECIPE_DIR == REPO / "pipelines" / "recipes"
+    assert resources.EXAMPLE_INVENTORY == REPO / "examples" / "inventory.yaml"
+    assert resources.EXAMPLE_SECRETS == REPO / "examples" / "secrets"
+    assert resources.OVF_SCHEMA_DIR == REPO / "ovf" / "xsd"
+    assert resources.appliance_file("ovirt-engine-answers").read_bytes() == (
+        REPO / "builder" / "data" / "appliance" / "ovirt-engine-answers").read_bytes()
+    assert resources.SEED_RUNNER_TEMPLATE.is_file()
+
+
+def test_every_shipped_tree_is_a_link_to_the_top_level() -> None:
+    for tree in ("kickstarts", "ovf", "pipelines", "examples"):
+        link = resources.DATA_DIR / tree
+        assert link.is_symlink() and link.resolve() == REPO / tree
+
+
+def test_list_recipes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["appliance", "--list-recipes"]) == ExitCode.OK
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    expected = sorted((REPO / "pipelines" / "recipes").glob("*.yaml"))
+    assert rows == [[path.stem, str(path)] for path in expected]
+    assert main(["appliance", "--list-recipes", "--json"]) == ExitCode.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["recipes"] == [{"name": p.stem, "path": str(p)} for p in expected]
+
+
+def test_render_kickstart_defaults_to_the_kickstart_recipe(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "ks.cfg"
+    assert main(["appliance", "--render-kickstart", str(target)]) == ExitCode.OK
+    assert capsys.readouterr().out.strip() == f"{target}: the kickstart of recipe kickstart-centos9"
+    assert target.read_text() == from_recipe(load_recipe("kickstart-centos9"), {}).kickstart
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_kickstart_applies_the_kickstart_flags(tmp_path: Path) -> None:
+    own = tmp_path / "own.ks"
+    own.write_text("text\nrootpw --lock\npoweroff\n")
+    target = tmp_path / "ks.cfg"
+    assert main(["appliance", "--kickstart", str(own), "--render-kickstart", str(target)]) == (
+        ExitCode.OK)
+    assert target.read_text() == own.read_text()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--recipe", "debian-test"],
+     "--render-kickstart: recipe debian-test uses the debian-test backend, not kickstart"),
+    (["--recipe", "nope"], "no such recipe: nope"),
+])
+def test_render_kickstart_refuses_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        message: str) -> None:
+    target = tmp_path / "ks.cfg"
+    assert main(["appliance", *argv, "--render-kickstart", str(target)]) == ExitCode.BAD_INPUT
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert errors == [f"he-build: error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["missing/ks.cfg", "."])
+def test_render_kickstart_needs_a_file_in_an_existing_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    target = tmp_path / where
+    assert main(["appliance", "--render-kickstart", str(target)]) == ExitCode.BAD_INPUT
+    assert (f"he-build: error: --render-kickstart: {target} is a directory or lies in a "
+            "directory that does not exist") in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
