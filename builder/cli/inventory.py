@@ -66,7 +66,7 @@ def site_summary(site: Site) -> dict[str, str]:
         "fqdn": site.fqdn,
         "mode": net.mode,
         "address": ", ".join(addresses),
-        "mac": net.mac or "",
+        "mac": site.mac,
     }
 
 

@@ -128,8 +128,7 @@ def unique_values(site: Site, mac_derived: bool) -> list[Unique]:
     """(path, label, value) of everything that must be unique across sites."""
     net = site.network
     values: list[Unique] = [(("fqdn",), "FQDN", site.fqdn.lower())]
-    if net.mac is not None:
-        values.append((("network", "mac"), "derived MAC" if mac_derived else "MAC", net.mac))
+    values.append((("network", "mac"), "derived MAC" if mac_derived else "MAC", site.mac))
     for family, static in (("ipv4", net.ipv4), ("ipv6", net.ipv6)):
         if static is not None:
             values.append((("network", family, "address"), "address", str(static.address.ip)))

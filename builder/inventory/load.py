@@ -30,7 +30,6 @@ from builder.inventory.source import (
     line_of,
     parse_yaml,
 )
-from builder.repro import stable_mac
 from builder.resources import EXAMPLE_INVENTORY
 
 # The bundled example (examples/inventory.yaml), from a checkout or an installed wheel.
@@ -108,7 +107,6 @@ def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> In
         if site is None:
             continue
         if site.network.mac is None:
-            site = with_derived_mac(site)
             derived.add(site.name)
         sites.append(site)
     for name, problem in check_conflicts(sites, derived):
@@ -288,12 +286,6 @@ def deep_merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any
         both = isinstance(old, Mapping) and isinstance(value, Mapping)
         merged[key] = deep_merge(old, value) if both else value  # type: ignore[arg-type]
     return merged
-
-
-def with_derived_mac(site: Site) -> Site:
-    """The same site name always gives the same MAC, so re-runs keep DHCP leases."""
-    network = site.network.model_copy(update={"mac": stable_mac(site.name)})
-    return site.model_copy(update={"network": network})
 
 
 def select_sites(inv: Inventory, names: Sequence[str], all_sites: bool) -> list[Site]:

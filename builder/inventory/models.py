@@ -36,6 +36,7 @@ from builder.inventory.syntax import (
     lower_text,
     parse_ip,
 )
+from builder.repro import stable_mac
 
 __all__ = ["ANSWER_KEY_PATTERN", "HOST_NAME_PATTERN"]  # re-exported: patterns live with checks
 
@@ -222,6 +223,12 @@ class Site(Frozen):
     @property
     def hostname(self) -> str:
         return self.fqdn.split(".", 1)[0]
+
+    @property
+    def mac(self) -> str:
+        """The engine VM's MAC: network.mac, else derived from the site's name (the same name
+        always gives the same MAC, so re-runs keep DHCP leases). The one place it is decided."""
+        return self.network.mac or stable_mac(self.name)
 
     @property
     def domain(self) -> str:

@@ -8,9 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from builder.errors import InputError
 from builder.inventory.load import Inventory, load_inventory
-from builder.inventory.models import Network, Site, StaticIPv4
+from builder.inventory.models import Site
 from builder.launch.hostnet import HostNetwork
 from builder.launch.seeding import SeedPlan, attach_copy
 from builder.launch.storage import StorageModes
@@ -66,10 +68,12 @@ def apply_host_network(site: Site, host: HostNetwork, address: IPv4Address | Non
                   host.address.network.broadcast_address):
         raise InputError(f"--network-from-host: {chosen} is the host's own, the network's or "
                          f"the broadcast address of {host.address.network}")
-    network = Network(
-        mode="static", mac=site.network.mac, interface=site.network.interface,
-        ipv4=StaticIPv4(address=vm_address, gateway=host.gateway),
-        ipv6=site.network.ipv6, dns_servers=host.dns_servers or site.network.dns_servers,
-        search_domains=site.network.search_domains,
-    )
-    return site.model_copy(update={"network": network})
+    network = {**site.network.model_dump(), "mode": "static",
+               "ipv4": {"address": vm_address, "gateway": host.gateway},
+               "dns_servers": host.dns_servers or site.network.dns_servers}
+    # Validated again as a whole site: the inventory's rules hold for what the host adds.
+    try:
+        return Site.model_validate({**site.model_dump(), "network": network})
+    except ValidationError as exc:
+        raise InputError(f"--network-from-host: site {site.name}: "
+                         f"{exc.errors(include_url=False)[0]['msg']}") from None

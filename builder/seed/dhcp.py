@@ -14,7 +14,6 @@ from pathlib import Path
 
 from builder.atomic import write_atomic
 from builder.inventory.models import Site
-from builder.seed.network import site_mac
 
 DNSMASQ_NAME = "dnsmasq.conf"
 DHCPD_NAME = "dhcpd.conf"
@@ -47,7 +46,7 @@ def registration(site: Site) -> Registration:
     net = site.network
     addresses = tuple(cfg.address.ip for cfg in (net.ipv4, net.ipv6) if cfg is not None)
     return Registration(site=site.name, fqdn=site.fqdn, hostname=site.hostname,
-                        mac=site_mac(site), dhcp=net.mode == "dhcp", addresses=addresses)
+                        mac=site.mac, dhcp=net.mode == "dhcp", addresses=addresses)
 
 
 def build_dhcp_export(sites: Sequence[Site]) -> DhcpExport:

@@ -23,7 +23,7 @@ from builder.seed.answers import SeedSecrets, render_answers
 from builder.seed.dhcp import DhcpExport, write_dhcp_export
 from builder.seed.iso import master_iso
 from builder.seed.metadata import derive_instance_id, render_meta_data
-from builder.seed.network import render_network_config, site_mac
+from builder.seed.network import render_network_config
 from builder.seed.passwords import hash_root_password
 from builder.seed.userdata import render_user_data
 
@@ -125,7 +125,7 @@ def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
     return RenderedSeed(
         site=site.name, user_data=user_data, meta_data=render_meta_data(site, instance_id),
         network_config=network_config, answers=answers, instance_id=instance_id,
-        mac=site_mac(site), fqdn=site.fqdn,
+        mac=site.mac, fqdn=site.fqdn,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from builder.errors import InputError
 from builder.inventory.models import Site
-from builder.repro import stable_mac, stable_uuid
+from builder.repro import stable_uuid
 from builder.seed.documents import dump_yaml
 
 # hosted-engine's own profile name and file: a later hosted-engine step that writes its
@@ -25,11 +25,6 @@ from builder.seed.documents import dump_yaml
 NM_PROFILE = "hosted-engine"
 NM_KEYFILE = f"/etc/NetworkManager/system-connections/{NM_PROFILE}.nmconnection"
 NM_HEADER = "# Written by he-builder's seed: the engine VM's NIC, matched by its MAC address.\n"
-
-
-def site_mac(site: Site) -> str:
-    """The engine VM's MAC: the inventory's, or the one derived from the site name."""
-    return site.network.mac or stable_mac(site.name)
 
 
 def static_addresses(site: Site) -> tuple[IPv4Address | IPv6Address, ...]:
@@ -59,7 +54,7 @@ def build_network_config(site: Site) -> dict[str, Any] | None:
 def _ethernet(site: Site) -> dict[str, Any]:
     net = site.network
     interface: dict[str, Any] = {
-        "match": {"macaddress": site_mac(site)},
+        "match": {"macaddress": site.mac},
         "set-name": net.interface,
         "dhcp4": False,
         "dhcp6": False,
@@ -101,7 +96,7 @@ def render_nm_keyfile(site: Site) -> str:
     sections: list[tuple[str, list[tuple[str, str]]]] = [
         ("connection", [("id", NM_PROFILE), ("uuid", str(stable_uuid("nm-profile", site.name))),
                         ("type", "ethernet"), ("autoconnect", "true"), ("zone", "public")]),
-        ("ethernet", [("mac-address", site_mac(site).upper())]),
+        ("ethernet", [("mac-address", site.mac.upper())]),
         ("ipv4", _nm_ipv4(site)),
         ("ipv6", _nm_ipv6(site)),
     ]

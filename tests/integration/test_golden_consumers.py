@@ -36,7 +36,6 @@ from builder.rpm.metadata import (
 )
 from builder.rpm.rpmbuild import STORED_PAYLOAD, rpm_defines
 from builder.seed.answers import ParsedValue, build_answers, check_answers
-from builder.seed.network import site_mac
 from builder.seed.runner import RUNNER_PATH
 from tests.fixtures.golden import GOLDEN_DIR
 from tests.fixtures.golden_inputs import (
@@ -135,7 +134,7 @@ def test_networkmanager_keeps_every_setting_of_the_golden_keyfile(nmcli: Nmcli,
     assert keyfile_settings(result.stdout) == as_networkmanager_writes_it(
         keyfile_settings(keyfile))
     assert keyfile_settings(keyfile)["ethernet"]["mac-address"] == \
-        site_mac(site_of(site)).upper()
+        site_of(site).mac.upper()
 
 
 def test_sshd_applies_the_golden_root_login_drop_in(sshd: Path, tmp_path: Path) -> None:
@@ -185,7 +184,7 @@ def test_engine_setup_reads_the_golden_answers_as_the_inventory_says(site: str) 
 @pytest.mark.parametrize("site", SITES)
 def test_the_golden_manifest_describes_the_golden_files(site: str) -> None:
     manifest: dict[str, Any] = json.loads(golden(f"seed/{site}/manifest.json").read_text())
-    assert manifest["site"] == site and manifest["mac"] == site_mac(site_of(site))
+    assert manifest["site"] == site and manifest["mac"] == site_of(site).mac
     for name, entry in manifest["files"].items():
         if name == "seed.iso":
             continue

@@ -27,7 +27,7 @@ def test_bundled_example_loads_with_no_edits() -> None:
     inv = load_inventory(DEFAULT_INVENTORY)
     assert list(inv.sites) == ["dc1", "dc2"]
     dc1, dc2 = inv.sites["dc1"], inv.sites["dc2"]
-    assert dc1.network.mode == "dhcp" and dc1.network.mac == stable_mac("dc1")
+    assert dc1.network.mode == "dhcp" and dc1.mac == stable_mac("dc1")
     assert len(dc1.hosts_entries) == 2 and dc1.ssh_keys and dc1.ntp_servers
     assert dc2.network.mode == "static"
     assert dc2.network.ipv4 is not None and dc2.network.ipv6 is not None
@@ -100,8 +100,8 @@ def test_derived_mac_is_stable_and_in_the_kvm_range(tmp_path: Path) -> None:
     first = load_inventory(write(tmp_path, text))
     again = load_inventory(write(tmp_path, text))
     assert list(first.sites) == ["zeta", "alpha"]  # file order, not sorted
-    macs = [site.network.mac for site in first.sites.values()]
-    assert macs == [site.network.mac for site in again.sites.values()]
+    macs = [site.mac for site in first.sites.values()]
+    assert macs == [site.mac for site in again.sites.values()]
     assert macs == [stable_mac("zeta"), stable_mac("alpha")]
     assert all(mac is not None and mac.startswith("00:16:3e:") for mac in macs)
 
@@ -122,7 +122,7 @@ def test_mac_is_lowered_and_unquoted_mac_is_text(tmp_path: Path) -> None:
         """)
     sites = load_inventory(path).sites
     # YAML 1.1 would read 52:54:00:12:34:56 as a base-60 number.
-    assert [s.network.mac for s in sites.values()] == ["00:16:3e:ab:cd:ef", "52:54:00:12:34:56"]
+    assert [s.mac for s in sites.values()] == ["00:16:3e:ab:cd:ef", "52:54:00:12:34:56"]
 
 
 def test_select_sites_by_name_all_and_unknown() -> None:

@@ -203,7 +203,7 @@ def ovirt_role_vars(site, appliance_ova):
     net = site.network
     variables = {
         "he_fqdn": site.fqdn,
-        "he_vm_mac_addr": net.mac,
+        "he_vm_mac_addr": site.mac,
         "he_mem_size_MB": site.memory_mib,
         "he_vcpus": site.vcpus,
         "he_cloud_init_domain_name": site.domain,
