@@ -2,7 +2,7 @@
 """A STAND-IN for he-launch on the fleet test's hosts: no VM is booted (no nested VMs here).
 
 It takes he-launch's options, consumes the seed the way the appliance would (reads the ISO's
-label, meta-data and the answer file inside user-data with `isoinfo`), keeps he-launch's files
+label, meta-data, user-data and its own answer file with `isoinfo`), keeps he-launch's files
 (STORAGE/SITE/seed.iso while it runs, console.log, engine-setup.log) and prints he-launch's
 `--json` result. engine-setup's exit status is 0 unless the site's answer file sets
 OVESETUP_STANDIN/exitCode=int:N (the test's way to make one site fail through its real seed).
@@ -42,7 +42,8 @@ def iso_text(iso: Path, *args: str) -> str:
 
 
 def read_seed(iso: Path) -> dict[str, str]:
-    """What the appliance's cloud-init would read: the label, meta-data and user-data."""
+    """What the appliance reads: the label, meta-data, user-data and the answer file the
+    guest's runner hands to engine-setup (its own file on the seed)."""
     label = re.search(r"^Volume id:\s*(\S+)", iso_text(iso, "-d"), re.MULTILINE)
     if label is None or label.group(1) != "cidata":
         raise SystemExit(f"stand-in he-launch: {iso} is not a NoCloud seed (label cidata)")
@@ -50,7 +51,7 @@ def read_seed(iso: Path) -> dict[str, str]:
     user = iso_text(iso, "-R", "-x", "/user-data")
     instance = re.search(r"^instance-id:\s*(\S+)", meta, re.MULTILINE)
     fqdn = re.search(r"^fqdn:\s*(\S+)", user, re.MULTILINE)
-    code = EXIT_CODE_KEY.search(user)
+    code = EXIT_CODE_KEY.search(iso_text(iso, "-R", "-x", "/heanswers.conf"))
     return {"instance_id": instance.group(1) if instance else "",
             "fqdn": fqdn.group(1) if fqdn else "",
             "exit_code": code.group(1) if code else "0",

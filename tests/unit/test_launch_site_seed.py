@@ -32,6 +32,7 @@ def test_relative_secret_is_read_from_the_inventory_directory(tmp_path: Path) ->
     path = inventory(tmp_path, "file:root-pw")
     (path.parent / "root-pw").write_text("root\n")
     (path.parent / "root-pw").chmod(0o600)
+    (tmp_path / "work").mkdir()  # the launcher's work directory, made before the seed
     plan = render_site_seed(path, "dc1", tmp_path / "work", env=ENV)
     assert plan.iso.is_file() and plan.fqdn == "engine.dc1.example.com"
     answers = (tmp_path / "work" / "seed" / "dc1" / "heanswers.conf").read_text()
@@ -48,5 +49,6 @@ def test_secret_outside_needs_allow_secrets_from(tmp_path: Path) -> None:
         render_site_seed(path, "dc1", tmp_path / "work", env=ENV)
     assert "allow its directory with --allow-secrets-from DIR" in info.value.problems[0]
     assert not (tmp_path / "work").exists()
+    (tmp_path / "work").mkdir()
     plan = render_site_seed(path, "dc1", tmp_path / "work", env=ENV, allow_secrets_from=[vault])
     assert plan.iso.is_file()
