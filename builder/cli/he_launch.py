@@ -8,19 +8,36 @@ import sys
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import NoReturn
 
 from builder import __version__
 from builder.cli.handler import CommandResult, configure_logging, run_command
 from builder.console import Console
+from builder.errors import InputError
 from builder.launch.launcher import new_report, run_launch
-from builder.launch.options import DEFAULT_STORAGE, DEFAULT_URI, LaunchOptions, check_options
+from builder.launch.options import (
+    DEFAULT_STORAGE,
+    DEFAULT_URI,
+    HINT,
+    LaunchOptions,
+    check_options,
+    quoted,
+)
 from builder.launch.report import LaunchReport
 
 PROG = "he-launch"
 
 
+class LaunchParser(argparse.ArgumentParser):
+    """argparse, whose usage errors go through the one error handler like every other error
+    (one line, exit 2, and a JSON object with --json) instead of exiting on their own."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message, hint=HINT)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = LaunchParser(
         prog=PROG,
         description="Boot the engine appliance with its seed and exit with engine-setup's status.",
     )
@@ -33,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
-    group.add_argument("--appliance", type=Path, required=True, metavar="OVA|DIR|RPM",
+    group.add_argument("--appliance", type=a_path, required=True, metavar="OVA|DIR|RPM",
                        help="the appliance: an OVA, the directory holding it (the installed "
                             "RPM's /usr/share/ovirt-engine-appliance/) or the appliance RPM")
     seed = group.add_mutually_exclusive_group(required=True)
-    seed.add_argument("--seed", type=Path, metavar="ISO", help="a seed ISO from he-build seed")
-    seed.add_argument("--inventory", type=Path, metavar="FILE",
+    seed.add_argument("--seed", type=a_path, metavar="ISO", help="a seed ISO from he-build seed")
+    seed.add_argument("--inventory", type=a_path, metavar="FILE",
                       help="render the site's seed from this inventory (with --site)")
     seed.add_argument("--no-seed", action="store_true",
                       help="boot without a seed (an appliance seeded before)")
@@ -46,11 +63,11 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fqdn", help="the engine's FQDN (default: from the inventory or seed)")
     group.add_argument("--network-from-host", metavar="IFACE",
                        help="static IPv4 in IFACE's subnet: host prefix, gateway and DNS")
-    group.add_argument("--address", type=IPv4Address,
+    group.add_argument("--address", type=an_ipv4_address,
                        help="the engine VM's IPv4 address for --network-from-host")
     # The same option as `he-build seed`'s (builder.cli.inventory), defined here so that
     # he-launch does not import the inventory models unless it renders a seed.
-    group.add_argument("--allow-secrets-from", type=Path, action="append", metavar="DIR",
+    group.add_argument("--allow-secrets-from", type=a_path, action="append", metavar="DIR",
                        help="with --inventory: also read file: secrets from DIR (absolute "
                             "paths in the inventory; repeatable)")
 
@@ -58,7 +75,7 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
 def _add_vm_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("virtual machine")
     group.add_argument("--uri", default=DEFAULT_URI, help=f"libvirt URI (default {DEFAULT_URI})")
-    group.add_argument("--storage", type=Path, default=DEFAULT_STORAGE, metavar="DIR",
+    group.add_argument("--storage", type=a_path, default=DEFAULT_STORAGE, metavar="DIR",
                        help=f"where disks and logs go (default {DEFAULT_STORAGE})")
     nic = group.add_mutually_exclusive_group(required=True)
     nic.add_argument("--network", metavar="NAME", help="attach the NIC to this libvirt network")
@@ -66,9 +83,9 @@ def _add_vm_options(parser: argparse.ArgumentParser) -> None:
     nic.add_argument("--no-network", action="store_true", help="no NIC at all")
     group.add_argument("--mac", type=str.lower, help="the NIC's MAC (default: the site's)")
     group.add_argument("--name", dest="domain_name", help="domain name (default he-engine-SITE)")
-    group.add_argument("--memory", dest="memory_mib", type=int, metavar="MIB",
+    group.add_argument("--memory", dest="memory_mib", type=a_whole_number, metavar="MIB",
                        help="memory in MiB (default: from the OVF)")
-    group.add_argument("--vcpus", type=int, help="vCPUs (default: from the OVF)")
+    group.add_argument("--vcpus", type=a_whole_number, help="vCPUs (default: from the OVF)")
     group.add_argument("--virt-type", choices=("auto", "kvm", "qemu"), default="auto",
                        help="kvm, qemu (TCG), or auto: kvm when it works (default)")
     group.add_argument("--firmware", choices=("uefi", "bios"),
@@ -80,35 +97,70 @@ def _add_vm_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run")
-    group.add_argument("--boot-timeout", type=float, default=900.0, metavar="S",
+    group.add_argument("--boot-timeout", type=seconds, default=900.0, metavar="S",
                        help="seconds until the guest's first report (default 900)")
-    group.add_argument("--setup-timeout", type=float, default=7200.0, metavar="S",
+    group.add_argument("--setup-timeout", type=seconds, default=7200.0, metavar="S",
                        help="seconds from the first report to engine-setup's status (default 7200)")
     group.add_argument("--keep", action="store_true", help="keep the domain after a failure")
     group.add_argument("--replace", action="store_true",
                        help="replace an existing domain of the same name")
     group.add_argument("--health-check", action="store_true",
                        help="after success, poll the engine's health page until it answers")
-    group.add_argument("--health-timeout", type=float, default=600.0, metavar="S")
+    group.add_argument("--health-timeout", type=seconds, default=600.0, metavar="S")
     group.add_argument("--health-url", metavar="URL",
                        help="default http://FQDN/ovirt-engine/services/health")
     group.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     group.add_argument("--debug", action="store_true", help="log every step, show tracebacks")
 
 
+def a_path(text: str) -> Path:
+    if not text:
+        # Path("") is ".": the current directory, which nobody means.
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+def a_whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {quoted(text)}") from None
+
+
+def seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {quoted(text)}") from None
+
+
+def an_ipv4_address(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {quoted(text)}") from None
+
+
 def options_from_args(args: argparse.Namespace) -> LaunchOptions:
     """Validate what argparse cannot and freeze the result."""
     values = {k: v for k, v in vars(args).items() if k not in ("no_seed", "no_network")}
     values["allow_secrets_from"] = tuple(values.get("allow_secrets_from") or ())
+    # The disks' paths go into the domain XML, which libvirt reads from its own directory.
+    values["storage"] = values["storage"].absolute()
     opts = LaunchOptions(**values)
     check_options(opts)
     return opts
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(given)
+    except SystemExit as done:  # --help and --version print and stop
+        return done.code if isinstance(done.code, int) else 0
+    except InputError as exc:
+        # Before parsing succeeded, --json and --debug are taken as written.
+        return report_usage_error(exc, json_mode="--json" in given, debug="--debug" in given)
     debug = bool(args.debug)
     console = Console(json_mode=bool(args.json))
     configure_logging(debug)
@@ -121,7 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     return run_command(PROG, console, launch, debug=debug,
                        context=lambda: reports[0].as_dict() if reports else {},
-                       interrupted="interrupted: the VM was cleaned up, logs kept")
+                       interrupted="interrupted: cleanup ran (logs kept)")
+
+
+def report_usage_error(exc: InputError, *, json_mode: bool, debug: bool) -> int:
+    def refuse() -> CommandResult:
+        raise exc
+    return run_command(PROG, Console(json_mode=json_mode), refuse, debug=debug)
 
 
 def render_report(report: LaunchReport) -> CommandResult:

@@ -43,7 +43,17 @@ def render_site_seed(
 
 def _prompt() -> Callable[[str], str] | None:
     """`prompt` secrets are asked for on a terminal, never echoed; without one they fail."""
-    return getpass.getpass if sys.stdin.isatty() else None
+    return _ask if sys.stdin.isatty() else None
+
+
+def _ask(label: str) -> str:
+    """As `he-build seed` asks; Ctrl-C ends the prompt's line, so the next message starts on
+    its own."""
+    try:
+        return getpass.getpass(f"{label}: ")
+    except KeyboardInterrupt:
+        print(file=sys.stderr, flush=True)
+        raise
 
 
 def find_site(inventory: Inventory, name: str) -> Site:

@@ -375,10 +375,11 @@ def _parse_ovf(data: bytes, name: str) -> _OvfFacts:
         raise IntegrityError(f"{name} lacks a field the appliance needs: {exc}") from exc
 
 
-def _one(root: etree._Element, xpath: str) -> str:
-    """The one value `xpath` selects; `ovf:` is whichever envelope namespace the root uses."""
+def _one(root: etree._Element, xpath: str, **variables: str) -> str:
+    """The one value `xpath` selects (with `$name` variables); `ovf:` is whichever envelope
+    namespace the root uses."""
     nsmap = DMTF_NSMAP if root.tag == f"{{{DMTF_OVF_NS}}}Envelope" else NSMAP
-    found = root.xpath(xpath, namespaces=nsmap)
+    found = etree.XPath(xpath, namespaces=nsmap)(root, **variables)
     assert isinstance(found, list)
     if len(found) != 1:
         raise KeyError(xpath)
@@ -441,7 +442,9 @@ def _standard_facts(root: etree._Element, name: str) -> _OvfFacts:
     hw = "/ovf:Envelope/ovf:VirtualSystem/ovf:VirtualHardwareSection"
     quantity = "rasd:VirtualQuantity/text()"
     file_ref = _one(root, "/ovf:Envelope/ovf:DiskSection/ovf:Disk/@ovf:fileRef")
-    href = _one(root, f"/ovf:Envelope/ovf:References/ovf:File[@ovf:id='{file_ref}']/@ovf:href")
+    # The OVA's own text goes in as an XPath variable, never into the expression.
+    href = _one(root, "/ovf:Envelope/ovf:References/ovf:File[@ovf:id=$ref]/@ovf:href",
+                ref=file_ref)
     return _OvfFacts(
         layout="ovf",
         disk_member=str(PurePosixPath(name).parent / href),
