@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import Console
-from builder.disk.recipe import Recipe
 from builder.errors import InputError
 from builder.model import FORMATS
-from builder.pipeline.store import default_cache_root
 
 if TYPE_CHECKING:
+    from builder.console import Console
+    from builder.disk.recipe import Recipe
     from builder.pipeline.appliance import ApplianceBuild
 
 DEFAULT_RECIPE = "debian-test"
@@ -68,6 +67,7 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     # The build machinery imports libvirt and libguestfs: only this command pays for them, so
     # `he-build seed` and `inventory` run on a controller that has neither.
     from builder.pipeline.appliance import BuildOptions, build_appliance, describe  # noqa: PLC0415
+    from builder.pipeline.store import default_cache_root  # noqa: PLC0415
 
     env = dict(os.environ)
     recipe = recipe_from_args(args)

@@ -3,13 +3,11 @@ switch OUT to it with one rename (builder.seed.generations)."""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +232,9 @@ def _master_each(
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
         yield from map(_master_job, jobs, epochs)
         return
+    # multiprocessing is imported only when a batch is big enough for a pool.
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
     with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
         yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
@@ -242,6 +243,8 @@ def _master_each(
 def _die_with_parent(parent: int) -> None:
     """A pool worker ends when he-build does, even killed: it holds site secrets, and shares
     OUT's lock, which the next run must be able to take."""
+    import ctypes  # noqa: PLC0415  (in the worker only)
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # he-build died before prctl took effect
