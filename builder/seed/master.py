@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.atomic import staged_dir
 from builder.errors import InputError, StorageError
@@ -18,12 +19,14 @@ from builder.lock import Notify
 from builder.repro import build_time
 from builder.seed import generations
 from builder.seed.answers import SeedSecrets, render_answers
-from builder.seed.dhcp import DhcpExport, write_dhcp_export
 from builder.seed.iso import master_iso
 from builder.seed.metadata import derive_instance_id, render_meta_data
 from builder.seed.network import render_network_config, site_mac
 from builder.seed.passwords import hash_root_password
 from builder.seed.userdata import render_user_data
+
+if TYPE_CHECKING:
+    from builder.seed.dhcp import DhcpExport
 
 ISO_NAME = "seed.iso"
 ANSWERS_NAME = "heanswers.conf"
@@ -182,6 +185,8 @@ def publish_seeds(
             prepared = write_seeds(jobs, stage, epoch=epoch, progress=progress)
             generations.carry_over(seeds, stage, kept)
             if dhcp is not None:
+                from builder.seed.dhcp import write_dhcp_export  # noqa: PLC0415
+
                 write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
             else:
                 generations.carry_over(seeds, stage, [generations.DHCP_DIR])
