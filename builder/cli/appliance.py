@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from builder.atomic import write_atomic
 from builder.cli.handler import CommandResult
-from builder.console import Console
-from builder.disk.recipe import Recipe
 from builder.errors import InputError
 from builder.model import FORMATS
-from builder.pipeline.store import default_cache_root
-from builder.resources import bundled_recipes
 
 if TYPE_CHECKING:
+    from builder.console import Console
+    from builder.disk.recipe import Recipe
     from builder.pipeline.appliance import ApplianceBuild
 
 DEFAULT_RECIPE = "debian-test"
@@ -79,6 +77,7 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     # The build machinery imports libvirt and libguestfs: only this command pays for them, so
     # `he-build seed` and `inventory` run on a controller that has neither.
     from builder.pipeline.appliance import BuildOptions, build_appliance, describe  # noqa: PLC0415
+    from builder.pipeline.store import default_cache_root  # noqa: PLC0415
 
     env = dict(os.environ)
     recipe = recipe_from_args(args)
@@ -107,6 +106,8 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 
 def list_recipes() -> CommandResult:
+    from builder.resources import bundled_recipes  # noqa: PLC0415
+
     recipes = bundled_recipes()
     width = max((len(name) for name in recipes), default=0)
     text = "\n".join(f"{name.ljust(width)}  {path}" for name, path in recipes.items())

@@ -14,7 +14,6 @@ from builder import __version__
 from builder.cli.handler import CommandResult, configure_logging, run_command
 from builder.console import Console
 from builder.errors import InputError
-from builder.launch.launcher import new_report, run_launch
 from builder.launch.options import (
     DEFAULT_STORAGE,
     DEFAULT_URI,
@@ -167,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports: list[LaunchReport] = []  # the launch's report, once options are valid
 
     def launch() -> CommandResult:
+        # The launcher brings libvirt, the seed and OVA readers: not needed for --help.
+        from builder.launch.launcher import new_report, run_launch  # noqa: PLC0415
+
         opts = options_from_args(args)
         reports.append(new_report(opts))
         return render_report(run_launch(opts, console, os.environ, reports[0]))

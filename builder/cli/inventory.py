@@ -5,22 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import Console
-from builder.inventory.load import DEFAULT_INVENTORY, Inventory, load_inventory
-from builder.inventory.models import Site
-from builder.inventory.schema import render_schema
+
+if TYPE_CHECKING:
+    from builder.console import Console
+    from builder.inventory.load import Inventory
+    from builder.inventory.models import Site
 
 
 def add_inventory_option(parser: argparse.ArgumentParser, *, secrets: bool = False) -> None:
     """`--inventory FILE`, shared by every command that reads the inventory (and, for those
     that check or read `file:` secrets, `--allow-secrets-from DIR`)."""
-    parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, metavar="FILE",
+    parser.add_argument("--inventory", type=Path, default=None, metavar="FILE",
                         help="the inventory YAML file (default: the bundled example)")
     if secrets:
         add_allow_secrets_option(parser)
+
+
+def load_from_args(args: argparse.Namespace) -> Inventory:
+    """The inventory `--inventory` names (else the bundled example), loaded and validated."""
+    from builder.inventory.load import DEFAULT_INVENTORY, load_inventory  # noqa: PLC0415
+
+    path: Path = DEFAULT_INVENTORY if args.inventory is None else args.inventory
+    return load_inventory(path, allow_secrets_from=args.allow_secrets_from)
 
 
 def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:
@@ -46,13 +55,15 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace, console: Console) -> CommandResult:
-    inventory = load_inventory(args.inventory, allow_secrets_from=args.allow_secrets_from)
+    inventory = load_from_args(args)
     rows = [site_summary(site) for site in inventory.sites.values()]
     data = {"ok": True, "inventory": str(inventory.path), "sites": rows}
     return CommandResult(data=data, text=render_check(inventory, rows))
 
 
 def run_schema(args: argparse.Namespace, console: Console) -> CommandResult:
+    from builder.inventory.schema import render_schema  # noqa: PLC0415
+
     schema = render_schema()
     return CommandResult(data=schema, text=json.dumps(schema, indent=2, sort_keys=True))
 

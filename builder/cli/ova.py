@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.cli.handler import CommandResult
-from builder.console import Console
 from builder.errors import InputError
-from builder.ova import verify_ova
-from builder.ova.ovf import GIB
+
+if TYPE_CHECKING:
+    from builder.console import Console
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -24,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def run_verify(args: argparse.Namespace, console: Console) -> CommandResult:
+    from builder.ova import verify_ova  # noqa: PLC0415
+    from builder.ova.ovf import GIB  # noqa: PLC0415
+
     path: Path = args.file
     if not path.is_file():
         raise InputError(f"OVA not found: {path}")

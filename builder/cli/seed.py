@@ -4,21 +4,20 @@ new set of sites in OUT all at once (builder.seed.generations)."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.cli.inventory import add_inventory_option
-from builder.console import Console
-from builder.inventory.load import load_inventory, select_sites
-from builder.repro import build_time
-from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME, DhcpExport, build_dhcp_export
-from builder.seed.generations import Publication
-from builder.seed.master import SeedArtifacts, publish_seeds
+from builder.cli.inventory import add_inventory_option, load_from_args
+
+if TYPE_CHECKING:
+    from builder.console import Console
+    from builder.seed.dhcp import DhcpExport
+    from builder.seed.generations import Publication
+    from builder.seed.master import SeedArtifacts
 
 DEFAULT_OUT = Path("out/seeds")
 DHCP_DIR = "dhcp"
@@ -48,7 +47,12 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
-    inventory = load_inventory(args.inventory, allow_secrets_from=args.allow_secrets_from)
+    from builder.inventory.load import select_sites  # noqa: PLC0415
+    from builder.repro import build_time  # noqa: PLC0415
+    from builder.seed.dhcp import build_dhcp_export  # noqa: PLC0415
+    from builder.seed.master import publish_seeds  # noqa: PLC0415
+
+    inventory = load_from_args(args)
     sites = select_sites(inventory, args.site or (), args.all)
     env = dict(os.environ)
     prompt = _prompt if sys.stdin.isatty() else None
@@ -72,6 +76,8 @@ def publication_note(out: Path, published: Publication, rendered: int) -> str:
 
 
 def _prompt(label: str) -> str:
+    import getpass  # noqa: PLC0415
+
     return getpass.getpass(f"{label}: ")
 
 
@@ -82,6 +88,8 @@ def _progress(console: Console) -> Callable[[int, int], None]:
 
 
 def _dhcp_data(export: DhcpExport, out: Path) -> dict[str, Any]:
+    from builder.seed.dhcp import DHCPD_NAME, DNSMASQ_NAME, ZONE_NAME  # noqa: PLC0415
+
     directory = out / DHCP_DIR
     return {
         "files": {name: str(directory / name) for name in (DNSMASQ_NAME, DHCPD_NAME, ZONE_NAME)},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +94,8 @@ def describe(error: ErrorDetails) -> str:
     if loc and loc[0] in SECRET_FIELDS and error["type"] not in ("missing", "secret_reference"):
         return REFERENCE_MESSAGE  # never echo what may be a password
     if error["type"] == "extra_forbidden":
+        import difflib  # noqa: PLC0415  (for a bad inventory only)
+
         match = difflib.get_close_matches(str(loc[-1]), sorted(known_fields()), n=1)
         return "unknown field" + (f"; did you mean {match[0]!r}?" if match else "")
     if error["type"] == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MESSAGES:

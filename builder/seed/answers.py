@@ -12,12 +12,11 @@ otopi says exactly what) is refused with one line naming the site and field, nev
 
 from __future__ import annotations
 
-import configparser
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 from builder.errors import InputError
 from builder.inventory.models import Site
@@ -33,6 +32,9 @@ from builder.inventory.otopi import (
     multi_str_problem,
     str_problem,
 )
+
+if TYPE_CHECKING:
+    import configparser
 
 AnswerType = Literal["str", "bool", "int", "none", "multi-str"]
 AnswerValue = str | bool | int | None | tuple[str, ...]
@@ -234,6 +236,8 @@ def _merge(sources: Iterable[tuple[str, Opener]]) -> tuple[configparser.RawConfi
                                                            tuple[str, ...],
                                                            tuple[tuple[str, str], ...]]:
     """One parser over every source, in order; a source that fails is noted, not fatal."""
+    import configparser  # noqa: PLC0415  (only reading needs it, not the seed's writing)
+
     parser = configparser.RawConfigParser()
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     read: list[str] = []

@@ -3,15 +3,14 @@ switch OUT to it with one rename (builder.seed.generations)."""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.atomic import staged_dir
 from builder.errors import InputError, StorageError
@@ -20,12 +19,14 @@ from builder.lock import Notify
 from builder.repro import build_time
 from builder.seed import generations
 from builder.seed.answers import SeedSecrets, render_answers
-from builder.seed.dhcp import DhcpExport, write_dhcp_export
 from builder.seed.iso import master_iso
 from builder.seed.metadata import derive_instance_id, render_meta_data
 from builder.seed.network import render_network_config
 from builder.seed.passwords import hash_root_password
 from builder.seed.userdata import render_user_data
+
+if TYPE_CHECKING:
+    from builder.seed.dhcp import DhcpExport
 
 ISO_NAME = "seed.iso"
 ANSWERS_NAME = "heanswers.conf"
@@ -184,6 +185,8 @@ def publish_seeds(
             prepared = write_seeds(jobs, stage, epoch=epoch, progress=progress)
             generations.carry_over(seeds, stage, kept)
             if dhcp is not None:
+                from builder.seed.dhcp import write_dhcp_export  # noqa: PLC0415
+
                 write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
             else:
                 generations.carry_over(seeds, stage, [generations.DHCP_DIR])
@@ -234,6 +237,9 @@ def _master_each(
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
         yield from map(_master_job, jobs, epochs)
         return
+    # multiprocessing is imported only when a batch is big enough for a pool.
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
     with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
         yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
@@ -242,6 +248,8 @@ def _master_each(
 def _die_with_parent(parent: int) -> None:
     """A pool worker ends when he-build does, even killed: it holds site secrets, and shares
     OUT's lock, which the next run must be able to take."""
+    import ctypes  # noqa: PLC0415  (in the worker only)
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # he-build died before prctl took effect

@@ -4,8 +4,8 @@ profile, runs engine-setup, scrubs the answer file's copies and reports over vir
 from __future__ import annotations
 
 import functools
-
-import jinja2
+import re
+from collections.abc import Mapping
 
 from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed.iso import VOLUME_ID
@@ -59,13 +59,32 @@ CLOUD_INIT_UNITS = ("cloud-init-local.service", "cloud-init.service", "cloud-con
                     "cloud-final.service")
 
 
+# The template's one construct: `{{ name }}`, in Jinja's syntax (editors highlight it, the tests
+# render the template with jinja2 too). Filling it needs no template engine on the seed path.
+PLACEHOLDER_RE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+JINJA_START_RE = re.compile(r"\{[{%#]")
+
+
 @functools.cache
 def render_runner() -> str:
     """The runner script's text: every site gets the same bytes."""
     source = SEED_RUNNER_TEMPLATE.read_text("utf-8")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)  # noqa: S701 - shell text of constants, not HTML
-    return env.from_string(source).render(**template_values())
+    return fill_placeholders(source, template_values())
+
+
+def fill_placeholders(source: str, values: Mapping[str, str | int]) -> str:
+    """`source` with each `{{ name }}` replaced by `values[name]`: what Jinja renders for such a
+    template (StrictUndefined, trailing newline kept). Any other Jinja construct, or a name
+    without a value, is a ValueError (the template and this code disagree)."""
+    for start in JINJA_START_RE.finditer(source):
+        if not PLACEHOLDER_RE.match(source, start.start()):
+            line = source.count("\n", 0, start.start()) + 1
+            raise ValueError(f"{SEED_RUNNER_TEMPLATE.name}:{line}: "
+                             "only {{ name }} placeholders are filled")
+    unknown = sorted(set(PLACEHOLDER_RE.findall(source)) - set(values))
+    if unknown:
+        raise ValueError(f"{SEED_RUNNER_TEMPLATE.name}: no value for {', '.join(unknown)}")
+    return PLACEHOLDER_RE.sub(lambda found: str(values[found[1]]), source)
 
 
 def template_values(**paths: str) -> dict[str, str | int]:
