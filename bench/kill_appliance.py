@@ -38,6 +38,7 @@ from typing import Any
 from bench.killrun import KillPoint, nth_call, run_with_kill, survivors, syscall_sequence
 from builder.disk.debian_standin import DebianTestBackend
 from builder.disk.registry import create_backend, load_recipe
+from builder.pipeline.stages import RECORD
 from builder.pipeline.store import StageCache, default_cache_root
 from builder.sparse import sha256_sparse
 
@@ -236,20 +237,21 @@ def leftovers(cache: Path, out: Path) -> list[str]:
 
 
 def unsound_entries(cache: Path) -> list[str]:
-    """Cache entries whose file does not match the SHA-256 recorded beside it (`X.sha256`,
-    or `X.digests.json`), or that record none."""
+    """Cache entries whose files do not match the SHA-256 the stage table recorded for them
+    (the entry's `stage.json`, written last), or that record none."""
     bad = []
     for stage in CACHED:
         for entry in sorted((cache / stage).glob("[!.]*")):
-            recorded = {**{p.with_suffix(""): p.read_text().strip()
-                           for p in entry.glob("*.sha256")},
-                        **{p.with_name(p.name.removesuffix(".digests.json")):
-                           json.loads(p.read_text())["sha256"]
-                           for p in entry.glob("*.digests.json")}}
+            record = entry / RECORD
+            try:
+                files = json.loads(record.read_text())["files"]
+                recorded = {entry / item["path"]: item["sha256"] for item in files.values()}
+            except (OSError, ValueError, KeyError, TypeError):
+                recorded = {}
             if not recorded:
                 bad.append(f"{entry} (no digest recorded)")
             bad += [str(path) for path, digest in recorded.items()
-                    if sha256_sparse(path) != digest]
+                    if not path.is_file() or sha256_sparse(path) != digest]
     return bad
 
 
