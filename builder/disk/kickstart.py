@@ -12,6 +12,7 @@ import jinja2
 
 from builder.errors import InputError, MissingPrerequisiteError
 from builder.resources import KICKSTART_DIR, appliance_file
+from builder.templates import text_environment
 
 DEFAULT_TEMPLATE = "ovirt-engine-appliance.ks.j2"
 # The partitioning (snippets/storage.ks.j2) needs 50.6 GiB: biosboot 1 MiB, EFI system
@@ -115,17 +116,11 @@ def _refuse_unescaped(value: Any) -> Any:
 
 def _environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     # Kickstart is not HTML: the finalize hook forces ks_arg/ks_word on every value instead.
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
-        autoescape=False,  # noqa: S701
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
+    return text_environment(
+        template_dirs=template_dirs,
+        filters={"ks_arg": ks_arg, "ks_word": ks_word, "ks_heredoc": ks_heredoc},
         finalize=_refuse_unescaped,
     )
-    env.filters["ks_arg"] = ks_arg
-    env.filters["ks_word"] = ks_word
-    env.filters["ks_heredoc"] = ks_heredoc
-    return env
 
 
 def check_inputs(inputs: KickstartInputs) -> list[str]:

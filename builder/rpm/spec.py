@@ -6,12 +6,11 @@ import hashlib
 import textwrap
 from datetime import UTC, datetime
 
-import jinja2
-
 from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests
 from builder.resources import appliance_file
 from builder.rpm.metadata import DISCOVERY_DIR, INSTALL_DIR, RpmLayout
+from builder.templates import text_environment
 
 TEMPLATES = ("appliance.spec.j2", "README.appliance.j2")
 DESCRIPTION_WIDTH = 79  # rpmlint: description-line-too-long beyond 79
@@ -51,9 +50,7 @@ def _template_source(name: str) -> str:
 
 
 def _render(name: str, **values: object) -> str:
-    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined,  # noqa: S701
-                             keep_trailing_newline=True)
-    return env.from_string(_template_source(name)).render(**values)
+    return text_environment().from_string(_template_source(name)).render(**values)
 
 
 def render_spec(layout: RpmLayout, meta: ApplianceMeta, names: PackageNames, *,
