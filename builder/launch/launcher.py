@@ -115,10 +115,12 @@ def run_launch(
         run = Launch(opts, domain_name_of(opts), paths_of(opts), console,
                      PhaseTimer(report.durations), modes)
         with run.timer.phase("prepare"):
+            # Before the work directory is touched: the old domain may be running from it.
             refuse_or_replace(hv, run.name, opts.replace, console)
             prepare_workdir(run)
             # The seed first: a bad inventory or secret stops the launch before any disk work.
             seed = prepare_seed(run, env)
+            check_health_target(opts, seed)
             if seed is not None:
                 cleanups.callback(_remove_seed, seed, outcome, console)
             # Registered before the overlay exists: a failed run may have stopped before the
@@ -163,6 +165,13 @@ def refuse_or_replace(hv: Hypervisor, name: str, replace: bool, console: Console
                          hint="pass --replace to destroy it and launch again")
     console.note(f"replacing the existing domain {name}")
     existing.remove()
+
+
+def check_health_target(opts: LaunchOptions, seed: SeedPlan | None) -> None:
+    """--health-check needs an address to poll: --health-url, --fqdn or the seed's FQDN."""
+    if opts.health_check and not opts.health_url and not opts.fqdn and not (seed and seed.fqdn):
+        raise InputError("--health-check: no engine FQDN to poll",
+                         hint="pass --fqdn or --health-url, or a seed that names the FQDN")
 
 
 def prepare_workdir(run: Launch) -> None:
@@ -210,7 +219,12 @@ def prepare_seed(run: Launch, env: Mapping[str, str]) -> SeedPlan | None:
     opts, paths, console = run.opts, run.paths, run.console
     if opts.seed is not None:
         console.step(f"using the seed {opts.seed}")
-        return _checked_mac(copy_seed(opts.seed, paths.workdir, run.modes), opts)
+        copied = copy_seed(opts.seed, paths.workdir, run.modes)
+        if opts.site is not None and copied.site not in (None, opts.site):
+            raise InputError(f"--seed {opts.seed}: rendered for site {copied.site}, "
+                             f"not --site {opts.site}",
+                             hint=f"pass --site {copied.site}, or the seed of site {opts.site}")
+        return _checked_mac(copied, opts)
     if opts.inventory is None or opts.site is None:
         return None
     # The inventory models and the seed renderer take ~0.3 s to import: only this path pays.

@@ -22,6 +22,7 @@ class SeedPlan:
     fqdn: str | None
     mac: str | None
     copies: tuple[Path, ...]
+    site: str | None = None
     secret_lines: tuple[bytes, ...] = field(default=(), repr=False)
 
 
@@ -30,7 +31,7 @@ def copy_seed(iso: Path, workdir: Path, modes: StorageModes | None = None) -> Se
     is ejected and deleted."""
     facts = read_seed(iso)
     final = attach_copy(iso, workdir / "seed.iso", modes)
-    return SeedPlan(iso=final, fqdn=facts.fqdn, mac=facts.mac, copies=(final,),
+    return SeedPlan(iso=final, fqdn=facts.fqdn, mac=facts.mac, copies=(final,), site=facts.site,
                     secret_lines=facts.secret_lines)
 
 

@@ -34,6 +34,8 @@ class SeedFacts:
 
     fqdn: str | None = None
     mac: str | None = None
+    # The inventory site he-build rendered it for (from the manifest; None for a foreign seed).
+    site: str | None = None
     # The answer file's password lines, as the guest receives them: never shown.
     secret_lines: tuple[bytes, ...] = field(default=(), repr=False)
 
@@ -48,6 +50,7 @@ def read_seed(iso: Path) -> SeedFacts:
         return from_iso
     return SeedFacts(fqdn=manifest.get("fqdn") or from_iso.fqdn,
                      mac=manifest.get("mac") or from_iso.mac,
+                     site=manifest.get("site") if isinstance(manifest.get("site"), str) else None,
                      secret_lines=from_iso.secret_lines)
 
 

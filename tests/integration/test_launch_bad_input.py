@@ -41,6 +41,7 @@ from builder.console import Console
 from builder.errors import ExitCode
 from builder.model import ApplianceMeta
 from builder.ova.pack import render_manifest, write_ova
+from builder.seed.iso import write_iso
 from builder.virt.domain import DomainSpec, render_domain_xml
 from builder.virt.hypervisor import Hypervisor
 from tests.fixtures.release import build_small_rpm
@@ -156,6 +157,12 @@ ROWS = [
         launch("--mac", "00:16:3e:00:00:01", seed=("--seed", "{w}/seeds/dc1/seed.iso")),
         "error: --mac 00:16:3e:00:00:01 is not the MAC the seed configures (00:16:3e:66:a9:ee): "
         "the guest would not find its network", BAD),
+    Row("--seed of another site than --site",
+        launch(seed=("--seed", "{w}/seeds/dc1/seed.iso"), site="dc2"),
+        "error: --seed seeds/dc1/seed.iso: rendered for site dc1, not --site dc2", BAD),
+    Row("--health-check, seed naming no FQDN",
+        launch("--health-check", seed=("--seed", "{w}/foreign.iso")),
+        "error: --health-check: no engine FQDN to poll", BAD),
     # The inventory route.
     Row("site not in the inventory", launch(seed=inventory("good"), site="dc9"),
         "error: site dc9 is not in inventory/good.yaml", BAD),
@@ -327,6 +334,9 @@ def make_seeds(root: Path) -> None:
     data[-2048] ^= 0xFF  # in the ISO's last sector: still an ISO, not the one described
     iso.write_bytes(bytes(data))
     (root / "text.iso").write_text("not an ISO\n")
+    # A NoCloud seed from elsewhere (no manifest beside it) whose user-data names no FQDN.
+    write_iso(root / "foreign.iso", [("meta-data", b"instance-id: foreign\n"),
+                                     ("user-data", b"#cloud-config\n{}\n")], epoch=0)
 
 
 @pytest.fixture(scope="module")
