@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from builder.launch.storage import StorageModes, create_private_file, private_fi
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
 from builder.ova.verify import RoomCheck
+from builder.pipeline.store import StageCache
 from builder.sparse import read_sparse
 from builder.virt.qemu_img import create_image, image_info
 
@@ -141,7 +141,8 @@ def prepare_disk(
     record = images / VERIFIED / f"{file_identity(appliance)}.json"
     info = _load_info(record, appliance)
     verified_before = info is not None
-    if info is not None and (base := _reuse_unpacked(images / info.disk_sha256[:16], info)):
+    entry = image_cache(images).lookup(images.name, image_key(info)) if info is not None else None
+    if info is not None and entry is not None and (base := _reuse_unpacked(entry, info)):
         reused = True
         modes.passage_dir(base.parent)
         modes.shared_readonly(base)
@@ -156,6 +157,18 @@ def prepare_disk(
     modes.qemu_disk(overlay)
     return PreparedDisk(appliance=appliance, info=info, base=base, base_format=info.disk_format,
                         overlay=overlay, reused=reused, verified_before=verified_before)
+
+
+def image_cache(images: Path) -> StageCache:
+    """The unpacked images: entries `images/<key>` of the pipeline's store (rooted at the
+    storage directory, `images` a stage of it), made and found by the same protocol."""
+    return StageCache(images.parent)
+
+
+def image_key(info: ApplianceInfo) -> str:
+    """An unpacked image's key: its content (the first 16 hex digits of its SHA-256), so
+    two appliance files holding the same disk share one."""
+    return info.disk_sha256[:16]
 
 
 def _record_info(record: Path, info: ApplianceInfo) -> None:
@@ -196,29 +209,27 @@ def _stat_record(image: Path) -> list[int]:
 def _unpack(
     appliance: Path, images: Path, modes: StorageModes,
 ) -> tuple[ApplianceInfo, Path]:
-    """Verify `appliance` and write its disk into images/<sha>/ (read-only afterwards); the
-    stamp comes last. Nothing is left behind when verification fails."""
-    stage = Path(tempfile.mkdtemp(prefix=".unpack-", dir=images))
-    try:
-        modes.passage_dir(stage)  # qemu runs as its own user and opens the base through it
-        disk = stage / DISK_FILE
+    """Verify `appliance` and write its disk into a scratch directory of the image cache,
+    read-only, with its stamp; then make that the entry of its key (one rename). An entry of
+    that key that is still sound (someone else unpacked the same disk) is kept; an unsound one
+    is replaced. Nothing is left behind when verification fails."""
+    cache = image_cache(images)
+    with cache.scratch(images.name) as scratch:
+        modes.passage_dir(scratch)  # qemu runs as its own user and opens the base through it
+        disk = scratch / DISK_FILE
         if appliance.suffix == ".qcow2":
             info = _unpack_qcow2(appliance, disk, images)
         else:
             info = ApplianceInfo.from_ova(unpack_ova(appliance, disk, room=_room_in(images)))
-        target = images / info.disk_sha256[:16]
-        shutil.rmtree(target, ignore_errors=True)
-        stage.replace(target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    image = target / DISK_FILE
-    # The pristine base: only ever opened read-only, as a backing file.
-    modes.shared_readonly(image)
-    stamp = {"source": str(appliance), "image": image.name, "stat": _stat_record(image),
-             "sha256": info.disk_sha256}
-    write_atomic(target / STAMP, json.dumps(stamp, sort_keys=True).encode(), mode=0o600)
-    return info, image
+        # The pristine base: only ever opened read-only, as a backing file.
+        modes.shared_readonly(disk)
+        stamp = {"source": str(appliance), "image": disk.name, "stat": _stat_record(disk),
+                 "sha256": info.disk_sha256}
+        write_atomic(scratch / STAMP, json.dumps(stamp, sort_keys=True).encode(), mode=0o600)
+        key = image_key(info)
+        sound = _reuse_unpacked(cache.entry(images.name, key), info)
+        target = cache.adopt(images.name, key, scratch, replace=sound is None)
+    return info, target / DISK_FILE
 
 
 def _room_in(images: Path) -> RoomCheck:

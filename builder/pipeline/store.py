@@ -4,6 +4,10 @@ An entry is built in a private partial directory while its builder holds the ent
 appears (one rename) only when complete; it is never replaced afterwards. A build killed half
 way leaves its partial with a free lock: the next store anywhere in the cache removes it.
 A lookup that finds another process building the same entry waits for it.
+
+A build whose key is known only once it is done (he-launch's unpacked image is keyed by the
+SHA-256 of the disk it unpacks) builds in `scratch()`, a partial of the same protocol, and
+`adopt()` makes it the entry.
 """
 
 from __future__ import annotations
@@ -12,13 +16,24 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.atomic import lock_path, staged_dir, staged_file, sweep_stale_partials
-from builder.lock import Notify, wait_until_free
+from builder.atomic import (
+    exchange,
+    lock_path,
+    partial_prefix,
+    staged_dir,
+    staged_file,
+    sweep_stale_partials,
+)
+from builder.errors import StorageError
+from builder.lock import Notify, locked, wait_until_free
 from builder.run import run
 from builder.sparse import copy_sparse
 
@@ -85,6 +100,43 @@ class StageCache:
         self.sweep()
         with staged_dir(self.entry(stage, key), replace=False, notify=self.notify) as temp:
             yield temp
+
+    @contextlib.contextmanager
+    def scratch(self, stage: str) -> Iterator[Path]:
+        """A private temp directory among the stage's entries, for a build whose key is known
+        only at its end: adopt() makes it an entry. Removed when the block ends (after an
+        adoption, what it replaced goes with it); one left by a killed process is swept."""
+        place = self.root / stage / f"scratch-{secrets.token_hex(8)}"
+        self.sweep()
+        try:
+            place.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {place.parent}: {exc.strerror}") from exc
+        with locked(lock_path(place), transient=True):
+            try:
+                temp = Path(tempfile.mkdtemp(prefix=partial_prefix(place), dir=place.parent))
+            except OSError as exc:
+                raise StorageError(f"cannot write in {place.parent}: {exc.strerror}") from exc
+            try:
+                yield temp
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
+
+    def adopt(self, stage: str, key: str, built: Path, *, replace: bool = False) -> Path:
+        """Make `built` (a scratch() directory) the entry `key`, in one rename. An existing
+        entry is kept (`built` is dropped with its scratch) unless `replace`: then the two are
+        exchanged, and the old one goes with the scratch."""
+        entry = self.entry(stage, key)
+        with locked(lock_path(entry), transient=True, notify=self.notify,
+                    what=f"the {stage} stage ({key})"):
+            if not os.path.lexists(entry):
+                built.rename(entry)
+            elif replace and not exchange(built, entry):
+                aside = built.with_name(built.name + "-old")
+                entry.rename(aside)
+                built.rename(entry)
+                aside.rename(built)
+        return entry
 
     def sweep(self) -> list[Path]:
         """Remove the partials of builds that are gone, in every stage and inside entries

@@ -452,7 +452,7 @@ def test_row(row: Row, world: Path, tmp_path: Path, request: pytest.FixtureReque
             out, err = capsys.readouterr()
         if row.setup == "small":  # the unpack began, and left nothing half-written
             images = tmp_path / "small" / "storage" / "images"
-            assert images.is_dir() and not list(images.glob(".unpack-*"))
+            assert images.is_dir() and not list(images.glob(".*partial*"))
     assert_row(row, code, out, err, world, tmp_path)
     if row.signal is not None and row.signal.signum == signal.SIGTERM:
         assert "removed the domain he-engine-dc1" in err, err

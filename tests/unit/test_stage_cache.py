@@ -161,3 +161,51 @@ def test_a_hit_removes_the_lock_file_of_a_build_killed_after_its_rename(tmp_path
     (tmp_path / "rpm" / ".k1.lock").write_text("4242\n")  # killed before unlinking it
     assert cache.lookup("rpm", "k1") == tmp_path / "rpm" / "k1"
     assert [p.name for p in (tmp_path / "rpm").iterdir()] == ["k1"]
+
+
+# scratch() and adopt(): a build whose key is known only at its end (he-launch's unpacked image).
+
+def test_an_adopted_scratch_becomes_the_entry_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    with cache.scratch("images") as scratch:
+        (scratch / "disk.qcow2").write_bytes(b"disk")
+        assert cache.lookup("images", "abc") is None
+        entry = cache.adopt("images", "abc", scratch)
+    assert entry == tmp_path / "images" / "abc"
+    assert (entry / "disk.qcow2").read_bytes() == b"disk"
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["abc"]
+
+
+def test_a_failed_scratch_build_leaves_nothing(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    with pytest.raises(RuntimeError), cache.scratch("images") as scratch:
+        (scratch / "disk.qcow2").write_bytes(b"half")
+        raise RuntimeError("verification failed")
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_adopting_onto_an_existing_entry_keeps_or_replaces_it(tmp_path: Path,
+                                                              replace: bool) -> None:
+    cache = StageCache(tmp_path)
+    for content in (b"first", b"second"):
+        with cache.scratch("images") as scratch:
+            (scratch / "disk.qcow2").write_bytes(content)
+            entry = cache.adopt("images", "abc", scratch, replace=replace)
+    assert (entry / "disk.qcow2").read_bytes() == (b"second" if replace else b"first")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["abc"]
+
+
+def test_a_killed_scratch_build_is_swept(tmp_path: Path) -> None:
+    script = (f"import os, signal\nfrom pathlib import Path\n"
+              f"from builder.pipeline.store import StageCache\n"
+              f"with StageCache(Path({str(tmp_path)!r})).scratch('images') as s:\n"
+              f"    print(s, flush=True)\n"
+              f"    os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == -9
+    partial = Path(done.stdout.strip())
+    assert partial.is_dir() and ".partial-" in partial.name
+    assert StageCache(tmp_path).sweep() == [partial]
+    assert list((tmp_path / "images").iterdir()) == []  # its lock file went too
