@@ -88,9 +88,10 @@ def test_local_tree_installs_the_rendered_kickstart(
     assert "inst.ks=hd:LABEL=OEMDRV:/ks.cfg" in cmdline
     assert f"inst.stage2={UNREACHABLE_REPO}" in cmdline
     assert f"inst.repo={UNREACHABLE_REPO}" in cmdline
-    assert installer_domains(libvirt_uri, disk.cache_key) == []
-    # Only the serial log stays in the VM directory; the scratch files are gone.
-    assert [p.name for p in vm_dir.iterdir()] == [f"installer-{disk.cache_key[:12]}.log"]
+    assert installer_domains(libvirt_uri, backend.cache_key()) == []
+    # Only the serial log (named by the backend's key) stays in the VM directory; the scratch
+    # files are gone.
+    assert [p.name for p in vm_dir.iterdir()] == [f"installer-{backend.cache_key()[:12]}.log"]
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
