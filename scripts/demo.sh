@@ -15,6 +15,10 @@ bash "$repo/scripts/services.sh"
 echo "==> he-build appliance --recipe debian-test" >&2
 "$bin/he-build" appliance --recipe debian-test --out "$out/appliance"
 
+# Git checks the demo secrets out readable by everybody (0644); he-build warns about a secret file
+# that group or others can read, so the demo makes them 0600 first, as a real site's would be.
+chmod 600 "$repo"/examples/secrets/dc*-password
+
 echo "==> he-build seed --site dc1" >&2
 "$bin/he-build" seed --site dc1 --out "$out/seeds"
 
