@@ -145,7 +145,8 @@ def test_an_installer_that_never_powers_off_times_out(
     log = vm_dir / f"installer-{key[:12]}.log"
     assert code == ExitCode.COMMAND_FAILED
     assert stderr.splitlines()[-1] == (
-        f"he-build: error: the installer did not power off within 20 s (serial log: {log})")
+        "he-build: error: stage disk failed: the installer did not power off within 20 s "
+        f"(serial log: {log})")
     assert log.is_file()
     assert installer_domains(libvirt_uri, key) == []
     assert not out.exists() or list(out.iterdir()) == []
@@ -211,7 +212,8 @@ def test_a_full_filesystem_under_the_installer_is_a_storage_error(
         log = vm_dir / f"installer-{key[:12]}.log"
         assert code == ExitCode.STORAGE, stderr
         assert stderr.splitlines()[-1] == (
-            f"he-build: error: the installer VM stopped on a write error: is {vm_dir} full? "
+            "he-build: error: stage disk failed: the installer VM stopped on a write error: "
+            f"is {vm_dir} full? "
             f"(serial log: {log})")
         assert installer_domains(libvirt_uri, key) == []
         assert not out.exists() or list(out.iterdir()) == []
@@ -236,7 +238,7 @@ def test_an_installer_that_stops_without_installing_is_an_error(
     log = vm_dir / f"installer-{key[:12]}.log"
     assert code == ExitCode.COMMAND_FAILED, stderr
     assert "installer: he-standin: ERROR: no timezone in the kickstart" in stderr
-    assert stderr.splitlines()[-1] == ("he-build: error: the installer powered off without "
-                                       f"writing the disk (serial log: {log})")
+    assert stderr.splitlines()[-1] == ("he-build: error: stage disk failed: the installer powered "
+                                       f"off without writing the disk (serial log: {log})")
     assert installer_domains(libvirt_uri, key) == []
     assert not (tmp_path / "cache" / "disk" / key).exists()
