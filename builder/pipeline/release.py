@@ -448,7 +448,7 @@ def swap_in(tree: StageResult, target: Path, console: Console) -> None:
     where links are impossible); a stale partial of a killed swap is removed first."""
     from builder.pipeline.store import link_or_copy  # noqa: PLC0415
 
-    sweep_stale_partials(target.absolute().parent)
+    sweep_stale_partials(target.absolute().parent, finals=[target.name])
     with staged_dir(target.absolute()) as temp:
         temp.chmod(0o755)
         for name, art in sorted(tree.artifacts.items()):
