@@ -42,6 +42,7 @@ SBOM_NAME = "sbom.spdx.json"
 PROVENANCE_NAME = "provenance.intoto.json"
 REPO_DIR = "repo"
 SMOKE_DOMAIN_PREFIX = "he-release-smoke-"
+SIGNING_STAGES = frozenset({"rpm-sign", "repo", "publish"})
 
 
 class ReleaseFailedError(BuilderError):
@@ -85,7 +86,18 @@ def release_context(release: ReleaseFile, *, publish: Path | None, cache_root: P
     recipe = dataclasses.replace(recipe, package=PackageNames(**dataclasses.asdict(package)))
     options = BuildOptions(compression=model.ova.compression, payload=model.rpm.payload)
     target = publish if publish is not None else release.resolve(model.publish)
+    check_smoke_site(release)
     return ReleaseContext(release, recipe, options, cache_root, env, target)
+
+
+def check_smoke_site(release: ReleaseFile) -> None:
+    """The smoke inventory loads and holds the smoke site, before any stage runs."""
+    from builder.inventory.load import load_inventory  # noqa: PLC0415
+
+    smoke = release.model.smoke
+    inventory = release.resolve(smoke.inventory)
+    if smoke.site not in load_inventory(inventory).sites:
+        raise InputError(f"{release.path}: smoke.site: no site {smoke.site!r} in {inventory}")
 
 
 # --- the stages ----------------------------------------------------------------------------
@@ -436,11 +448,22 @@ def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
     directory. A failed stage raises StageFailedError; the publish directory is untouched."""
     stages = release_stages(ctx)
     store = StageCache(ctx.cache_root, notify=console.note)
+    if any(p.action == "run" for p in plan_stages(stages, store) if p.name in SIGNING_STAGES):
+        check_signing(ctx)
     results = run_stages(stages, store, console, ctx.env)
     tree = results["publish"]
     swap_in(tree, ctx.publish, console)
     files = tuple((name, art.size, art.sha256) for name, art in sorted(tree.artifacts.items()))
     return ReleaseRun(tuple(results[s.name] for s in stages), ctx.publish, files)
+
+
+def check_signing(ctx: ReleaseContext) -> None:
+    """The key imports and its passphrase unlocks it, before any stage runs: a wrong
+    passphrase is one line at once, not after the build and the boot."""
+    from builder.release.gpg import signing_home  # noqa: PLC0415
+
+    with signing_home(signing_key(ctx), ctx.env):
+        pass
 
 
 def swap_in(tree: StageResult, target: Path, console: Console) -> None:
