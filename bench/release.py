@@ -12,9 +12,9 @@ same command again, every stage reused. Both are the command as CI runs it (a su
 Kill sample: each point starts from a copy (hard links) of the full run's store without the
 entries of one stage and those after it (gates, sbom, repo, provenance or publish: the boot is
 not repeated), SIGKILLs the process group at a random moment of those stages' measured time,
-reruns the command to the end, and checks that the rerun succeeded, published the full run's
-files (same SHA-256), and that no partial file or directory is left in the store or beside the
-publish directory.
+reruns the command to the end (over the full run's release, at the same path: the .repo file
+names it), and checks that the rerun succeeded, published the full run's files (same SHA-256),
+and that no partial file or directory is left in the store or beside the publish directory.
 """
 
 from __future__ import annotations
@@ -93,9 +93,7 @@ def kill_sample(args: argparse.Namespace, work: Path, cache: Path, publish: Path
         subprocess.run(["cp", "-al", str(cache), str(point_cache)], check=True)
         for name in redo:
             shutil.rmtree(point_cache / name / keys[name])
-        target = work / f"kill-{number}" / "publish"
-        if rng.random() < 0.5:  # an older release in place, to be swapped out
-            subprocess.run(["cp", "-al", str(publish), str(target)], check=True)
+        target = publish  # the same path: the .repo file names it
         span = sum(seconds[name] for name in redo) + 1.0
         delay = rng.uniform(0.3, span)
         point_env = {**env, "HE_BUILDER_CACHE": str(point_cache)}
