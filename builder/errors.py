@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     MISSING_PREREQUISITE = 4
     INTEGRITY = 5
     STORAGE = 6
+    RELEASE_FAILED = 7
     VM_NOT_STARTED = 20
     BOOT_TIMEOUT = 21
     SETUP_TIMEOUT = 22
@@ -34,6 +35,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.MISSING_PREREQUISITE: "a required tool, library or service is missing",
     ExitCode.INTEGRITY: "an artifact failed verification (checksum, manifest, OVF)",
     ExitCode.STORAGE: "storage: not enough space, or a write failed",
+    ExitCode.RELEASE_FAILED: "he-build release: the boot smoke test or a gate failed (the stage "
+                             "is named; nothing was published)",
     ExitCode.VM_NOT_STARTED: "he-launch: the VM did not start",
     ExitCode.BOOT_TIMEOUT: "he-launch: boot timeout, the guest never reported",
     ExitCode.SETUP_TIMEOUT: "he-launch: setup timeout, engine-setup's status never came (or the "

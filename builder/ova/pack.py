@@ -122,10 +122,13 @@ def write_ova(meta: ApplianceMeta, qcow2: Path, dest: Path, *, layout: OvaLayout
               console: Console, mtime: int, method: Method = "auto") -> PackedOva:
     """The OVA of `qcow2` at `dest` (temp + rename); `method` is how a gzip OVA carries it."""
     names = names_for(meta, layout)
-    _, virtual, actual = image_facts(qcow2)
+    _, virtual, _ = image_facts(qcow2)
+    # The qcow2's length, not the blocks the file system gave it (qemu-img's actual-size):
+    # those differ from one file system, or one run, to the next, and the OVF must not.
+    size = qcow2.stat().st_size
     facts = DiskFacts(href=names.href, file_id=names.volume_id if layout == "ovirt" else
                       "file1", disk_id=names.volume_id, image_id=names.image_id,
-                      file_size=qcow2.stat().st_size, virtual_size=virtual, actual_size=actual)
+                      file_size=size, virtual_size=virtual, actual_size=size)
     created = datetime.fromtimestamp(mtime, UTC).strftime("%Y/%m/%d %H:%M:%S")
     ovf = render_ovf(meta, names.vm_id, facts, layout, created)
 

@@ -35,7 +35,8 @@ from builder.rpm.spec import templates_digest
 
 # Bumped when a stage's output changes in a way its other inputs cannot see.
 DISK_FORMAT = "2"  # the stage table's entry layout
-OVA_FORMAT = "3"  # gzip oVirt layout, manifest last, BiosType, XSD-valid standard OVF
+OVA_FORMAT = "4"  # gzip oVirt layout, manifest last, BiosType, XSD-valid standard OVF,
+# the disk's populated size from its length (reproducible)
 QCOW2_FORMAT = "2"
 RPM_FORMAT = "4"  # discovery file, README, metadata v2, provides, stored payload
 # The Ansible role boots appliances of this version and later under UEFI (he_vm_boot_flags).

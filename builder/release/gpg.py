@@ -4,6 +4,7 @@ public key export and verification. The passphrase never reaches argv or a file 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,9 @@ from builder.run import require_tool, run
 # gpg-agent's socket lives in the home when /run/user/UID does not exist: a unix socket path
 # must stay under 108 bytes, so the home is made in /tmp when TMPDIR is long.
 MAX_HOME_PARENT = 60
+HOME_PREFIX = "he-gpg-"
+# The pid of the process a signing home belongs to: a home whose process is gone is swept.
+OWNER_FILE = "owner.pid"
 GPG_CONF = (
     "batch\n"
     "no-tty\n"
@@ -115,9 +119,11 @@ def signing_home(key: SigningKey, env: Mapping[str, str], *,
     if not key.key_file.is_file():
         raise InputError(f"signing key not found: {key.key_file}")
     passphrase = read_passphrase(key.passphrase, env) if key.passphrase else None
-    home = Path(tempfile.mkdtemp(prefix="he-gpg-", dir=_short_temp_dir()))
+    sweep_stale_homes(Path(_short_temp_dir()))
+    home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX, dir=_short_temp_dir()))
     try:
         home.chmod(0o700)
+        (home / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
         (home / "gpg.conf").write_text(GPG_CONF, encoding="utf-8")
         (home / "gpg-agent.conf").write_text(AGENT_CONF, encoding="utf-8")
         secret = _import_secret_key(gpg, home, key)
@@ -134,6 +140,33 @@ def signing_home(key: SigningKey, env: Mapping[str, str], *,
     finally:
         run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def sweep_stale_homes(parent: Path) -> list[Path]:
+    """Remove the signing homes of processes that are gone (a release killed while signing
+    left its home, holding the imported key, and its agent): the agent is stopped first."""
+    removed = []
+    for home in parent.glob(f"{HOME_PREFIX}*"):
+        try:
+            owner = int((home / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not ours, or still being set up
+        if _alive(owner):
+            continue
+        run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+        removed.append(home)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _short_temp_dir() -> str:

@@ -1,0 +1,257 @@
+"""The release file (pipelines/release.yaml): read with line numbers, validated against pydantic
+models that refuse unknown keys, every problem reported before anything runs, one line each
+(`FILE:LINE: field: message`). Paths in it are relative to the file's directory."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from builder.errors import InputError
+from builder.inventory.files import FileRefused, read_regular_file, size_text
+from builder.inventory.problems import describe, from_validation_error
+from builder.inventory.source import LineDict, YamlInputError, line_of, parse_yaml
+from builder.inventory.syntax import check_line
+
+MAX_RELEASE_BYTES = 1 << 20
+# A key or passphrase reference: env:NAME (a variable holding the path, or the passphrase) or
+# file:PATH. Never the secret itself.
+REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^\x00-\x1f]+)$"
+REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+SITE_PATTERN = r"^[a-z][a-z0-9-]*$"
+RPM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+KICKSTART_VERSION = Literal["RHEL9", "RHEL10"]
+MESSAGES = {
+    REFERENCE_PATTERN: "must be a reference (env:NAME or file:PATH), never a literal value",
+    REPO_ID_PATTERN: "letters, digits and _.:- only: {input!r}",
+    SITE_PATTERN: "{input!r} is not a site name (lowercase letters, digits and '-')",
+    RPM_NAME_PATTERN: "not an RPM name: {input!r}",
+}
+Line = Annotated[str, Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        return check_line(value)
+
+
+class OvaSection(Strict):
+    layouts: tuple[Literal["ovirt", "ovf"], ...] = Field(("ovirt", "ovf"), min_length=1)
+    compression: Literal["none", "zlib", "zstd"] = "zlib"
+
+
+class RpmSection(Strict):
+    name: str = Field("ovirt-engine-appliance", pattern=RPM_NAME_PATTERN)
+    payload: Literal["speed", "size"] = "speed"
+
+
+class SigningSection(Strict):
+    """Each list is tried in order: the first reference that is set (a variable) or present
+    (a file) is used."""
+
+    key: tuple[Annotated[str, Field(pattern=REFERENCE_PATTERN)], ...] = Field(min_length=1)
+    passphrase: tuple[Annotated[str, Field(pattern=REFERENCE_PATTERN)], ...] = ()
+    fingerprint: str | None = Field(None, pattern=r"^[0-9A-Fa-f ]{16,50}$")
+
+
+class SmokeSection(Strict):
+    inventory: Line
+    site: str = Field(pattern=SITE_PATTERN)
+    memory_mib: int = Field(1024, ge=512, le=65536)
+    vcpus: int = Field(1, ge=1, le=64)
+    uri: Line = "qemu:///system"
+    storage: Line = "/var/tmp/he-release-smoke"
+    boot_timeout: int = Field(900, ge=10, le=86400)
+    setup_timeout: int = Field(900, ge=10, le=86400)
+
+
+class GatesSection(Strict):
+    ova_verify: bool = True
+    rpmlint: bool = True
+    rpmlint_allow: tuple[Line, ...] = ()
+    ovf_schema: bool = True
+    kickstart: tuple[KICKSTART_VERSION, ...] = ("RHEL9",)
+    cloud_init_schema: bool = True
+
+
+class RepoSection(Strict):
+    id: str = Field("ovirt-appliance", pattern=REPO_ID_PATTERN)
+    name: Line = "oVirt engine appliance"
+    base_url: str | None = Field(None, pattern=r"^(https?|file)://[^\s\"'<>\\]+$")
+    key_name: str = Field("RPM-GPG-KEY-ovirt-appliance", pattern=RPM_NAME_PATTERN)
+
+
+class ReleaseModel(Strict):
+    recipe: Line
+    ova: OvaSection = OvaSection()
+    rpm: RpmSection = RpmSection()
+    signing: SigningSection
+    smoke: SmokeSection
+    gates: GatesSection = GatesSection()
+    repo: RepoSection = RepoSection()
+    publish: Line = "publish"
+
+    @field_validator("ova")
+    @classmethod
+    def _unique_layouts(cls, value: OvaSection) -> OvaSection:
+        if len(set(value.layouts)) != len(value.layouts):
+            raise ValueError("a layout is listed twice")
+        return value
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """The validated release file and where it is (relative paths are taken from `base`)."""
+
+    path: Path
+    model: ReleaseModel
+
+    @property
+    def base(self) -> Path:
+        return self.path.absolute().parent
+
+    def resolve(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.base / path
+
+    def recipe_reference(self) -> str:
+        """A bundled recipe name as is; a path (with / or .yaml) from the file's directory."""
+        value = self.model.recipe
+        if "/" in value or value.endswith((".yaml", ".yml")):
+            return str(self.resolve(value))
+        return value
+
+
+def all_field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (ReleaseModel, OvaSection, RpmSection, SigningSection, SmokeSection,
+                  GatesSection, RepoSection):
+        names.update(model.model_fields)
+    return names
+
+
+def problem_message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        match = difflib.get_close_matches(str(error["loc"][-1]), sorted(all_field_names()), n=1)
+        return "unknown field" + (f"; did you mean {match[0]!r}?" if match else "")
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error["type"] == "string_pattern_mismatch" and pattern in MESSAGES:
+        return MESSAGES[pattern].format(input=error.get("input"))
+    return describe(error)
+
+
+def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str]:
+    """One `FILE:LINE: field: message` per error, in line order."""
+    found: list[tuple[int, str]] = []
+    problems = {p.path: p.message for p in from_validation_error(exc)}
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"] if part != "[key]")
+        if loc not in problems:
+            continue
+        line, _ = line_of(tree, loc)
+        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc)
+        field = field.replace(".[", "[")
+        message = problem_message(error)
+        found.append((line or 1, f"{path}:{line or 1}: {field}: {message}" if field
+                      else f"{path}:{line or 1}: {message}"))
+        problems.pop(loc)
+    return [text for _, text in sorted(found, key=lambda item: item[0])]
+
+
+def read_release_tree(path: Path) -> Any:
+    try:
+        data = read_regular_file(path, limit=MAX_RELEASE_BYTES).data
+    except FileRefused as exc:
+        raise InputError(f"cannot read release file {path}: {exc.reason}",
+                         hint=f"a YAML file of at most {size_text(MAX_RELEASE_BYTES)}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"release file {path} is not UTF-8 text",
+                         problems=[f"{path}:{line}: byte 0x{data[exc.start]:02x} is not "
+                                   "UTF-8"]) from None
+    try:
+        return parse_yaml(text)
+    except YamlInputError as exc:
+        raise InputError(f"release file {path} is not valid YAML",
+                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
+
+
+def duplicate_problems(path: Path, node: Any, prefix: str = "") -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    if isinstance(node, LineDict):
+        for key, line, first in node.duplicates:
+            found.append((line, f"{path}:{line}: {prefix}{key}: given twice (first on line "
+                                f"{first})"))
+        for key, value in node.items():
+            found += duplicate_problems(path, value, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += duplicate_problems(path, value, f"{prefix.rstrip('.')}[{index}].")
+    return found
+
+
+def load_release(path: Path) -> ReleaseFile:
+    """Read and validate the release file; InputError listing every problem (exit 2)."""
+    tree = read_release_tree(path)
+    problems = [text for _, text in sorted(duplicate_problems(path, tree))]
+    if not isinstance(tree, dict):
+        raise InputError(f"release file {path} has 1 problem",
+                         problems=[f"{path}:1: expected a mapping of release settings"])
+    model: ReleaseModel | None = None
+    try:
+        model = ReleaseModel.model_validate(tree)
+    except ValidationError as exc:
+        problems += validation_problems(path, tree, exc)
+    if problems or model is None:
+        count = len(problems)
+        raise InputError(f"release file {path} has {count} problem{'s' * (count != 1)}",
+                         problems=problems)
+    return ReleaseFile(path, model)
+
+
+def first_reference(references: Sequence[str], env: Mapping[str, str],
+                    release: ReleaseFile) -> str | None:
+    """The first reference that is set: `env:NAME` with NAME in the environment, or
+    `file:PATH` naming an existing file. Relative file paths become absolute."""
+    for reference in references:
+        kind, _, value = reference.partition(":")
+        if kind == "env" and env.get(value):
+            return reference
+        if kind == "file" and release.resolve(value).exists():
+            return f"file:{release.resolve(value)}"
+    return None
+
+
+def key_file(release: ReleaseFile, env: Mapping[str, str]) -> Path:
+    """The signing key's file: `env:NAME` names a variable holding its path."""
+    signing = release.model.signing
+    chosen = first_reference(signing.key, env, release)
+    if chosen is None:
+        tried = ", ".join(signing.key)
+        raise InputError(f"{release.path}: signing.key: none of {tried} is set or exists")
+    kind, _, value = chosen.partition(":")
+    return Path(env[value]) if kind == "env" else Path(value)
+
+
+def passphrase_reference(release: ReleaseFile, env: Mapping[str, str]) -> str | None:
+    signing = release.model.signing
+    if not signing.passphrase:
+        return None
+    chosen = first_reference(signing.passphrase, env, release)
+    if chosen is None:
+        tried = ", ".join(signing.passphrase)
+        raise InputError(f"{release.path}: signing.passphrase: none of {tried} is set or "
+                         "exists")
+    return chosen
+
