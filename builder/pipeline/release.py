@@ -247,8 +247,13 @@ def run_gates(ctx: ReleaseContext, sc: StageContext) -> list[Any]:
     if model.ova_verify:
         for stage in layouts:
             ova = sc.upstream[stage].artifact("ova").path
-            info = verify_ova(ova)
-            results.append(g.GateResult(f"ova-verify-{layouts[stage]}", True,
+            name = f"ova-verify-{layouts[stage]}"
+            try:
+                info = verify_ova(ova)
+            except BuilderError as exc:  # a refused OVA is a failed gate, not a crash
+                results.append(g.GateResult(name, False, f"{ova.name}: {exc.message}"))
+                continue
+            results.append(g.GateResult(name, True,
                                         f"{ova.name}: manifest and OVF match ({info.layout})"))
     if model.rpmlint:
         signed = sc.upstream["rpm-sign"]

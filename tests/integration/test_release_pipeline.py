@@ -297,3 +297,30 @@ def test_two_clean_runs_publish_the_same_bytes(runs: Runs, setup: Setup) -> None
     match, mismatch, errors = filecmp.cmpfiles(first, setup.publish, files, shallow=False)
     assert (match, mismatch, errors) == (files, [], [])
     assert data["files"] == runs.first["files"]
+
+
+def test_a_failed_gate_stops_the_release_and_publishes_nothing(runs: Runs, setup: Setup) -> None:
+    """The standard OVA damaged in a private store (a new file: the shared store's link stays
+    whole), and a gate option changed so that the gates run again: `he-build ova verify`
+    refuses the OVA, the release stops at the gates with exit 7, nothing is published."""
+    cache = store_of(runs.first, setup.work / "gate-cache")
+    key = next(row["key"] for row in runs.first["stages"] if row["stage"] == "ova-ovf")
+    (ova,) = (cache / "ova-ovf" / key).glob("*.ova")
+    damaged = bytearray(ova.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # inside the disk image
+    ova.unlink()
+    ova.write_bytes(bytes(damaged))
+    release = setup.work / "release-gate.yaml"
+    release.write_text(setup.release.read_text() + "gates:\n  rpmlint_allow: [no-such-check]\n")
+    publish = setup.work / "publish-gate"
+    publish.mkdir()
+    (publish / "SHA256SUMS").write_text("the previous release\n")
+    code, data, stderr = he_build_release(setup, "--publish", str(publish), release=release,
+                                          env={**setup.env, "HE_BUILDER_CACHE": str(cache)})
+    assert code == 7, stderr
+    assert data["error"].startswith(
+        f"stage gates failed: gate ova-verify-ovf failed: {ova.name}: checksum mismatch"), data
+    assert "==> sbom" not in stderr and "==> publish" not in stderr
+    assert sorted(p.name for p in publish.iterdir()) == ["SHA256SUMS"]
+    assert (publish / "SHA256SUMS").read_text() == "the previous release\n"
+    assert [p.name for p in publish.parent.iterdir() if ".partial-" in p.name] == []
