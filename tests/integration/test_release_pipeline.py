@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from bench.killrun import KillPoint, run_with_kill
 from builder.disk.registry import resolve_recipe_path
 from builder.pipeline.store import default_cache_root
 from builder.resources import data_path
@@ -324,3 +325,31 @@ def test_a_failed_gate_stops_the_release_and_publishes_nothing(runs: Runs, setup
     assert sorted(p.name for p in publish.iterdir()) == ["SHA256SUMS"]
     assert (publish / "SHA256SUMS").read_text() == "the previous release\n"
     assert [p.name for p in publish.parent.iterdir() if ".partial-" in p.name] == []
+
+
+# Kill points of the suite's sample (the campaign, 50 random points: python -m bench.release
+# --kills 50): when the stage's private partial appears (+ a delay), the process group gets
+# SIGKILL; the same command again must publish the full run's files and leave no partial.
+KILLS = [("repo", 0.0), ("provenance", 0.0), ("publish", 0.0), ("publish", 0.2)]
+
+
+@pytest.mark.parametrize(("stage", "delay"), KILLS, ids=[f"{s}+{d}s" for s, d in KILLS])
+def test_a_release_killed_in_a_stage_recovers_and_publishes_the_same_files(
+        runs: Runs, setup: Setup, stage: str, delay: float) -> None:
+    redo = ALL_STAGES[ALL_STAGES.index(stage):]
+    cache = store_of(runs.first, setup.work / f"kill-{stage}-{delay}",
+                     [s for s in ALL_STAGES if s not in redo])
+    where = setup.publish.parent if stage == "publish" else cache / stage
+    env = {**setup.env, "HE_BUILDER_CACHE": str(cache)}
+    argv = [sys.executable, "-m", "builder.cli.he_build", "release", "--file",
+            str(setup.release), "--publish", str(setup.publish), "--json"]
+    # The partial of `stage` (in the store; the release tree's beside the publish directory).
+    point = KillPoint(f"{stage}+{delay}s", delay_s=delay, glob=str(where / ".*.partial-*"))
+    killed = run_with_kill(argv, env, point, timeout_s=900)
+    assert killed.killed, f"the run ended before its {stage} partial appeared"
+    code, data, stderr = he_build_release(setup, "--publish", str(setup.publish), env=env)
+    assert code == 0, stderr
+    assert data["files"] == runs.first["files"]
+    left = [p for root in (cache, setup.publish.parent) for p in root.rglob("*")
+            if ".partial-" in p.name or p.name.endswith(".lock")]
+    assert left == []
