@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,14 +171,15 @@ def smoke_stage(ctx: ReleaseContext) -> Stage:
                 "--boot-timeout", str(smoke.boot_timeout),
                 "--setup-timeout", str(smoke.setup_timeout), "--json"]
         try:
-            done = run(argv, env=dict(sc.env), check=False)
+            code, stdout = run_following(argv, {**os.environ, **sc.env}, sc.work_dir,
+                                         lambda line: sc.console.note(f"smoke: {line}"))
         finally:
             remove_domain(smoke.uri, domain)
-        result = parse_launch(done.stdout)
-        if done.returncode != 0 or result.get("exit_status") != 0:
+        result = parse_launch(stdout)
+        if code != 0 or result.get("exit_status") != 0:
             reason = result.get("error") or f"engine-setup exited {result.get('exit_status')}"
             raise ReleaseFailedError(f"boot smoke test of site {smoke.site}: he-launch exited "
-                                     f"{done.returncode}: {reason}")
+                                     f"{code}: {reason}")
         report = sc.work_dir / "smoke.json"
         summary = {"exit_status": result.get("exit_status"), "site": smoke.site,
                    "virt_type": result.get("virt_type"),
@@ -191,6 +194,24 @@ def smoke_stage(ctx: ReleaseContext) -> Stage:
 
     return Stage("smoke", ("ova", "seed"), inputs, build,
                  title=f"boot smoke test (he-launch, site {smoke.site}, no NIC)")
+
+
+def run_following(argv: list[str], env: Mapping[str, str], work: Path,
+                  on_line: Callable[[str], None]) -> tuple[int, bytes]:
+    """Run `argv` (no shell), passing each line of its stderr (he-launch's progress: it never
+    prints a secret) to `on_line` as it comes; its stdout (the --json report) is returned."""
+    with tempfile.TemporaryFile(dir=work) as out:
+        proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        with proc.stderr:
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if line:
+                    on_line(line.removeprefix("he-launch: "))
+        code = proc.wait()
+        out.seek(0)
+        return code, out.read()
 
 
 def parse_launch(stdout: bytes) -> dict[str, Any]:

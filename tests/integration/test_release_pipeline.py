@@ -293,6 +293,8 @@ def test_two_clean_runs_publish_the_same_bytes(runs: Runs, setup: Setup) -> None
     results = stage_results(data)
     assert results.pop("disk") == "reused"
     assert set(results.values()) == {"ran"}
+    # The boot's progress is followed live, line by line, from he-launch.
+    assert "smoke: ==> waiting for the guest to report" in stderr
     files = published_files(first)
     assert published_files(setup.publish) == files
     match, mismatch, errors = filecmp.cmpfiles(first, setup.publish, files, shallow=False)
