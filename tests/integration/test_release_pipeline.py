@@ -8,6 +8,7 @@ The smoke stage boots a VM (TCG, no NIC): run this module under the VM lock,
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import json
 import os
@@ -330,25 +331,40 @@ def test_a_failed_gate_stops_the_release_and_publishes_nothing(runs: Runs, setup
 
 
 # Kill points of the suite's sample (the campaign, 50 random points: python -m bench.release
-# --kills 50): when the stage's private partial appears (+ a delay), the process group gets
-# SIGKILL; the same command again must publish the full run's files and leave no partial.
-KILLS = [("repo", 0.0), ("provenance", 0.0), ("publish", 0.0), ("publish", 0.2)]
+# --kills 50). The stages' own partials (repo, provenance, publish: each lasts long enough to
+# be seen) and the swap itself: strace kills the command on its first renameat2, the exchange
+# of the new release tree with the published one. Then the same command again must publish the
+# full run's files and leave no partial.
+KILLS = {
+    "repo": KillPoint("repo", glob="{cache}/repo/.*.partial-*"),
+    "provenance": KillPoint("provenance", glob="{cache}/provenance/.*.partial-*"),
+    "publish": KillPoint("publish", glob="{cache}/publish/.*.partial-*"),
+    "publish-swap": KillPoint("publish-swap", syscall="renameat2", nth=1),
+}
+REDO_FROM = {"repo": "repo", "provenance": "provenance", "publish": "publish",
+             "publish-swap": "publish"}
 
 
-@pytest.mark.parametrize(("stage", "delay"), KILLS, ids=[f"{s}+{d}s" for s, d in KILLS])
+@pytest.mark.parametrize("name", list(KILLS))
 def test_a_release_killed_in_a_stage_recovers_and_publishes_the_same_files(
-        runs: Runs, setup: Setup, stage: str, delay: float) -> None:
-    redo = ALL_STAGES[ALL_STAGES.index(stage):]
-    cache = store_of(runs.first, setup.work / f"kill-{stage}-{delay}",
+        runs: Runs, setup: Setup, name: str) -> None:
+    first = REDO_FROM[name]
+    redo = ALL_STAGES[ALL_STAGES.index(first):]
+    cache = store_of(runs.first, setup.work / f"kill-{name}",
                      [s for s in ALL_STAGES if s not in redo])
-    where = setup.publish.parent if stage == "publish" else cache / stage
+    point = KILLS[name]
+    if point.glob is not None:
+        point = dataclasses.replace(point, glob=point.glob.format(cache=cache))
     env = {**setup.env, "HE_BUILDER_CACHE": str(cache)}
     argv = [sys.executable, "-m", "builder.cli.he_build", "release", "--file",
             str(setup.release), "--publish", str(setup.publish), "--json"]
-    # The partial of `stage` (in the store; the release tree's beside the publish directory).
-    point = KillPoint(f"{stage}+{delay}s", delay_s=delay, glob=str(where / ".*.partial-*"))
+    assert setup.publish.is_dir()  # so the swap is an exchange (renameat2)
     killed = run_with_kill(argv, env, point, timeout_s=900)
-    assert killed.killed, f"the run ended before its {stage} partial appeared"
+    assert killed.killed, f"the run was not killed at {name}: {killed.stderr[-500:]}"
+    # Whatever the moment, the publish directory is one whole release.
+    whole = subprocess.run(["sha256sum", "--strict", "--quiet", "-c", "SHA256SUMS"],
+                           cwd=setup.publish, capture_output=True, text=True, check=False)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
     code, data, stderr = he_build_release(setup, "--publish", str(setup.publish), env=env)
     assert code == 0, stderr
     assert data["files"] == runs.first["files"]
