@@ -22,7 +22,6 @@ of the disk match: the campaign measures that first and reports such mismatches 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -38,7 +37,8 @@ from typing import Any
 from bench.killrun import KillPoint, nth_call, run_with_kill, survivors, syscall_sequence
 from builder.disk.debian_standin import DebianTestBackend
 from builder.disk.registry import create_backend, load_recipe
-from builder.pipeline.stages import RECORD
+from builder.errors import IntegrityError
+from builder.pipeline.stages import load_result
 from builder.pipeline.store import StageCache, default_cache_root
 from builder.sparse import sha256_sparse
 
@@ -242,11 +242,10 @@ def unsound_entries(cache: Path) -> list[str]:
     bad = []
     for stage in CACHED:
         for entry in sorted((cache / stage).glob("[!.]*")):
-            record = entry / RECORD
             try:
-                files = json.loads(record.read_text())["files"]
-                recorded = {entry / item["path"]: item["sha256"] for item in files.values()}
-            except (OSError, ValueError, KeyError, TypeError):
+                result = load_result(stage, entry.name, entry, reused=True, seconds=0.0)
+                recorded = {art.path: art.sha256 for art in result.artifacts.values()}
+            except IntegrityError:
                 recorded = {}
             if not recorded:
                 bad.append(f"{entry} (no digest recorded)")

@@ -104,6 +104,15 @@ def staged_dir(final: Path, *, replace: bool = True,
     existing `final` wins and the new directory is dropped: for entries that are immutable once
     made, which someone may be reading.
     """
+    with partial_dir(final, notify=notify) as temp:
+        yield temp
+        put_in_place(temp, final, replace=replace)
+
+
+@contextlib.contextmanager
+def partial_dir(final: Path, *, notify: Notify | None = None) -> Iterator[Path]:
+    """An empty private (0700) partial directory beside `final`, made and held under `final`'s
+    lock and removed when the block ends (a killed writer's is swept by its name)."""
     _make_parent(final)
     with locked(lock_path(final), transient=True, notify=notify, what=f"writing {final}"):
         try:
@@ -112,7 +121,6 @@ def staged_dir(final: Path, *, replace: bool = True,
             raise StorageError(f"cannot write in {final.parent}: {exc.strerror}") from exc
         try:
             yield temp
-            _put_in_place(temp, final, replace=replace)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
 
@@ -124,7 +132,7 @@ def _make_parent(final: Path) -> None:
         raise StorageError(f"cannot create {final.parent}: {exc.strerror}") from exc
 
 
-def _put_in_place(temp: Path, final: Path, *, replace: bool) -> None:
+def put_in_place(temp: Path, final: Path, *, replace: bool) -> None:
     """Rename `temp` to `final`; what was at `final` ends up at `temp` (removed by the caller)."""
     if not os.path.lexists(final):
         temp.rename(final)

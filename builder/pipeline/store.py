@@ -17,22 +17,19 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.atomic import (
-    exchange,
     lock_path,
-    partial_prefix,
+    partial_dir,
+    put_in_place,
     staged_dir,
     staged_file,
     sweep_stale_partials,
 )
-from builder.errors import StorageError
 from builder.lock import Notify, locked, wait_until_free
 from builder.run import run
 from builder.sparse import copy_sparse
@@ -106,21 +103,9 @@ class StageCache:
         """A private temp directory among the stage's entries, for a build whose key is known
         only at its end: adopt() makes it an entry. Removed when the block ends (after an
         adoption, what it replaced goes with it); one left by a killed process is swept."""
-        place = self.root / stage / f"scratch-{secrets.token_hex(8)}"
         self.sweep()
-        try:
-            place.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {place.parent}: {exc.strerror}") from exc
-        with locked(lock_path(place), transient=True):
-            try:
-                temp = Path(tempfile.mkdtemp(prefix=partial_prefix(place), dir=place.parent))
-            except OSError as exc:
-                raise StorageError(f"cannot write in {place.parent}: {exc.strerror}") from exc
-            try:
-                yield temp
-            finally:
-                shutil.rmtree(temp, ignore_errors=True)
+        with partial_dir(self.root / stage / f"scratch-{secrets.token_hex(8)}") as temp:
+            yield temp
 
     def adopt(self, stage: str, key: str, built: Path, *, replace: bool = False) -> Path:
         """Make `built` (a scratch() directory) the entry `key`, in one rename. An existing
@@ -129,13 +114,7 @@ class StageCache:
         entry = self.entry(stage, key)
         with locked(lock_path(entry), transient=True, notify=self.notify,
                     what=f"the {stage} stage ({key})"):
-            if not os.path.lexists(entry):
-                built.rename(entry)
-            elif replace and not exchange(built, entry):
-                aside = built.with_name(built.name + "-old")
-                entry.rename(aside)
-                built.rename(entry)
-                aside.rename(built)
+            put_in_place(built, entry, replace=replace)
         return entry
 
     def sweep(self) -> list[Path]:
