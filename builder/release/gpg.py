@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ GPG_CONF = (
     "digest-algo SHA512\n"
 )
 AGENT_CONF = "allow-preset-passphrase\n"
+# Seconds an agent asked to exit is given before it is killed.
+AGENT_STOP_GRACE = 5.0
 PROBE = b"he-builder signing probe\n"
 MAX_PASSPHRASE_BYTES = 4096
 
@@ -138,7 +142,7 @@ def signing_home(key: SigningKey, env: Mapping[str, str], *,
                 conf.write(f"faked-system-time {signer.signature_time}!\n")
         yield signer
     finally:
-        run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        stop_agent(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -153,10 +157,36 @@ def sweep_stale_homes(parent: Path) -> list[Path]:
             continue  # not ours, or still being set up
         if _alive(owner):
             continue
-        run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+        stop_agent(home)
         shutil.rmtree(home, ignore_errors=True)
         removed.append(home)
     return removed
+
+
+def stop_agent(home: Path, *, grace: float = AGENT_STOP_GRACE) -> None:
+    """Stop the agent of `home` and wait until it is gone: `gpgconf --kill` only asks it to
+    exit, and an agent outliving its home keeps the unlocked key in memory. One that has not
+    exited after `grace` seconds is killed."""
+    pid = _agent_pid(home)
+    run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+    if pid is None:
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _agent_pid(home: Path) -> int | None:
+    """The pid of the agent serving `home`, None when none runs (none is started to ask)."""
+    done = run(["gpg-connect-agent", "--no-autostart", "--homedir", home, "getinfo pid", "/bye"],
+               check=False)
+    for line in done.text.splitlines():
+        if line.startswith("D ") and line[2:].strip().isdigit():
+            return int(line[2:].strip())
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -166,7 +196,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process its parent has not reaped yet (the agent's parent may be a container's
+    init that never reaps)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _short_temp_dir() -> str:
