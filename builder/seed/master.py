@@ -3,11 +3,12 @@ switch OUT to it with one rename (builder.seed.generations)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +84,35 @@ class PreparedSeed:
 
 
 @dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    sha256: str
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class WrittenSeed:
+    """A site directory once written: what its artifacts say, without the files' bytes (a
+    pool worker sends this back, not the ~100 KB it wrote)."""
+
+    site: str
+    instance_id: str
+    mac: str
+    files: tuple[WrittenFile, ...]
+
+
+@dataclass(frozen=True)
+class WriteFailed:
+    """A worker could not write a site's directory (the StorageError's message)."""
+
+    message: str
+
+
+Refused = tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SeedFile:
     """One file of a seed directory, described the same way for every file."""
 
@@ -142,13 +172,13 @@ def write_site_seed(
     manifest.json) for one-off use, such as he-launch's private work directory: it appears
     complete or not at all, replacing an older one. (A published OUT is `build_seeds`'.) ISO
     dates come from SOURCE_DATE_EPOCH in `env` (else now)."""
-    outcome = _master_job((site, secrets), build_time(env))
+    outcome = _prepare_job((site, secrets), build_time(env))
     if not isinstance(outcome, PreparedSeed):
         raise _refused(list(outcome))
     final = directory / site.name
     with staged_dir(final) as temp:
-        _write_site(temp, outcome)
-    return _artifacts(outcome, final)
+        written = _write_site(temp, outcome)
+    return _artifacts(written, final)
 
 
 def build_seeds(
@@ -182,7 +212,7 @@ def publish_seeds(
         if dhcp is not None:
             generations.check_names(seeds, [generations.DHCP_DIR])
         with generations.staging(seeds) as stage:
-            prepared = write_seeds(jobs, stage, epoch=epoch, progress=progress)
+            written = write_seeds(jobs, stage, epoch=epoch, progress=progress)
             generations.carry_over(seeds, stage, kept)
             if dhcp is not None:
                 from builder.seed.dhcp import write_dhcp_export  # noqa: PLC0415
@@ -191,7 +221,7 @@ def publish_seeds(
             else:
                 generations.carry_over(seeds, stage, [generations.DHCP_DIR])
             published = generations.publish(seeds, stage)
-    return [_artifacts(seed, out_root / seed.rendered.site) for seed in prepared], published
+    return [_artifacts(seed, out_root / seed.site) for seed in written], published
 
 
 def _check_reserved(names: Sequence[str]) -> None:
@@ -203,25 +233,28 @@ def _check_reserved(names: Sequence[str]) -> None:
 def write_seeds(
     jobs: Sequence[tuple[Site, SeedSecrets]], directory: Path, *, epoch: int,
     progress: Progress | None = None,
-) -> list[PreparedSeed]:
+) -> list[WrittenSeed]:
     """Write each site's directory into `directory`, a private staging directory, unflushed.
 
-    Every bad value of every site is collected into one InputError (and writing stops at the
-    first): the caller drops the staging directory.
+    Big batches are written by the pool's workers, each site by the worker that rendered it.
+    Every bad value of every site is collected into one InputError: the caller drops the
+    staging directory, with whatever sites were written into it.
     """
-    prepared: list[PreparedSeed] = []
+    written: list[WrittenSeed] = []
     problems: list[str] = []
-    for done, outcome in enumerate(_master_each(jobs, epoch), start=1):
-        if not isinstance(outcome, PreparedSeed):
-            problems.extend(outcome)
-        elif not problems:
-            _write_site(generations.site_dir(directory, outcome.rendered.site), outcome)
-            prepared.append(outcome)
-        if progress is not None:
-            progress(done, len(jobs))
+    with contextlib.closing(_write_each(jobs, epoch, directory)) as outcomes:
+        for done, outcome in enumerate(outcomes, start=1):
+            if isinstance(outcome, WriteFailed):
+                raise StorageError(outcome.message)
+            if isinstance(outcome, WrittenSeed):
+                written.append(outcome)
+            else:
+                problems.extend(outcome)
+            if progress is not None:
+                progress(done, len(jobs))
     if problems:
         raise _refused(problems)
-    return prepared
+    return written
 
 
 def _refused(problems: Sequence[str]) -> InputError:
@@ -230,19 +263,19 @@ def _refused(problems: Sequence[str]) -> InputError:
                       "nothing was written", problems=problems)
 
 
-def _master_each(
-    jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int
-) -> Iterator[PreparedSeed | tuple[str, ...]]:
-    epochs = [epoch] * len(jobs)
+def _write_each(
+    jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int, stage: Path
+) -> Generator[WrittenSeed | WriteFailed | Refused, None, None]:
+    epochs, stages = [epoch] * len(jobs), [stage] * len(jobs)
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
-        yield from map(_master_job, jobs, epochs)
+        yield from map(_seed_job, jobs, epochs, stages)
         return
     # multiprocessing is imported only when a batch is big enough for a pool.
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
     with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        yield from pool.map(_master_job, jobs, epochs, chunksize=POOL_CHUNK)
+        yield from pool.map(_seed_job, jobs, epochs, stages, chunksize=POOL_CHUNK)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -256,9 +289,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> PreparedSeed | tuple[str, ...]:
-    """One site, in a worker, up to the bytes of every file (hashed here too, so the writing
-    process only writes): problems come back as data (exceptions lose their fields)."""
+def _prepare_job(job: tuple[Site, SeedSecrets], epoch: int) -> PreparedSeed | Refused:
+    """One site up to the bytes of every file: problems come back as data (exceptions lose
+    their fields on the way back from a worker)."""
     site, secrets = job
     try:
         return prepare_seed(master_seed(site, secrets, epoch=epoch))
@@ -266,13 +299,32 @@ def _master_job(job: tuple[Site, SeedSecrets], epoch: int) -> PreparedSeed | tup
         return exc.problems or (exc.message,)
 
 
+def _seed_job(job: tuple[Site, SeedSecrets], epoch: int,
+              stage: Path) -> WrittenSeed | WriteFailed | Refused:
+    """One site, in a worker: rendered, mastered, hashed and written into the staging set.
+    A site with a bad value is not written (its problems come back)."""
+    outcome = _prepare_job(job, epoch)
+    if not isinstance(outcome, PreparedSeed):
+        return outcome
+    try:
+        return _write_site(generations.site_dir(stage, outcome.rendered.site), outcome)
+    except StorageError as exc:
+        return WriteFailed(exc.message)
+    except OSError as exc:
+        return WriteFailed(f"cannot write in {stage}: {exc.strerror}")
+
+
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _write_site(directory: Path, seed: PreparedSeed) -> None:
+def _write_site(directory: Path, seed: PreparedSeed) -> WrittenSeed:
     for name, (data, mode) in seed.contents.items():
         _write_new(directory / name, data, mode)
+    rendered = seed.rendered
+    files = tuple(WrittenFile(name, seed.digests[name], len(data), mode)
+                  for name, (data, mode) in sorted(seed.contents.items()))
+    return WrittenSeed(rendered.site, rendered.instance_id, rendered.mac, files)
 
 
 def prepare_seed(seed: MasteredSeed) -> PreparedSeed:
@@ -312,14 +364,10 @@ def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, 
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _artifacts(seed: PreparedSeed, final: Path) -> SeedArtifacts:
-    rendered = seed.rendered
-    files = tuple(
-        SeedFile(name, final / name, seed.digests[name], len(data), mode)
-        for name, (data, mode) in sorted(seed.contents.items())
-    )
-    return SeedArtifacts(site=rendered.site, directory=final, iso=final / ISO_NAME,
-                         files=files, instance_id=rendered.instance_id, mac=rendered.mac)
+def _artifacts(seed: WrittenSeed, final: Path) -> SeedArtifacts:
+    files = tuple(SeedFile(f.name, final / f.name, f.sha256, f.size, f.mode) for f in seed.files)
+    return SeedArtifacts(site=seed.site, directory=final, iso=final / ISO_NAME, files=files,
+                         instance_id=seed.instance_id, mac=seed.mac)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
