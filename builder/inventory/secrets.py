@@ -59,26 +59,27 @@ class SecretFiles:
             raise SecretPathRefused("'~' is not expanded; write the path relative to the "
                                     "inventory's directory, or absolute with "
                                     "--allow-secrets-from DIR")
-        given = Path(text)
-        written = Path(os.path.normpath(self.base_dir / given))
-        if not given.is_absolute() and not inside(written, self.base_dir):
+        # Plain strings, not Path objects: an inventory of 1,000 sites locates 4,000 files.
+        base = str(self.base_dir)
+        written = os.path.normpath(os.path.join(base, text))  # noqa: PTH118
+        if not text.startswith("/") and not inside(written, base):
             raise SecretPathRefused(f"climbs out of the inventory's directory {self.base_dir} "
                                     "with '..'; use an absolute path and --allow-secrets-from "
                                     "DIR")
-        path = real(written, strict=must_exist)
-        if not any(inside(path, root) for root in (self.base_dir, *self.allowed_dirs)):
+        path = str(real(written, strict=must_exist))
+        if not any(inside(path, str(root)) for root in (self.base_dir, *self.allowed_dirs)):
             resolved = "" if path == written else f" (it resolves to {path})"
             raise SecretPathRefused(f"outside the inventory's directory {self.base_dir}"
                                     f"{resolved}; allow its directory with "
                                     "--allow-secrets-from DIR")
-        return path
+        return Path(path)
 
 
 class SecretPathRefused(Exception):
     """A `file:` reference the policy refuses; the message names the path, never a value."""
 
 
-def real(path: Path, *, strict: bool = False) -> Path:
+def real(path: Path | str, *, strict: bool = False) -> Path:
     """`path` made absolute with every existing symlink resolved; SecretPathRefused if strict
     and it does not exist."""
     try:
@@ -91,8 +92,9 @@ def real(path: Path, *, strict: bool = False) -> Path:
         raise SecretPathRefused("not a usable path") from None
 
 
-def inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
+def inside(path: str, root: str) -> bool:
+    """Whether the normalized absolute `path` is `root` or below it."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def reference_problem(reference: str, files: SecretFiles) -> str | None:
