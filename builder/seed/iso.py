@@ -8,10 +8,12 @@ All of them are replaced here by one UTC date.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,15 @@ APPLICATION_ID = "HE-BUILDER SEED"
 SECTOR = 2048
 # Offset of the volume modification date inside a primary/supplementary volume descriptor.
 VD_MODIFICATION_DATE_OFFSET = 830
+# ISO 9660: volume descriptors from sector 16 (type 1 primary, 2 supplementary such as Joliet,
+# 255 terminator), the root directory's record at offset 156 of one; in a directory record the
+# extent (both-endian, little first) at 2, the data length at 10, flags at 25, the name's length
+# at 32 and the name at 33.
+FIRST_VD_SECTOR = 16
+VD_PRIMARY, VD_SUPPLEMENTARY, VD_TERMINATOR = 1, 2, 255
+VD_ROOT_RECORD = 156
+DR_EXTENT, DR_DATA_LENGTH, DR_FLAGS, DR_NAME_LENGTH, DR_NAME = 2, 10, 25, 32, 33
+DR_FLAG_DIRECTORY = 0x02
 TF_FIELDS = ("creation_time", "access_time", "modification_time", "attribute_change_time",
              "backup_time", "expiration_time", "effective_time")
 
@@ -36,7 +47,97 @@ def iso9660_name(name: str) -> str:
 
 
 def master_iso(files: Sequence[tuple[str, bytes]], *, epoch: int) -> bytes:
-    """An ISO9660 + Joliet + Rock Ridge image labelled `cidata` holding `files` in the root."""
+    """An ISO9660 + Joliet + Rock Ridge image labelled `cidata` holding `files` in the root:
+    the bytes pycdlib masters (`master_with_pycdlib`), made from a layout's template.
+
+    Seeds of one batch share a layout (the same file names, each file the same number of
+    sectors), so pycdlib masters each layout once, with zeros for the files' bytes; an image
+    is then its template with each file's bytes and length put in place."""
+    layout = tuple((name, -(-len(data) // SECTOR)) for name, data in files)
+    if any(sectors == 0 for _, sectors in layout):
+        return master_with_pycdlib(files, epoch=epoch)  # an empty file has no extent to fill
+    template = _layout_template(layout, epoch)
+    image = bytearray(template.image)
+    for (_, data), (extent, records) in zip(files, template.files, strict=True):
+        start = extent * SECTOR
+        image[start : start + len(data)] = data
+        for record in records:
+            _put_data_length(image, record, len(data))
+    return bytes(image)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """An image of one layout, and for each file its extent and the offsets of the directory
+    records (ISO9660 and Joliet) that give its length."""
+
+    image: bytes
+    files: tuple[tuple[int, tuple[int, ...]], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_template(layout: tuple[tuple[str, int], ...], epoch: int) -> _Template:
+    image = master_with_pycdlib([(name, bytes(sectors * SECTOR)) for name, sectors in layout],
+                                epoch=epoch)
+    records = _root_records_by_extent(image)
+    files = []
+    for name, _ in layout:
+        extent = _extent_of(image, name, records)
+        files.append((extent, tuple(records[extent])))
+    return _Template(image, tuple(files))
+
+
+def _extent_of(image: bytes, name: str, records: Mapping[int, list[int]]) -> int:
+    """The extent of the file whose ISO9660 record carries `name`'s level-1 name."""
+    wanted = iso9660_name(name).lstrip("/").encode("ascii")
+    for extent, offsets in records.items():
+        for offset in offsets:
+            length = image[offset + DR_NAME_LENGTH]
+            if image[offset + DR_NAME : offset + DR_NAME + length] == wanted:
+                return extent
+    raise ValueError(f"no ISO9660 directory record for {name}")
+
+
+def _root_records_by_extent(image: bytes) -> dict[int, list[int]]:
+    """Extent -> offsets of the file records in every volume descriptor's root directory."""
+    found: dict[int, list[int]] = {}
+    sector = FIRST_VD_SECTOR
+    while image[sector * SECTOR] != VD_TERMINATOR:
+        if image[sector * SECTOR] in (VD_PRIMARY, VD_SUPPLEMENTARY):
+            root = sector * SECTOR + VD_ROOT_RECORD
+            for offset in _directory_records(image, _le32(image, root + DR_EXTENT),
+                                             _le32(image, root + DR_DATA_LENGTH)):
+                if not image[offset + DR_FLAGS] & DR_FLAG_DIRECTORY:
+                    found.setdefault(_le32(image, offset + DR_EXTENT), []).append(offset)
+        sector += 1
+    return found
+
+
+def _directory_records(image: bytes, extent: int, length: int) -> Iterator[int]:
+    """Offsets of the records of a directory (a record never crosses a sector: a zero length
+    byte pads to the next one)."""
+    offset, end = extent * SECTOR, extent * SECTOR + length
+    while offset < end:
+        size = image[offset]
+        if size == 0:
+            offset = (offset // SECTOR + 1) * SECTOR
+            continue
+        yield offset
+        offset += size
+
+
+def _le32(image: bytes, offset: int) -> int:
+    return int.from_bytes(image[offset : offset + 4], "little")
+
+
+def _put_data_length(image: bytearray, record: int, length: int) -> None:
+    """A directory record's data length, both-endian (ISO 9660 7.3.3)."""
+    image[record + DR_DATA_LENGTH : record + DR_DATA_LENGTH + 4] = length.to_bytes(4, "little")
+    image[record + DR_DATA_LENGTH + 4 : record + DR_DATA_LENGTH + 8] = length.to_bytes(4, "big")
+
+
+def master_with_pycdlib(files: Sequence[tuple[str, bytes]], *, epoch: int) -> bytes:
+    """The image as pycdlib masters it, every date pinned to `epoch`."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=1, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_ID,
             app_ident_str=APPLICATION_ID)

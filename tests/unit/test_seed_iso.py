@@ -1,4 +1,5 @@
-"""The seed ISO reopened with pycdlib: label, names in all three namespaces, bytes, fixed dates."""
+"""The seed ISO reopened with pycdlib: label, names in all three namespaces, bytes, fixed dates;
+an image made from its layout's template is the image pycdlib masters, byte for byte."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import time
 from pathlib import Path
 
 import pycdlib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycdlib.dr import DirectoryRecord
 
-from builder.seed.iso import master_iso, write_iso
+from builder.seed.iso import SECTOR, master_iso, master_with_pycdlib, write_iso
 
 FILES = [("user-data", b"#cloud-config\nhostname: a\n"), ("meta-data", b"instance-id: x\n"),
          ("network-config", b"version: 2\n")]
@@ -97,3 +100,43 @@ def test_write_iso_creates_a_private_file(tmp_path: Path) -> None:
     assert path.read_bytes() == image == master_iso(FILES, epoch=EPOCH)
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["seed.iso"]
+
+
+# Lengths around sector boundaries matter most: they decide the extents of the files after.
+LENGTHS = st.one_of(st.sampled_from([1, SECTOR - 1, SECTOR, SECTOR + 1, 3 * SECTOR]),
+                    st.integers(min_value=1, max_value=12 * SECTOR))
+SEED_NAMES = ["user-data", "meta-data", "heanswers.conf", "network-config", "manifest.json"]
+
+
+@st.composite
+def seed_files(draw: st.DrawFn) -> list[tuple[str, bytes]]:
+    names = draw(st.lists(st.sampled_from(SEED_NAMES), min_size=1, max_size=5, unique=True))
+    return [(name, draw(st.binary(min_size=length, max_size=length)))
+            for name, length in ((name, draw(LENGTHS)) for name in names)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed_files(), st.sampled_from([0, EPOCH]))
+def test_template_images_are_what_pycdlib_masters(files: list[tuple[str, bytes]],
+                                                  epoch: int) -> None:
+    image = master_iso(files, epoch=epoch)
+    assert image == master_with_pycdlib(files, epoch=epoch)
+    iso = open_iso(image)
+    for name, data in files:
+        assert read(iso, joliet_path=f"/{name}") == data
+    iso.close()
+
+
+def test_images_of_one_layout_differ_only_by_their_files() -> None:
+    first = master_iso(FILES, epoch=EPOCH)
+    other = [(name, data.upper()) for name, data in FILES]  # same lengths: same layout
+    assert master_iso(other, epoch=EPOCH) == master_with_pycdlib(other, epoch=EPOCH) != first
+
+
+def test_an_empty_file_is_mastered_by_pycdlib() -> None:
+    files = [*FILES, ("vendor-data", b"")]
+    image = master_iso(files, epoch=EPOCH)
+    assert image == master_with_pycdlib(files, epoch=EPOCH)
+    iso = open_iso(image)
+    assert read(iso, joliet_path="/vendor-data") == b""
+    iso.close()
