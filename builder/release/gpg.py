@@ -38,6 +38,9 @@ AGENT_CONF = "allow-preset-passphrase\n"
 # Seconds an agent asked to exit is given before it is killed.
 AGENT_STOP_GRACE = 5.0
 PROBE = b"he-builder signing probe\n"
+# The test signature goes to stdout (captured, dropped): gpg removes its --output file when
+# signing fails, and as root that would be /dev/null itself.
+PROBE_ARGS = ("--detach-sign", "--local-user")
 MAX_PASSPHRASE_BYTES = 4096
 
 
@@ -284,8 +287,7 @@ def _preset_passphrase(home: Path, secret: _SecretKey, passphrase: str) -> None:
 def _probe(signer: Signer, key: SigningKey) -> None:
     """Sign a few bytes now, so a missing or wrong passphrase is one clear line up front."""
     try:
-        run(signer.argv("--local-user", signer.fingerprint, "--detach-sign",
-                        "--output", "/dev/null"), stdin=PROBE)
+        run(signer.argv(*PROBE_ARGS, signer.fingerprint), stdin=PROBE)
     except CommandError as exc:
         if key.passphrase is None:
             raise InputError(f"{key.key_file}: key {signer.fingerprint} cannot sign without "
