@@ -1,0 +1,216 @@
+"""Signing with `agent:FINGERPRINT`: a key of the operator's own GnuPG home, unlocked in its
+running gpg-agent (real gpg, gpg-agent, gpg-preset-passphrase, rpmsign, rpmkeys).
+
+The "operator's home" is a throwaway GNUPGHOME under a short /tmp path (the agent's socket
+path must fit in 108 bytes) holding the committed demo key, preset in its agent as an operator
+would, and the release key of tests/fixtures/release.py, never unlocked. Every test checks
+that the release left that home as it was and its agent running."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from builder.errors import InputError
+from builder.release.gpg import (
+    AgentKey,
+    SigningKey,
+    agent_key_missing,
+    export_public_key,
+    fingerprint_of,
+    sign_detached,
+    sign_rpm,
+    signing_home,
+    verify_detached,
+)
+from builder.resources import data_path
+from tests.fixtures.release import EPOCH, KeyFiles, gpg_verify, rpm_signature_check
+
+pytestmark = pytest.mark.integration
+
+KEYS = data_path("examples", "keys")
+DEMO_FINGERPRINT = "2EC3AEDE1EE9F3D790D266DF646642753200F72A"
+DEMO_KEYGRIP = "E4C50EEE37B163FA9AD886B6FB929458E5C0841C"
+DEMO_PASSPHRASE = (KEYS / "demo-release.passphrase").read_text().rstrip("\n")
+PRESET = Path("/usr/lib/gnupg/gpg-preset-passphrase")
+
+
+@dataclass(frozen=True)
+class OperatorHome:
+    """A GnuPG home with a running agent: the demo key unlocked (preset), `locked` not."""
+
+    home: Path
+    agent_pid: int
+    locked: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "GNUPGHOME": str(self.home)}
+
+
+def gpg(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", *args], input=stdin,
+                          capture_output=True, check=True, timeout=60)
+
+
+def agent_pid(home: Path) -> int | None:
+    done = subprocess.run(["gpg-connect-agent", "--no-autostart", "--homedir", str(home),
+                           "getinfo pid", "/bye"], capture_output=True, text=True, check=False,
+                          timeout=30)
+    pids = [int(line[2:]) for line in done.stdout.splitlines() if line.startswith("D ")]
+    return pids[0] if pids else None
+
+
+def snapshot(home: Path) -> dict[str, tuple[int, str]]:
+    """Every entry of the home: its mode and, for a file, its content's digest. gpg takes
+    (and removes) lock files in the home while it reads the keyring, so the directory's own
+    mtime is left out; nothing else changes when a release signs with a key in use."""
+    entries = {}
+    for path in sorted(home.rglob("*")):
+        mode = path.lstat().st_mode
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        entries[path.relative_to(home).as_posix()] = (mode, digest)
+    return entries
+
+
+@pytest.fixture
+def operator(release_key: KeyFiles) -> Iterator[OperatorHome]:
+    home = Path(tempfile.mkdtemp(prefix="he-op-", dir="/tmp"))
+    try:
+        home.chmod(0o700)
+        (home / "gpg-agent.conf").write_text("allow-preset-passphrase\n")
+        gpg(home, "--import", str(KEYS / "demo-release.sec.asc"))
+        gpg(home, "--import", str(release_key.secret))
+        subprocess.run(["gpg-connect-agent", "--homedir", str(home), "/bye"], check=True,
+                       capture_output=True, timeout=30)
+        subprocess.run([str(PRESET), "--preset", DEMO_KEYGRIP], input=DEMO_PASSPHRASE.encode(),
+                       env={**os.environ, "GNUPGHOME": str(home)}, check=True, timeout=30)
+        # The operator has signed with the key before: gpg-agent rewrites an imported key's
+        # file in its own format the first time it unlocks it (the one change gpg would
+        # otherwise make in the home), and the preset is checked.
+        gpg(home, "--pinentry-mode", "error", "--local-user", DEMO_FINGERPRINT,
+            "--detach-sign", stdin=b"warm-up\n")
+        pid = agent_pid(home)
+        assert pid is not None
+        yield OperatorHome(home, pid, release_key.fingerprint)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
+                       timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def untouched(operator: OperatorHome) -> Iterator[OperatorHome]:
+    """The operator's home, checked afterwards: same files, same bytes, same agent."""
+    before = snapshot(operator.home)
+    yield operator
+    assert snapshot(operator.home) == before
+    assert agent_pid(operator.home) == operator.agent_pid
+
+
+def demo_file_key() -> SigningKey:
+    return SigningKey(KEYS / "demo-release.sec.asc",
+                      passphrase=f"file:{KEYS / 'demo-release.passphrase'}")
+
+
+def test_an_agent_key_signs_exactly_as_its_key_file_does(untouched: OperatorHome,
+                                                         small_rpm: Path,
+                                                         tmp_path: Path) -> None:
+    data = tmp_path / "SHA256SUMS"
+    data.write_text("0" * 64 + "  file\n")
+    made: dict[str, dict[str, bytes]] = {}
+    for name, key in (("agent", AgentKey(DEMO_FINGERPRINT, untouched.home)),
+                      ("file", demo_file_key())):
+        out = tmp_path / name
+        out.mkdir()
+        with signing_home(key, {}, signature_time=EPOCH) as signer:
+            assert signer.fingerprint == DEMO_FINGERPRINT
+            assert signer.signature_time == EPOCH
+            signature = sign_detached(signer, data, out / "SHA256SUMS.asc")
+            public = export_public_key(signer, out / "RPM-GPG-KEY")
+            rpm = sign_rpm(signer, small_rpm, out / small_rpm.name)
+        made[name] = {p.name: p.read_bytes() for p in (signature, public, rpm)}
+        assert fingerprint_of(public) == DEMO_FINGERPRINT
+        assert verify_detached(signature, data, public) == DEMO_FINGERPRINT
+        done = gpg_verify(signature, data, public, tmp_path / f"user-{name}")
+        assert done.returncode == 0, done.stderr
+        validsig = next(line.split() for line in done.stdout.splitlines() if "VALIDSIG" in line)
+        assert validsig[2] == DEMO_FINGERPRINT and validsig[4] == str(EPOCH)
+        assert rpm_signature_check(rpm, public, tmp_path / f"db-{name}").endswith(
+            "digests signatures OK")
+    # Same digest algorithm, same signature time, same key: the same bytes.
+    assert made["agent"] == made["file"]
+
+
+def test_without_a_signature_time_the_signature_is_made_now(untouched: OperatorHome,
+                                                            tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(b"payload")
+    with signing_home(AgentKey(DEMO_FINGERPRINT, untouched.home), {}) as signer:
+        assert signer.signature_time is None
+        assert not any("faked" in option for option in signer.options)
+        signature = sign_detached(signer, data)
+    assert verify_detached(signature, data, KEYS / "demo-release.pub.asc") == DEMO_FINGERPRINT
+
+
+def test_a_key_the_agent_has_not_unlocked_fails_at_once(untouched: OperatorHome) -> None:
+    with pytest.raises(InputError) as caught, \
+            signing_home(AgentKey(untouched.locked, untouched.home), {}):
+        pass
+    assert caught.value.message == (
+        f"agent:{untouched.locked}: key {untouched.locked} is not unlocked in the gpg-agent "
+        f"of {untouched.home}")
+    assert "gpg-preset-passphrase" in (caught.value.hint or "")
+    # The failed test signature went to a pipe: gpg removes its --output file on failure, and
+    # as root an `--output /dev/null` would have removed the device.
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_agent_references_are_found_only_where_gpg_lists_the_secret_key(
+        untouched: OperatorHome, tmp_path: Path) -> None:
+    assert agent_key_missing(AgentKey(DEMO_FINGERPRINT, untouched.home)) is None
+    unknown = "0" * 40
+    assert agent_key_missing(AgentKey(unknown, untouched.home)) == (
+        f"no secret key {unknown} in {untouched.home}")
+    assert agent_key_missing(AgentKey(DEMO_FINGERPRINT, tmp_path / "none")) == (
+        f"no GnuPG home {tmp_path / 'none'}")
+    # A public key only: gpg lists it, but not as a secret key.
+    public_only = Path(tempfile.mkdtemp(prefix="he-pub-", dir="/tmp"))
+    try:
+        gpg(public_only, "--import", str(KEYS / "demo-release.pub.asc"))
+        assert agent_key_missing(AgentKey(DEMO_FINGERPRINT, public_only)) == (
+            f"no secret key {DEMO_FINGERPRINT} in {public_only}")
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(public_only), "--kill", "all"],
+                       check=False, timeout=30)
+        shutil.rmtree(public_only)
+
+
+def test_a_home_whose_agent_is_not_running_is_not_used_and_no_agent_is_started(
+        tmp_path: Path) -> None:
+    home = Path(tempfile.mkdtemp(prefix="he-idle-", dir="/tmp"))
+    try:
+        home.chmod(0o700)
+        gpg(home, "--import", str(KEYS / "demo-release.sec.asc"))
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True,
+                       timeout=30)
+        assert agent_pid(home) is None
+        key = AgentKey(DEMO_FINGERPRINT, home)
+        assert agent_key_missing(key) == f"no gpg-agent runs for {home}"
+        with pytest.raises(InputError, match=f"no gpg-agent runs for {home}"), \
+                signing_home(key, {}):
+            pass
+        assert agent_pid(home) is None
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
+                       timeout=30)
+        shutil.rmtree(home)
