@@ -8,11 +8,13 @@ that the release left that home as it was and its agent running."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -82,14 +84,16 @@ def snapshot(home: Path) -> dict[str, tuple[int, str]]:
     return entries
 
 
-@pytest.fixture
-def operator(release_key: KeyFiles) -> Iterator[OperatorHome]:
+@contextlib.contextmanager
+def operator_home(locked: KeyFiles) -> Iterator[OperatorHome]:
+    """A throwaway home with a running agent: the demo key preset in it, `locked` not. The
+    agent is killed and the home removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="he-op-", dir="/tmp"))
     try:
         home.chmod(0o700)
         (home / "gpg-agent.conf").write_text("allow-preset-passphrase\n")
         gpg(home, "--import", str(KEYS / "demo-release.sec.asc"))
-        gpg(home, "--import", str(release_key.secret))
+        gpg(home, "--import", str(locked.secret))
         subprocess.run(["gpg-connect-agent", "--homedir", str(home), "/bye"], check=True,
                        capture_output=True, timeout=30)
         subprocess.run([str(PRESET), "--preset", DEMO_KEYGRIP], input=DEMO_PASSPHRASE.encode(),
@@ -101,20 +105,34 @@ def operator(release_key: KeyFiles) -> Iterator[OperatorHome]:
             "--detach-sign", stdin=b"warm-up\n")
         pid = agent_pid(home)
         assert pid is not None
-        yield OperatorHome(home, pid, release_key.fingerprint)
+        yield OperatorHome(home, pid, locked.fingerprint)
     finally:
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
                        timeout=30)
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture
-def untouched(operator: OperatorHome) -> Iterator[OperatorHome]:
-    """The operator's home, checked afterwards: same files, same bytes, same agent."""
+@contextlib.contextmanager
+def left_as_it_was(operator: OperatorHome) -> Iterator[OperatorHome]:
+    """Checks afterwards that the home holds the same files with the same bytes, and that
+    its agent still runs."""
     before = snapshot(operator.home)
     yield operator
     assert snapshot(operator.home) == before
     assert agent_pid(operator.home) == operator.agent_pid
+
+
+@pytest.fixture
+def operator(release_key: KeyFiles) -> Iterator[OperatorHome]:
+    with operator_home(release_key) as home:
+        yield home
+
+
+@pytest.fixture
+def untouched(operator: OperatorHome) -> Iterator[OperatorHome]:
+    """The operator's home, checked afterwards: same files, same bytes, same agent."""
+    with left_as_it_was(operator):
+        yield operator
 
 
 def demo_file_key() -> SigningKey:
@@ -214,3 +232,75 @@ def test_a_home_whose_agent_is_not_running_is_not_used_and_no_agent_is_started(
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
                        timeout=30)
         shutil.rmtree(home)
+
+
+# --- through the release pipeline ----------------------------------------------------------
+
+INVENTORY = """\
+sites:
+  agentsmoke:
+    fqdn: engine.agentsmoke.example.com
+    root_password: file:root-password
+    admin_password: file:admin-password
+"""
+
+
+def release_file(work: Path, *keys: str) -> Path:
+    """A release of the demo recipe whose signing.key lists `keys`, and no passphrase."""
+    for name in ("root-password", "admin-password"):
+        (work / name).write_text(f"{name}-4-Tests\n")
+        (work / name).chmod(0o600)
+    (work / "inventory.yaml").write_text(INVENTORY)
+    path = work / "release.yaml"
+    path.write_text("recipe: debian-test\nsigning:\n  key:\n"
+                    + "".join(f"    - {key}\n" for key in keys)
+                    + "smoke:\n  inventory: inventory.yaml\n  site: agentsmoke\n")
+    return path
+
+
+def key_of(release: Path, operator: OperatorHome, tmp_path: Path) -> SigningKey | AgentKey:
+    from builder.pipeline.release import release_context, signing_key  # noqa: PLC0415
+    from builder.release.config import load_release  # noqa: PLC0415
+
+    ctx = release_context(load_release(release), publish=None, cache_root=tmp_path / "cache",
+                          env={"GNUPGHOME": str(operator.home), "HOME": str(tmp_path)})
+    return signing_key(ctx)
+
+
+def test_the_first_agent_key_the_home_holds_is_chosen(untouched: OperatorHome,
+                                                      tmp_path: Path) -> None:
+    unknown = "0123456789ABCDEF0123456789ABCDEF01234567"
+    spaced = " ".join(DEMO_FINGERPRINT[i:i + 4] for i in range(0, 40, 4)).lower()
+    demo_file = f"file:{KEYS / 'demo-release.sec.asc'}"
+    release = release_file(tmp_path, f"agent:{unknown}", f"agent:{spaced}", demo_file)
+    assert key_of(release, untouched, tmp_path) == AgentKey(DEMO_FINGERPRINT, untouched.home)
+    # An unknown fingerprint is passed over for the next reference, a file here.
+    release = release_file(tmp_path, f"agent:{unknown}", demo_file)
+    assert key_of(release, untouched, tmp_path) == SigningKey(KEYS / "demo-release.sec.asc")
+    # Nothing usable: one line naming the field, with what each reference lacked.
+    release = release_file(tmp_path, f"agent:{unknown}", "env:HE_NO_SUCH_KEY")
+    with pytest.raises(InputError) as caught:
+        key_of(release, untouched, tmp_path)
+    assert caught.value.message == (
+        f"{release}: signing.key: none of agent:{unknown} (no secret key {unknown} in "
+        f"{untouched.home}), env:HE_NO_SUCH_KEY is set or exists")
+
+
+def test_a_release_with_a_locked_agent_key_stops_before_any_stage(untouched: OperatorHome,
+                                                                  tmp_path: Path) -> None:
+    release = release_file(tmp_path, f"agent:{untouched.locked}")
+    cache = tmp_path / "cache"
+    env = {**untouched.env, "HE_BUILDER_CACHE": str(cache)}
+    # A pinentry waiting for an answer would hang here: the timeout turns that into a failure.
+    done = subprocess.run([sys.executable, "-m", "builder.cli.he_build", "release", "--file",
+                           str(release), "--publish", str(tmp_path / "publish")],
+                          capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == (f"he-build: error: agent:{untouched.locked}: key {untouched.locked} is "
+                        f"not unlocked in the gpg-agent of {untouched.home}")
+    assert lines[1:] == ["he-build: hint: unlock it in the agent first (gpg-preset-passphrase, "
+                         "or one signature made by hand); the release never asks for a "
+                         "passphrase"]  # no stage started
+    assert not (tmp_path / "publish").exists()
+    assert not cache.exists() or not any(cache.glob("*/*"))  # nothing stored
