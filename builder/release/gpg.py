@@ -222,7 +222,7 @@ def agent_signer(key: AgentKey, *, signature_time: int | None = None) -> Signer:
 
 def _agent_refusal(stderr: str, key: AgentKey) -> str:
     """Why the agent did not sign, in one line."""
-    if "No agent running" in stderr or "no gpg-agent running" in stderr:
+    if _no_agent(stderr):
         return f"no gpg-agent runs for {key.home}"
     if "No pinentry" in stderr or "Bad passphrase" in stderr:
         return f"key {key.fingerprint} is not unlocked in the gpg-agent of {key.home}"
@@ -238,6 +238,11 @@ def _agent_secret_key(gpg: str, key: AgentKey) -> _SecretKey:
     return found
 
 
+def _no_agent(stderr: str) -> bool:
+    """gpg's words (--no-autostart) for a home whose agent is not running."""
+    return "No agent running" in stderr or "no gpg-agent running" in stderr
+
+
 def _listed_agent_key(gpg: str, key: AgentKey) -> _SecretKey | str:
     """The secret key `key.fingerprint` as gpg in the operator's home lists it, or why not."""
     done = run([gpg, "--homedir", key.home, *AGENT_OPTIONS, "--with-colons", "--with-keygrip",
@@ -245,8 +250,7 @@ def _listed_agent_key(gpg: str, key: AgentKey) -> _SecretKey | str:
     found = [k for k in parse_secret_keys(done.text) if k.fingerprint == key.fingerprint]
     if done.returncode == 0 and found:
         return found[0]
-    stderr = done.stderr.decode("utf-8", errors="replace")
-    if "No agent running" in stderr or "no gpg-agent running" in stderr:
+    if _no_agent(done.stderr.decode("utf-8", errors="replace")):
         return f"no gpg-agent runs for {key.home}"
     if not key.home.is_dir():
         return f"no GnuPG home {key.home}"

@@ -304,3 +304,38 @@ def test_a_release_with_a_locked_agent_key_stops_before_any_stage(untouched: Ope
                          "passphrase"]  # no stage started
     assert not (tmp_path / "publish").exists()
     assert not cache.exists() or not any(cache.glob("*/*"))  # nothing stored
+
+
+def test_a_signature_time_before_the_signing_subkey_is_clamped_to_it(tmp_path: Path) -> None:
+    """An operator's key often signs with a subkey newer than its primary key: a
+    SOURCE_DATE_EPOCH between the two is moved to the subkey's creation, so gpg signs with
+    the subkey it would use today (before it existed, gpg would find no key to sign with)."""
+    primary_time, subkey_time = 1500000000, 1650000000
+    home = Path(tempfile.mkdtemp(prefix="he-sub-", dir="/tmp"))
+    try:
+        home.chmod(0o700)
+        make = ["--passphrase", "", "--pinentry-mode", "loopback"]
+        gpg(home, *make, "--faked-system-time", f"{primary_time}!", "--quick-gen-key",
+            "Subkey Signer <s@example.invalid>", "rsa2048", "cert", "0")
+        listing = gpg(home, "--with-colons", "--list-secret-keys").stdout.decode()
+        primary = next(line.split(":")[9] for line in listing.splitlines()
+                       if line.startswith("fpr"))
+        gpg(home, *make, "--faked-system-time", f"{subkey_time}!", "--quick-add-key", primary,
+            "rsa2048", "sign", "0")
+        data = tmp_path / "data"
+        data.write_bytes(b"signed by the subkey")
+        before = snapshot(home)
+        with signing_home(AgentKey(primary, home), {}, signature_time=EPOCH - 10**8) as signer:
+            assert signer.signature_time == subkey_time
+            signature = sign_detached(signer, data)
+            public = export_public_key(signer, tmp_path / "public.asc")
+        assert snapshot(home) == before
+        done = gpg_verify(signature, data, public, tmp_path / "user-home")
+        validsig = next(line.split() for line in done.stdout.splitlines()
+                        if "VALIDSIG" in line)
+        assert validsig[2] != primary and validsig[-1] == primary  # the subkey signed
+        assert validsig[4] == str(subkey_time)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False,
+                       timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
