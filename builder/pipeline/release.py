@@ -8,6 +8,7 @@ stops the run before anything is published.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.atomic import staged_dir, sweep_stale_partials, write_atomic
 from builder.console import Console
@@ -35,9 +36,17 @@ from builder.pipeline.stages import (
     run_stages,
 )
 from builder.pipeline.store import StageCache
-from builder.release.config import ReleaseFile, key_file, passphrase_reference
+from builder.release.config import (
+    AgentReference,
+    ReleaseFile,
+    passphrase_reference,
+    signing_key_source,
+)
 from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.run import run
+
+if TYPE_CHECKING:
+    from builder.release.gpg import AgentKey, SigningKey
 
 RELEASE_FORMAT = "1"
 SBOM_NAME = "sbom.spdx.json"
@@ -323,16 +332,31 @@ def sbom_stage(ctx: ReleaseContext) -> Stage:
 
 
 def signing_inputs(ctx: ReleaseContext) -> dict[str, Any]:
-    key = key_file(ctx.release, ctx.env)
-    return {"key": sha256_file(key) if key.is_file() else str(key),
+    """A key file by its digest; an agent key by its fingerprint and its public half (a new
+    user id or expiry reruns the signing stages, as a changed key file does)."""
+    from builder.release.gpg import AgentKey, agent_public_key  # noqa: PLC0415
+
+    key = signing_key(ctx)
+    if isinstance(key, AgentKey):
+        return {"key": key.reference,
+                "public-key": hashlib.sha256(agent_public_key(key)).hexdigest(),
+                "epoch": ctx.epoch}
+    return {"key": sha256_file(key.key_file) if key.key_file.is_file() else str(key.key_file),
             "fingerprint": ctx.release.model.signing.fingerprint, "epoch": ctx.epoch}
 
 
-def signing_key(ctx: ReleaseContext) -> Any:
-    from builder.release.gpg import SigningKey  # noqa: PLC0415
+def signing_key(ctx: ReleaseContext) -> SigningKey | AgentKey:
+    """The first usable `signing.key` reference: a key file with its passphrase reference, or
+    a key of the operator's GnuPG home unlocked in its agent (no passphrase is read for it)."""
+    from builder.release.gpg import AgentKey, SigningKey, agent_key_missing  # noqa: PLC0415
 
-    return SigningKey(key_file(ctx.release, ctx.env),
-                      passphrase=passphrase_reference(ctx.release, ctx.env),
+    def agent_check(agent: AgentReference) -> str | None:
+        return agent_key_missing(AgentKey(agent.fingerprint, agent.home))
+
+    source = signing_key_source(ctx.release, ctx.env, agent_check)
+    if isinstance(source, AgentReference):
+        return AgentKey(source.fingerprint, source.home)
+    return SigningKey(source, passphrase=passphrase_reference(ctx.release, ctx.env),
                       fingerprint=ctx.release.model.signing.fingerprint)
 
 
@@ -484,8 +508,9 @@ def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
 
 
 def check_signing(ctx: ReleaseContext) -> None:
-    """The key imports and its passphrase unlocks it, before any stage runs: a wrong
-    passphrase is one line at once, not after the build and the boot."""
+    """The key imports and its passphrase unlocks it (an agent key: the agent holds it
+    unlocked), before any stage runs: a wrong passphrase or a locked agent key is one line at
+    once, not after the build and the boot."""
     from builder.release.gpg import signing_home  # noqa: PLC0415
 
     with signing_home(signing_key(ctx), ctx.env):

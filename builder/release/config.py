@@ -5,12 +5,13 @@ models that refuse unknown keys, every problem reported before anything runs, on
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.errors import InputError
 from builder.inventory.files import FileRefused, read_regular_file, size_text
@@ -22,12 +23,18 @@ MAX_RELEASE_BYTES = 1 << 20
 # A key or passphrase reference: env:NAME (a variable holding the path, or the passphrase) or
 # file:PATH. Never the secret itself.
 REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^\x00-\x1f]+)$"
+# A signing key may also be agent:FINGERPRINT: a secret key in the operator's own GnuPG home,
+# unlocked in its running gpg-agent (the fingerprint is checked by `_agent_fingerprint`).
+KEY_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^\x00-\x1f]+|agent:[^\x00-\x1f]*)$"
+FINGERPRINT_PATTERN = re.compile(r"[0-9A-F]{40}")
 REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 SITE_PATTERN = r"^[a-z][a-z0-9-]*$"
 RPM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 KICKSTART_VERSION = Literal["RHEL9", "RHEL10"]
 MESSAGES = {
     REFERENCE_PATTERN: "must be a reference (env:NAME or file:PATH), never a literal value",
+    KEY_REFERENCE_PATTERN: "must be a reference (env:NAME, file:PATH or agent:FINGERPRINT), "
+                           "never a literal value",
     REPO_ID_PATTERN: "letters, digits and _.:- only: {input!r}",
     SITE_PATTERN: "{input!r} is not a site name (lowercase letters, digits and '-')",
     RPM_NAME_PATTERN: "not an RPM name: {input!r}",
@@ -54,11 +61,27 @@ class RpmSection(Strict):
     payload: Literal["speed", "size"] = "speed"
 
 
-class SigningSection(Strict):
-    """Each list is tried in order: the first reference that is set (a variable) or present
-    (a file) is used."""
+def agent_fingerprint(reference: str) -> str:
+    """The fingerprint of `agent:FINGERPRINT`, spaces dropped, upper case."""
+    return reference.removeprefix("agent:").replace(" ", "").upper()
 
-    key: tuple[Annotated[str, Field(pattern=REFERENCE_PATTERN)], ...] = Field(min_length=1)
+
+def _agent_fingerprint(value: str) -> str:
+    if value.startswith("agent:") and not FINGERPRINT_PATTERN.fullmatch(agent_fingerprint(value)):
+        raise ValueError("agent:FINGERPRINT needs the key's full fingerprint, 40 hex digits "
+                         "(spaces allowed)")
+    return value
+
+
+KeyReference = Annotated[str, Field(pattern=KEY_REFERENCE_PATTERN),
+                         AfterValidator(_agent_fingerprint)]
+
+
+class SigningSection(Strict):
+    """Each list is tried in order: the first reference that is set (a variable), present
+    (a file) or held by the operator's gpg-agent (agent:FINGERPRINT) is used."""
+
+    key: tuple[KeyReference, ...] = Field(min_length=1)
     passphrase: tuple[Annotated[str, Field(pattern=REFERENCE_PATTERN)], ...] = ()
     fingerprint: str | None = Field(None, pattern=r"^[0-9A-Fa-f ]{16,50}$")
 
@@ -220,6 +243,30 @@ def load_release(path: Path) -> ReleaseFile:
     return ReleaseFile(path, model)
 
 
+@dataclass(frozen=True)
+class AgentReference:
+    """`agent:FINGERPRINT`: the secret key `fingerprint` (40 hex digits, upper case) in the
+    operator's GnuPG home `home`, unlocked in its gpg-agent."""
+
+    fingerprint: str
+    home: Path
+
+    @property
+    def reference(self) -> str:
+        return f"agent:{self.fingerprint}"
+
+
+# Why an agent reference cannot be used ("no secret key ... in HOME"), None when it can.
+AgentCheck = Callable[[AgentReference], str | None]
+
+
+def gnupg_home(env: Mapping[str, str]) -> Path:
+    """The operator's GnuPG home: GNUPGHOME from the environment, else ~/.gnupg."""
+    if env.get("GNUPGHOME"):
+        return Path(env["GNUPGHOME"]).absolute()
+    return Path(env.get("HOME") or Path.home()).absolute() / ".gnupg"
+
+
 def first_reference(references: Sequence[str], env: Mapping[str, str],
                     release: ReleaseFile) -> str | None:
     """The first reference that is set: `env:NAME` with NAME in the environment, or
@@ -233,15 +280,28 @@ def first_reference(references: Sequence[str], env: Mapping[str, str],
     return None
 
 
-def key_file(release: ReleaseFile, env: Mapping[str, str]) -> Path:
-    """The signing key's file: `env:NAME` names a variable holding its path."""
+def signing_key_source(release: ReleaseFile, env: Mapping[str, str],
+                       agent_check: AgentCheck) -> Path | AgentReference:
+    """The first usable `signing.key` reference: a key file (`env:NAME` names a variable
+    holding its path), or an agent key that `agent_check` finds in the operator's home."""
     signing = release.model.signing
-    chosen = first_reference(signing.key, env, release)
-    if chosen is None:
-        tried = ", ".join(signing.key)
-        raise InputError(f"{release.path}: signing.key: none of {tried} is set or exists")
-    kind, _, value = chosen.partition(":")
-    return Path(env[value]) if kind == "env" else Path(value)
+    tried: list[str] = []
+    for reference in signing.key:
+        kind = reference.partition(":")[0]
+        if kind == "agent":
+            agent = AgentReference(agent_fingerprint(reference), gnupg_home(env))
+            reason = agent_check(agent)
+            if reason is None:
+                return agent
+            tried.append(f"{reference} ({reason})")
+            continue
+        tried.append(reference)
+        chosen = first_reference([reference], env, release)
+        if chosen is not None:
+            _, _, found = chosen.partition(":")
+            return Path(env[found]) if kind == "env" else Path(found)
+    raise InputError(f"{release.path}: signing.key: none of {', '.join(tried)} is set or "
+                     "exists")
 
 
 def passphrase_reference(release: ReleaseFile, env: Mapping[str, str]) -> str | None:

@@ -1,5 +1,6 @@
-"""OpenPGP signing in a private, short-lived GnuPG home: detached signatures, RPM signatures,
-public key export and verification. The passphrase never reaches argv or a file of ours."""
+"""OpenPGP signing in a private, short-lived GnuPG home, or with a key of the operator's own
+GnuPG home unlocked in its gpg-agent: detached signatures, RPM signatures, public key export
+and verification. The passphrase never reaches argv or a file of ours."""
 
 from __future__ import annotations
 
@@ -35,9 +36,20 @@ GPG_CONF = (
     "digest-algo SHA512\n"
 )
 AGENT_CONF = "allow-preset-passphrase\n"
+# What GPG_CONF says, given on every command line instead for a key of the operator's home
+# (whose gpg.conf is not ours to edit). --no-autostart: the operator's agent is used, never
+# started; --pinentry-mode error: a key that is not unlocked fails at once; --trust-model
+# always: no trustdb is read, created or updated.
+AGENT_OPTIONS = ("--no-autostart", "--batch", "--no-tty", "--pinentry-mode", "error",
+                 "--trust-model", "always", "--digest-algo", "SHA512")
 # Seconds an agent asked to exit is given before it is killed.
 AGENT_STOP_GRACE = 5.0
 PROBE = b"he-builder signing probe\n"
+# The test signature goes to stdout (captured, dropped): gpg removes its --output file when
+# signing fails, and as root that would be /dev/null itself.
+PROBE_ARGS = ("--detach-sign", "--local-user")
+# Seconds the operator's agent is given for the test signature (it never asks a pinentry).
+AGENT_PROBE_TIMEOUT = 60.0
 MAX_PASSPHRASE_BYTES = 4096
 
 
@@ -54,21 +66,39 @@ class SigningKey:
 
 
 @dataclass(frozen=True)
+class AgentKey:
+    """The secret key `fingerprint` (40 hex digits) of the operator's GnuPG home `home`,
+    already unlocked in that home's running gpg-agent (preset, or cached). Nothing is written
+    into that home, no agent is started or stopped there, and no passphrase is read."""
+
+    fingerprint: str
+    home: Path
+
+    @property
+    def reference(self) -> str:
+        return f"agent:{self.fingerprint}"
+
+
+@dataclass(frozen=True)
 class Signer:
-    """A GnuPG home holding one usable secret key, for the lifetime of `signing_home`."""
+    """A GnuPG home holding one usable secret key, for the lifetime of `signing_home`.
+
+    `options` go on every gpg command line (rpmsign's too): empty for a private home (its
+    gpg.conf holds them), AGENT_OPTIONS and the signature time for an agent key."""
 
     home: Path
     gpg: str
     fingerprint: str
     created: int
     signature_time: int | None
+    options: tuple[str, ...] = ()
 
     @property
     def key_id(self) -> str:
         return self.fingerprint[-16:]
 
     def argv(self, *args: str | Path) -> list[str | Path]:
-        return [self.gpg, "--homedir", self.home, *args]
+        return [self.gpg, "--homedir", self.home, *self.options, *args]
 
 
 @dataclass(frozen=True)
@@ -77,6 +107,9 @@ class _SecretKey:
     created: int
     validity: str
     keygrips: tuple[str, ...]
+    # The creation time of its newest part that can sign (gpg signs with the newest signing
+    # subkey): a signature time before it is clamped to it.
+    signing_created: int = 0
 
 
 def read_passphrase(reference: str, env: Mapping[str, str]) -> str:
@@ -110,14 +143,25 @@ def _read_passphrase_file(where: str, path: Path) -> str:
 
 
 @contextlib.contextmanager
-def signing_home(key: SigningKey, env: Mapping[str, str], *,
+def signing_home(key: SigningKey | AgentKey, env: Mapping[str, str], *,
                  signature_time: int | None = None) -> Iterator[Signer]:
-    """A private GnuPG home with `key` imported and unlocked; its agent is killed and the home
-    removed on exit.
+    """A Signer for `key`: a key file is imported into a private GnuPG home and unlocked there
+    (its agent is killed and the home removed on exit); an agent key is used in the operator's
+    home as it is, and that home is left as it was.
 
-    With `signature_time` (SOURCE_DATE_EPOCH), every signature made in the home, rpmsign's too,
-    carries that time (clamped to the key's creation): RSA and EdDSA signatures are then
-    byte-identical from run to run."""
+    With `signature_time` (SOURCE_DATE_EPOCH), every signature made, rpmsign's too, carries
+    that time (clamped to the key's creation): RSA and EdDSA signatures are then byte-identical
+    from run to run."""
+    if isinstance(key, AgentKey):
+        yield agent_signer(key, signature_time=signature_time)
+    else:
+        with _private_home(key, env, signature_time=signature_time) as signer:
+            yield signer
+
+
+@contextlib.contextmanager
+def _private_home(key: SigningKey, env: Mapping[str, str], *,
+                  signature_time: int | None) -> Iterator[Signer]:
     gpg = require_tool("gpg", package="gnupg")
     require_tool("gpgconf", package="gnupg")
     if not key.key_file.is_file():
@@ -134,7 +178,7 @@ def signing_home(key: SigningKey, env: Mapping[str, str], *,
         if passphrase is not None:
             _preset_passphrase(home, secret, passphrase)
         signer = Signer(home, gpg, secret.fingerprint, secret.created,
-                        None if signature_time is None else max(signature_time, secret.created))
+                        _clamped(signature_time, secret))
         _probe(signer, key)
         if signer.signature_time is not None:
             # Written after the import: a key "created in the future" would not import.
@@ -144,6 +188,88 @@ def signing_home(key: SigningKey, env: Mapping[str, str], *,
     finally:
         stop_agent(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _clamped(signature_time: int | None, secret: _SecretKey) -> int | None:
+    if signature_time is None:
+        return None
+    return max(signature_time, secret.created, secret.signing_created)
+
+
+def agent_signer(key: AgentKey, *, signature_time: int | None = None) -> Signer:
+    """A Signer in the operator's home for a key its agent holds unlocked; a test signature
+    is made first, so a key that is not unlocked is one line now (never a pinentry)."""
+    gpg = require_tool("gpg", package="gnupg")
+    secret = _agent_secret_key(gpg, key)
+    if secret.validity in ("e", "r"):
+        state = "expired" if secret.validity == "e" else "revoked"
+        raise InputError(f"{key.reference}: key {secret.fingerprint} is {state}")
+    when = _clamped(signature_time, secret)
+    # The signature time per invocation, not in a gpg.conf: the home is not ours.
+    faked = () if when is None else ("--faked-system-time", f"{when}!")
+    signer = Signer(key.home, gpg, secret.fingerprint, secret.created, when,
+                    (*AGENT_OPTIONS, *faked))
+    try:
+        run(signer.argv(*PROBE_ARGS, signer.fingerprint), stdin=PROBE,
+            timeout=AGENT_PROBE_TIMEOUT)
+    except CommandError as exc:
+        raise InputError(f"{key.reference}: {_agent_refusal(exc.stderr_tail, key)}",
+                         hint="unlock it in the agent first (gpg-preset-passphrase, or one "
+                              "signature made by hand); the release never asks for a "
+                              "passphrase") from exc
+    return signer
+
+
+def _agent_refusal(stderr: str, key: AgentKey) -> str:
+    """Why the agent did not sign, in one line."""
+    if _no_agent(stderr):
+        return f"no gpg-agent runs for {key.home}"
+    if "No pinentry" in stderr or "Bad passphrase" in stderr:
+        return f"key {key.fingerprint} is not unlocked in the gpg-agent of {key.home}"
+    last = [line for line in stderr.strip().splitlines() if "faked system time" not in line]
+    return f"gpg cannot sign with key {key.fingerprint} in {key.home}: " + (
+        last[-1].removeprefix("gpg: ") if last else "no reason given")
+
+
+def _agent_secret_key(gpg: str, key: AgentKey) -> _SecretKey:
+    found = _listed_agent_key(gpg, key)
+    if isinstance(found, str):
+        raise InputError(f"{key.reference}: {found}")
+    return found
+
+
+def _no_agent(stderr: str) -> bool:
+    """gpg's words (--no-autostart) for a home whose agent is not running."""
+    return "No agent running" in stderr or "no gpg-agent running" in stderr
+
+
+def _listed_agent_key(gpg: str, key: AgentKey) -> _SecretKey | str:
+    """The secret key `key.fingerprint` as gpg in the operator's home lists it, or why not."""
+    done = run([gpg, "--homedir", key.home, *AGENT_OPTIONS, "--with-colons", "--with-keygrip",
+                "--list-secret-keys", key.fingerprint], check=False)
+    found = [k for k in parse_secret_keys(done.text) if k.fingerprint == key.fingerprint]
+    if done.returncode == 0 and found:
+        return found[0]
+    if _no_agent(done.stderr.decode("utf-8", errors="replace")):
+        return f"no gpg-agent runs for {key.home}"
+    if not key.home.is_dir():
+        return f"no GnuPG home {key.home}"
+    return f"no secret key {key.fingerprint} in {key.home}"
+
+
+def agent_key_missing(key: AgentKey) -> str | None:
+    """Why `key` cannot be used (no agent, no such secret key in the home), None when gpg in
+    that home lists it: how `agent:` references are resolved. Nothing is started or written."""
+    found = _listed_agent_key(require_tool("gpg", package="gnupg"), key)
+    return found if isinstance(found, str) else None
+
+
+def agent_public_key(key: AgentKey) -> bytes:
+    """The agent key's public half as `export_public_key` writes it (what a stage's key hashes
+    in place of a key file's digest)."""
+    gpg = require_tool("gpg", package="gnupg")
+    return run([gpg, "--homedir", key.home, *AGENT_OPTIONS, "--armor", "--export-options",
+                "export-minimal", "--export", key.fingerprint]).stdout
 
 
 def sweep_stale_homes(parent: Path) -> list[Path]:
@@ -237,8 +363,10 @@ def parse_secret_keys(listing: str) -> list[_SecretKey]:
         fields = line.split(":")
         if fields[0] == "sec":
             _flush(keys, current, grips)
-            current, grips = {"validity": fields[1], "created": fields[5]}, []
-        elif fields[0] == "fpr" and current and "fpr" not in current:
+            current, grips = {"validity": fields[1], "created": fields[5], "signing": "0"}, []
+        if fields[0] in ("sec", "ssb") and current and _can_sign(fields):
+            current["signing"] = str(max(int(current["signing"]), int(fields[5] or 0)))
+        if fields[0] == "fpr" and current and "fpr" not in current:
             current["fpr"] = fields[9]
         elif fields[0] == "grp" and current:
             grips.append(fields[9])
@@ -249,7 +377,12 @@ def parse_secret_keys(listing: str) -> list[_SecretKey]:
 def _flush(keys: list[_SecretKey], current: dict[str, str], grips: list[str]) -> None:
     if "fpr" in current:
         keys.append(_SecretKey(current["fpr"], int(current["created"] or 0),
-                               current["validity"], tuple(grips)))
+                               current["validity"], tuple(grips), int(current["signing"])))
+
+
+def _can_sign(fields: list[str]) -> bool:
+    """A usable (not expired or revoked) key or subkey with the sign capability."""
+    return len(fields) > 11 and "s" in fields[11] and fields[1] not in ("e", "r")
 
 
 def _pick_key(keys: list[_SecretKey], key: SigningKey) -> _SecretKey:
@@ -284,8 +417,7 @@ def _preset_passphrase(home: Path, secret: _SecretKey, passphrase: str) -> None:
 def _probe(signer: Signer, key: SigningKey) -> None:
     """Sign a few bytes now, so a missing or wrong passphrase is one clear line up front."""
     try:
-        run(signer.argv("--local-user", signer.fingerprint, "--detach-sign",
-                        "--output", "/dev/null"), stdin=PROBE)
+        run(signer.argv(*PROBE_ARGS, signer.fingerprint), stdin=PROBE)
     except CommandError as exc:
         if key.passphrase is None:
             raise InputError(f"{key.key_file}: key {signer.fingerprint} cannot sign without "
@@ -314,10 +446,15 @@ def export_public_key(signer: Signer, dest: Path) -> Path:
 
 
 def rpmsign_macros(signer: Signer) -> list[str]:
-    """rpmsign's --define arguments that make it sign in `signer`'s home with its key.
-    Debian's rpm names gpg2, which Debian does not ship: point it at the gpg found."""
+    """rpmsign's --define arguments that make it sign in `signer`'s home with its key, with
+    the signer's options. Debian's rpm names gpg2, which Debian does not ship: point it at the
+    gpg found."""
     macros = {"__gpg": signer.gpg, "_gpg_path": str(signer.home),
               "_gpg_name": signer.fingerprint}
+    if signer.options:
+        # Appended to rpm's gpg command line (__gpg_sign_cmd), split on blanks: none of the
+        # options holds one.
+        macros["_gpg_sign_cmd_extra_args"] = " ".join(signer.options)
     return [arg for name, value in macros.items() for arg in ("--define", f"{name} {value}")]
 
 

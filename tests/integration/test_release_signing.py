@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -102,6 +104,9 @@ def test_bad_passphrases_are_one_line(release_key: KeyFiles, reference: str | No
         pass
     assert "\n" not in caught.value.message
     assert "wrong" not in caught.value.message and "hunter2" not in caught.value.message
+    # The failed test signature went to a pipe, not to `--output /dev/null`: gpg removes its
+    # output file when signing fails, and as root that removed the device itself.
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 def test_a_file_without_a_secret_key_is_refused(release_key: KeyFiles, tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError
-from builder.release.config import key_file, load_release, passphrase_reference
+from builder.release.config import (
+    AgentReference,
+    ReleaseFile,
+    gnupg_home,
+    load_release,
+    passphrase_reference,
+    signing_key_source,
+)
 from builder.resources import data_path
 
 RELEASE = data_path("pipelines", "release.yaml")
@@ -24,6 +31,15 @@ smoke:
   inventory: inventory.yaml
   site: dc1
 """
+
+
+def key_file(release: ReleaseFile, env: dict[str, str]) -> Path | AgentReference:
+    """The key a release without agent references resolves to (none is ever asked for:
+    tests/integration/test_release_agent_key.py resolves them with a real gpg-agent)."""
+    def no_agent(agent: AgentReference) -> str:
+        raise AssertionError(f"{agent.reference} is not in this release file")
+
+    return signing_key_source(release, env, no_agent)
 
 
 def problems_of(path: Path) -> list[str]:
@@ -46,7 +62,8 @@ def test_the_bundled_release_file_is_valid() -> None:
     assert model.smoke.site == "dc1"
     assert (release.base / "../examples/keys/demo-release.sec.asc").is_file()
     # Without CI's variables, the committed demo key and its passphrase file are used.
-    assert key_file(release, {}).name == "demo-release.sec.asc"
+    demo = key_file(release, {})
+    assert isinstance(demo, Path) and demo.name == "demo-release.sec.asc"
     assert passphrase_reference(release, {}) == (
         f"file:{release.base / '../examples/keys/demo-release.passphrase'}")
     ci = {"HE_SIGNING_KEY_FILE": "/run/key.asc", "HE_SIGNING_PASSPHRASE": "x"}
@@ -135,3 +152,54 @@ def test_the_command_refuses_a_bad_file_before_anything_runs(tmp_path: Path) -> 
     assert human.stderr.splitlines() == [
         f"he-build: error: release file {path} has 1 problem",
         f"he-build: {path}:8: surprise: unknown field"]
+
+
+AGENT_RELEASE = """\
+recipe: debian-test
+signing:
+  key:
+    - agent:2EC3 AEDE 1EE9 F3D7 90D2  66DF 6466 4275 3200 F72a
+    - agent:2EC3AEDE
+    - agent:2EC3AEDE1EE9F3D790D266DF646642753200F72A00
+    - agent:not-a-fingerprint-at-all-not-a-fingerprint
+    - gpg:2EC3AEDE1EE9F3D790D266DF646642753200F72A
+smoke:
+  inventory: inventory.yaml
+  site: dc1
+"""
+
+
+def test_agent_references_need_a_full_fingerprint(tmp_path: Path) -> None:
+    path = write(tmp_path, AGENT_RELEASE)
+    need = "agent:FINGERPRINT needs the key's full fingerprint, 40 hex digits (spaces allowed)"
+    assert problems_of(path) == [
+        f"{path}:5: signing.key[1]: {need}",
+        f"{path}:6: signing.key[2]: {need}",
+        f"{path}:7: signing.key[3]: {need}",
+        f"{path}:8: signing.key[4]: must be a reference (env:NAME, file:PATH or "
+        "agent:FINGERPRINT), never a literal value",
+    ]
+    lines = AGENT_RELEASE.splitlines()
+    valid = write(tmp_path, "\n".join(lines[:4] + lines[8:]) + "\n")
+    release = load_release(valid)
+    asked: list[AgentReference] = []
+
+    def absent(agent: AgentReference) -> str:
+        asked.append(agent)
+        return "not here"
+
+    env = {"GNUPGHOME": "/srv/gnupg", "HOME": "/home/op"}
+    with pytest.raises(InputError) as caught:
+        signing_key_source(release, env, absent)
+    # Spaces dropped, upper case; the home is the environment's.
+    assert asked == [AgentReference("2EC3AEDE1EE9F3D790D266DF646642753200F72A",
+                                    Path("/srv/gnupg"))]
+    assert caught.value.message == (
+        f"{valid}: signing.key: none of agent:2EC3 AEDE 1EE9 F3D7 90D2  66DF 6466 4275 3200 "
+        "F72a (not here) is set or exists")
+
+
+def test_the_operators_gnupg_home() -> None:
+    assert gnupg_home({"GNUPGHOME": "/srv/gnupg", "HOME": "/home/op"}) == Path("/srv/gnupg")
+    assert gnupg_home({"HOME": "/home/op"}) == Path("/home/op/.gnupg")
+    assert gnupg_home({"GNUPGHOME": "", "HOME": "/home/op"}) == Path("/home/op/.gnupg")
