@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import site
 import stat
@@ -120,13 +121,27 @@ def link_dependencies(folder: Path, leave_out: set[str]) -> None:
     """Links to every distribution the dev interpreter sees (its own site-packages first, then
     the system's), without he-builder, .pth files and the names in `leave_out`."""
     folder.mkdir()
+    seen: set[str] = set()  # projects already linked: the first site directory's version wins
     for site_dir in map(Path, site.getsitepackages()):
-        for entry in sorted(site_dir.iterdir()) if site_dir.is_dir() else []:
+        entries = sorted(site_dir.iterdir()) if site_dir.is_dir() else []
+        here = {project for entry in entries if (project := metadata_project(entry.name))}
+        for entry in entries:
             name = entry.name
             skip = (is_he_builder(name) or name.endswith(".pth") or name == "__pycache__"
-                    or name in leave_out or (folder / name).is_symlink())
+                    or name in leave_out or (folder / name).is_symlink()
+                    or metadata_project(name) in seen)
             if not skip:
                 (folder / name).symlink_to(entry)
+        seen |= here
+
+
+def metadata_project(name: str) -> str | None:
+    """The normalized project of a `.dist-info`/`.egg-info` entry (e.g. Debian's
+    certifi-2022.9.24.egg-info beside the venv's certifi-2026...dist-info), else None: two
+    versions of one project would make pip see the older as installed."""
+    if not name.endswith((".dist-info", ".egg-info")):
+        return None
+    return re.sub(r"[-_.]+", "-", name.rsplit(".", 1)[0].split("-", 1)[0]).lower()
 
 
 def make_venv(venv: Path, deps: Path) -> Path:
