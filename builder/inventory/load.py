@@ -21,7 +21,7 @@ from builder.inventory.problems import (
     dotted,
     from_validation_error,
 )
-from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_secrets
+from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_site_secrets
 from builder.inventory.source import (
     LineDict,
     LineList,
@@ -61,8 +61,7 @@ class Inventory:
                         prompt: Callable[[str], str] | None) -> SiteSecrets:
         """`site`'s secrets under this inventory's `file:` policy (its directory, the
         directories allowed when it was loaded): what `seed` and `he-launch` both use."""
-        return resolve_secrets(site, base_dir=self.base_dir, env=env, prompt=prompt,
-                               allow_from=self.secret_files.allowed_dirs)
+        return resolve_site_secrets(site, self.secret_files, env=env, prompt=prompt)
 
 
 @dataclass

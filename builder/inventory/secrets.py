@@ -117,7 +117,14 @@ def resolve_secrets(
     allow_from: Sequence[Path] = (),
 ) -> SiteSecrets:
     """Both secrets of `site`; `file:` paths by the policy above, from `base_dir`."""
-    files = SecretFiles.create(base_dir, allow_from)
+    return resolve_site_secrets(site, SecretFiles.create(base_dir, allow_from), env=env,
+                                prompt=prompt)
+
+
+def resolve_site_secrets(site: Site, files: SecretFiles, *, env: Mapping[str, str],
+                         prompt: Callable[[str], str] | None) -> SiteSecrets:
+    """Both secrets of `site` under a policy already resolved (an inventory's, for each of its
+    sites)."""
     values = {
         name: resolve_reference(site.name, name, getattr(site, name),
                                 files=files, env=env, prompt=prompt)
