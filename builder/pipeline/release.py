@@ -53,6 +53,7 @@ SBOM_NAME = "sbom.spdx.json"
 PROVENANCE_NAME = "provenance.intoto.json"
 REPO_DIR = "repo"
 SMOKE_DOMAIN_PREFIX = "he-release-smoke-"
+SEED_KEY_SALT_CONTEXT = b"he-builder release seed stage key: "
 SIGNING_STAGES = frozenset({"rpm-sign", "repo", "publish"})
 
 
@@ -142,7 +143,8 @@ def seed_stage(ctx: ReleaseContext) -> Stage:
 
     def inputs() -> dict[str, Any]:
         return {"inventory": sha256_file(inventory) if inventory.is_file() else None,
-                "site": smoke.site, "epoch": ctx.epoch}
+                "site": smoke.site, "epoch": ctx.epoch,
+                "secrets": secrets_fingerprint(inventory, smoke.site, ctx.env)}
 
     def build(sc: StageContext) -> Built:
         from builder.inventory.load import load_inventory  # noqa: PLC0415
@@ -159,6 +161,26 @@ def seed_stage(ctx: ReleaseContext) -> Stage:
                      facts={"site": site.name, "fqdn": site.fqdn})
 
     return Stage("seed", (), inputs, build, title=f"rendering the seed of site {smoke.site}")
+
+
+def secrets_fingerprint(inventory: Path, site: str, env: Mapping[str, str]) -> str | None:
+    """What the seed stage's key knows of the site's secrets: a changed password (in its file
+    or variable) reruns the stage. Salted SHA-512 crypt hashes, as costly to guess from as the
+    root hash the seed carries; the key shows nothing more. None when they cannot be read now
+    (the stage then fails, saying why)."""
+    from builder.inventory.load import load_inventory  # noqa: PLC0415
+    from builder.passwords import derive_salt, sha512_crypt  # noqa: PLC0415
+
+    try:
+        loaded = load_inventory(inventory)
+        secrets = loaded.resolve_secrets(loaded.sites[site], env=env, prompt=None)
+        return " ".join(
+            sha512_crypt(value, derive_salt(SEED_KEY_SALT_CONTEXT + name.encode(), site),
+                         field=f"site {site}: {name}")
+            for name, value in (("root_password", secrets.root_password),
+                                ("admin_password", secrets.admin_password)))
+    except (InputError, KeyError):
+        return None
 
 
 def smoke_stage(ctx: ReleaseContext) -> Stage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,31 @@ def test_plan_keys_follow_the_epoch(tmp_path: Path) -> None:
     second = json.loads(done.stdout)["stages"]
     seed = [row["key"] for row in (first[5], second[5])]
     assert first[5]["stage"] == "seed" and seed[0] != seed[1]
+
+
+def test_the_seed_key_follows_the_smoke_sites_secrets(tmp_path: Path) -> None:
+    """The seed stage holds the site's passwords: a changed secret file reruns it (and only
+    it, of the stages keyed now); the key shows no secret."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copytree(examples, tmp_path / "examples")
+    release = tmp_path / "release.yaml"
+    release.write_text("recipe: debian-test\n"
+                       "signing:\n"
+                       f"  key: [file:{examples / 'keys' / 'demo-release.sec.asc'}]\n"
+                       f"  passphrase: [file:{examples / 'keys' / 'demo-release.passphrase'}]\n"
+                       "smoke:\n  inventory: examples/inventory.yaml\n  site: dc1\n")
+
+    def keys() -> dict[str, str | None]:
+        done = plan(tmp_path, "--file", str(release), "--json")
+        assert done.returncode == 0, done.stderr
+        return {row["stage"]: row["key"] for row in json.loads(done.stdout)["stages"]}
+
+    secret = tmp_path / "examples" / "secrets" / "dc1-admin-password"
+    before = keys()
+    assert keys() == before  # stable while nothing changes
+    secret.write_text("another-admin-password\n")
+    after = keys()
+    assert after["seed"] != before["seed"] and after["disk"] == before["disk"]
+    secret.unlink()  # unreadable now: still a plan (the seed stage would fail, saying why)
+    missing = keys()
+    assert missing["seed"] not in (before["seed"], after["seed"])
