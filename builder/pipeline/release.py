@@ -43,7 +43,7 @@ from builder.release.config import (
     signing_key_source,
 )
 from builder.repro import build_time, sha256_file, source_date_epoch
-from builder.run import run
+from builder.run import require_tool, run
 
 if TYPE_CHECKING:
     from builder.release.gpg import AgentKey, SigningKey
@@ -230,10 +230,14 @@ def smoke_stage(ctx: ReleaseContext) -> Stage:
 def run_following(argv: list[str], env: Mapping[str, str], work: Path,
                   on_line: Callable[[str], None]) -> tuple[int, bytes]:
     """Run `argv` (no shell), passing each line of its stderr (he-launch's progress: it never
-    prints a secret) to `on_line` as it comes; its stdout (the --json report) is returned."""
+    prints a secret) to `on_line` as it comes; its stdout (the --json report) is returned.
+
+    The child gets SIGTERM if this process dies, even killed (setpriv --pdeathsig): he-launch
+    then removes its VM as on Ctrl-C, where a killed release would have left it booting."""
+    setpriv = require_tool("setpriv", package="util-linux")
     with tempfile.TemporaryFile(dir=work) as out:
-        proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen([setpriv, "--pdeathsig", "TERM", "--", *argv], env=dict(env),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE)
         assert proc.stderr is not None
         with proc.stderr:
             for raw in proc.stderr:

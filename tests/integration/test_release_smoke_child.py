@@ -1,0 +1,51 @@
+"""A release killed while its boot smoke test runs: the he-launch child is sent SIGTERM (and,
+as on Ctrl-C, removes its VM) instead of going on booting with nobody to read its report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+# Stands in for he-launch: only how it learns of the release's death is under test here.
+CHILD = """\
+import pathlib, signal, sys, time
+def terminated(*_):
+    pathlib.Path(sys.argv[1]).write_text("TERM")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, terminated)
+pathlib.Path(sys.argv[2]).write_text("")
+time.sleep(120)
+"""
+RELEASE = """\
+import pathlib, sys
+from builder.pipeline.release import run_following
+work = pathlib.Path(sys.argv[1])
+run_following([sys.executable, "-c", sys.argv[2], str(work / "terminated"), str(work / "ready")],
+              {}, work, print)
+"""
+
+
+def wait_for(path: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_a_killed_release_terminates_its_smoke_child(tmp_path: Path) -> None:
+    release = subprocess.Popen([sys.executable, "-c", RELEASE, str(tmp_path), CHILD])
+    try:
+        assert wait_for(tmp_path / "ready", 60)
+        release.kill()
+        release.wait(timeout=30)
+        assert wait_for(tmp_path / "terminated", 30)
+        assert (tmp_path / "terminated").read_text() == "TERM"
+    finally:
+        if release.poll() is None:
+            release.kill()
