@@ -45,6 +45,7 @@ from builder.seed.iso import write_iso
 from builder.virt.domain import DomainSpec, render_domain_xml
 from builder.virt.hypervisor import Hypervisor
 from tests.fixtures.release import build_small_rpm
+from tests.fixtures.signals import INTERRUPTIBLE
 from tests.unit.test_launch_bad_input import TEST_URI, TRACEBACK, assert_row, fill
 
 pytestmark = pytest.mark.integration
@@ -421,7 +422,7 @@ def run_process(row: Row, argv: list[str]) -> tuple[int, str, str]:
     """he-launch in a process of its own, with no controlling terminal (so `prompt` reads
     the pty on stdin when the row gives it one)."""
     primary, secondary = pty.openpty() if row.setup == "terminal" else (-1, subprocess.DEVNULL)
-    proc = subprocess.Popen([sys.executable, "-m", "builder.cli.he_launch", *argv],
+    proc = subprocess.Popen([*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_launch", *argv],
                             stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     early = b""

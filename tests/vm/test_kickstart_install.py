@@ -39,6 +39,7 @@ from tests.fixtures.installer import (
     standin_tree_url,
     write_recipe,
 )
+from tests.fixtures.signals import INTERRUPTIBLE
 
 pytestmark = pytest.mark.vm
 __all__ = ["standin_install_tree", "standin_tree_url"]
@@ -175,7 +176,8 @@ def test_ctrl_c_destroys_the_installer_and_publishes_nothing(
     env = {**os.environ, "HE_BUILDER_CACHE": str(tmp_path / "cache")}
     with (tmp_path / "stderr").open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "builder.cli.he_build", "appliance", "--recipe", str(recipe),
+            [*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_build", "appliance", "--recipe",
+             str(recipe),
              "--out", str(out)], env=env, stderr=stderr, stdout=subprocess.DEVNULL)
         try:
             wait_for_text(vm_dir / f"installer-{key[:12]}.log", "waiting forever", proc, 600)

@@ -44,6 +44,15 @@ def seed_iso(tmp_path: Path) -> Path:
                            env={"SOURCE_DATE_EPOCH": "0"}).iso
 
 
+def console_tail(storage: Path, count: int = 60) -> str:
+    """The end of the guest's serial console, which he-launch keeps after a failed boot."""
+    log = storage / SITE / "console.log"
+    if not log.is_file():
+        return f"(no {log})"
+    lines = log.read_text(errors="replace").splitlines()[-count:]
+    return "\n".join([f"--- {log}, last {len(lines)} lines ---", *lines])
+
+
 def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_storage: Path,
                                          libvirt_uri: str, tmp_path: Path) -> None:
     iso = seed_iso(tmp_path)
@@ -55,7 +64,7 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
              "--storage", str(launch_storage), "--json", "--boot-timeout", "400",
              "--setup-timeout", "400"],
             capture_output=True, text=True, timeout=900, check=False)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, f"{done.stderr}\n{console_tail(launch_storage)}"
         result = json.loads(done.stdout)
         assert result["ok"] is True and result["exit_status"] == 0
         assert "| [ INFO  ] Execution of setup completed successfully" in done.stderr

@@ -33,6 +33,7 @@ from builder.repro import sha256_file
 from builder.seed.iso import write_iso
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
+from tests.fixtures.signals import INTERRUPTIBLE
 
 pytestmark = pytest.mark.vm
 __all__ = ["demo_appliance"]
@@ -246,7 +247,8 @@ def test_ctrl_c_leaves_no_domain_behind(
 ) -> None:
     name = "he-engine-vmsigint"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(demo_appliance.ova),
+        [*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_launch",
+         "--appliance", str(demo_appliance.ova),
          "--inventory", str(inventory), "--site", "vmsigint", "--no-network", "--uri",
          libvirt_uri, "--storage", str(launch_storage), "--virt-type", "qemu", *TCG_TIMEOUTS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
