@@ -163,8 +163,11 @@ def check_kickstart(kickstart: Path, version: str) -> GateResult:
     """`ksvalidator -e -v VERSION`: a syntax error, an unknown or deprecated command or
     option for that release (RHEL9, RHEL10) fails the gate."""
     _require_file(kickstart, "kickstart")
-    done = run([sys.executable, ksvalidator_path(), "-e", "-v", version, kickstart],
-               check=False)
+    # ksvalidator writes the preprocessed kickstart (rootpw hash included) to a mkstemp file
+    # it never removes: it gets a private TMPDIR that goes away with what it left.
+    with tempfile.TemporaryDirectory(prefix="he-ksvalidator-") as scratch:
+        done = run([sys.executable, ksvalidator_path(), "-e", "-v", version, kickstart],
+                   env={"TMPDIR": scratch}, check=False)
     name = f"ksvalidator-{version}"
     if done.returncode == 0:
         return GateResult(name, True, f"{kickstart.name} is valid {version} kickstart")

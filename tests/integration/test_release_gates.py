@@ -182,6 +182,18 @@ def test_ksvalidator_passes_the_rendered_kickstart(tmp_path: Path, version: str)
     assert result.name == f"ksvalidator-{version}"
 
 
+def test_ksvalidator_leaves_no_copy_of_the_kickstart_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ksvalidator itself leaves its preprocessed copy (rootpw hash included) in TMPDIR.
+    ks = tmp_path / "appliance.ks"
+    ks.write_text(render_kickstart(KICKSTART))
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    assert check_kickstart(ks, "RHEL9").passed
+    assert list(tmpdir.iterdir()) == []
+
+
 def test_ksvalidator_fails_an_unknown_command(tmp_path: Path) -> None:
     ks = tmp_path / "broken.ks"
     ks.write_text(render_kickstart(KICKSTART) + "\nfrobnicate --now\n")
