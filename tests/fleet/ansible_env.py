@@ -22,18 +22,16 @@ def tool(name: str) -> str:
 
 
 def ansible_env(scratch: Path, collections: Path | None, **extra: str) -> dict[str, str]:
-    """The machine's environment without ANSIBLE_*, HOME, ANSIBLE_HOME and TMPDIR in `scratch`
-    (a module killed mid-run leaves its AnsiballZ payload directory there, not in /tmp), the
+    """The machine's environment without ANSIBLE_*, HOME and ANSIBLE_HOME in `scratch`, the
     repository's ansible.cfg, and the installed collection instead of the checkout's."""
     home = scratch / "home"
     (home / ".ansible" / "tmp").mkdir(parents=True, exist_ok=True)
-    (scratch / "tmp").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         HOME=str(home), ANSIBLE_HOME=str(home / ".ansible"),
         ANSIBLE_LOCAL_TEMP=str(home / ".ansible" / "tmp"),
         ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1", TMPDIR=str(scratch / "tmp"),
+        ANSIBLE_NOCOLOR="1",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
     )
     if collections is not None:
