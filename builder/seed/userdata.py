@@ -6,6 +6,7 @@ the seed ISO, which cloud-init never reads, and the runner takes it from there t
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from ipaddress import ip_address
@@ -36,7 +37,27 @@ HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
 
 
 def build_user_data(site: Site, *, root_hash: str) -> dict[str, Any]:
-    """The #cloud-config document as data (serialized by render_user_data)."""
+    """The #cloud-config document as data (render_user_data writes the same text)."""
+    data = _site_keys(site, root_hash)
+    data["write_files"] = [*_site_files(site), *_shared_files(site.root_ssh)]
+    data["runcmd"] = _runcmd()
+    return data
+
+
+def render_user_data(site: Site, *, root_hash: str) -> str:
+    """user-data text, starting with #cloud-config: build_user_data's document.
+
+    It is dumped in two parts, the site's own keys and files, then the files and command that
+    every site with the same `root_ssh` shares, dumped once per process. A block mapping's
+    keys and a block sequence's items dump to the same text one by one as together (the
+    sequence under `write_files:` is not indented), so this is the text of one dump of the
+    whole document, byte for byte (tests compare the two)."""
+    head = dump_yaml(_site_keys(site, root_hash), header=HEADER)
+    return head + "write_files:\n" + dump_yaml(_site_files(site)) + _shared_tail(site.root_ssh)
+
+
+def _site_keys(site: Site, root_hash: str) -> dict[str, Any]:
+    """The keys before write_files, all the site's own."""
     _check_ssh_keys(site)
     check_dns_families(site)
     data: dict[str, Any] = {
@@ -53,27 +74,34 @@ def build_user_data(site: Site, *, root_hash: str) -> dict[str, Any]:
         data["ssh_authorized_keys"] = list(site.ssh_keys)
     if site.ntp_servers:
         data["ntp"] = {"enabled": True, "servers": _ntp_servers(site)}
-    data["write_files"] = _write_files(site)
-    data["runcmd"] = [["/bin/sh", runner.RUNNER_PATH]]
     return data
 
 
-def render_user_data(site: Site, *, root_hash: str) -> str:
-    """user-data text, starting with #cloud-config."""
-    document = build_user_data(site, root_hash=root_hash)
-    return dump_yaml(document, header=HEADER)
-
-
-def _write_files(site: Site) -> list[dict[str, Any]]:
-    datasources = dump_yaml({"datasource_list": ["NoCloud", "None"]})
+def _site_files(site: Site) -> list[dict[str, Any]]:
     return [
         _file("/etc/hosts", render_hosts(site), "0644"),
         # NetworkManager ignores a keyfile that others can read.
         _file(NM_KEYFILE, render_nm_keyfile(site), "0600"),
-        _file(SSHD_DROP_IN, render_sshd_drop_in(site), "0600"),
+    ]
+
+
+def _shared_files(root_ssh: str) -> list[dict[str, Any]]:
+    datasources = dump_yaml({"datasource_list": ["NoCloud", "None"]})
+    return [
+        _file(SSHD_DROP_IN, render_sshd_drop_in(root_ssh), "0600"),
         _file(runner.RUNNER_PATH, runner.render_runner(), "0700"),
         _file(DATASOURCE_CONFIG_PATH, datasources, "0644"),
     ]
+
+
+def _runcmd() -> list[list[str]]:
+    return [["/bin/sh", runner.RUNNER_PATH]]
+
+
+@functools.cache
+def _shared_tail(root_ssh: str) -> str:
+    """The rest of user-data after the site's own files (the same for every such site)."""
+    return dump_yaml(_shared_files(root_ssh)) + dump_yaml({"runcmd": _runcmd()})
 
 
 def _file(path: str, content: str, permissions: str) -> dict[str, Any]:
@@ -81,10 +109,10 @@ def _file(path: str, content: str, permissions: str) -> dict[str, Any]:
             "permissions": permissions}
 
 
-def render_sshd_drop_in(site: Site) -> str:
+def render_sshd_drop_in(root_ssh: str) -> str:
     """How root may log in over SSH: `root_ssh: key` (default) or `password`."""
-    permit, passwords = ROOT_SSH[site.root_ssh]
-    return (f"# Written by he-builder's seed (inventory root_ssh: {site.root_ssh}).\n"
+    permit, passwords = ROOT_SSH[root_ssh]
+    return (f"# Written by he-builder's seed (inventory root_ssh: {root_ssh}).\n"
             f"PermitRootLogin {permit}\nPasswordAuthentication {passwords}\n")
 
 

@@ -19,10 +19,11 @@ from builder.repro import stable_mac
 from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed import protocol, runner
 from builder.seed.answers import render_answers
+from builder.seed.documents import dump_yaml
 from builder.seed.master import render_seed
 from builder.seed.network import NM_KEYFILE, NM_PROFILE, render_nm_keyfile
 from builder.seed.passwords import derive_salt, hash_root_password
-from builder.seed.userdata import SSHD_DROP_IN
+from builder.seed.userdata import SSHD_DROP_IN, build_user_data, render_user_data
 from tests.fixtures.passwords import openssl_sha512_crypt, verify_sha512_crypt
 from tests.fixtures.seeds import SSH_KEY, Secrets, dhcp_site, static_site
 
@@ -222,6 +223,17 @@ def test_root_ssh_decides_password_logins(root_ssh: str, pwauth: bool, permit: s
     drop_in = files_by_path(doc)[SSHD_DROP_IN]["content"].splitlines()
     assert [line for line in drop_in if not line.startswith("#")] == [
         f"PermitRootLogin {permit}", f"PasswordAuthentication {passwords}"]
+
+
+@pytest.mark.parametrize("site", [
+    dhcp_site(), static_site(), dhcp_site(root_ssh="password", ntp_servers=[], ssh_keys=[]),
+    static_site(hosts_entries=[], timezone="America/Argentina/Buenos_Aires",
+                ssh_keys=[SSH_KEY, SSH_KEY.replace("operator@", "ünïcode-öperator@")]),
+], ids=["dhcp", "static", "password-no-ntp-no-keys", "no-hosts-two-keys"])
+def test_user_data_in_parts_is_one_dump_of_the_whole_document(site: Any) -> None:
+    root_hash = hash_root_password(site.name, "root-secret-1")
+    whole = dump_yaml(build_user_data(site, root_hash=root_hash), header="#cloud-config\n")
+    assert render_user_data(site, root_hash=root_hash) == whole
 
 
 def test_dhcp_site_has_no_network_config_and_a_derived_mac() -> None:
