@@ -8,6 +8,7 @@ stops the run before anything is published.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.run import require_tool, run
 
 if TYPE_CHECKING:
+    from builder.inventory.load import Inventory
     from builder.release.gpg import AgentKey, SigningKey
 
 RELEASE_FORMAT = "1"
@@ -140,22 +142,24 @@ def seed_stage(ctx: ReleaseContext) -> Stage:
     """The smoke site's NoCloud seed (holds the site's secrets: the entry is private)."""
     smoke = ctx.release.model.smoke
     inventory = ctx.release.resolve(smoke.inventory)
+    # The key and the build read the inventory once (a failed load is not kept: the build
+    # then reports it).
+    loaded = functools.cache(functools.partial(_load_inventory, inventory))
 
     def inputs() -> dict[str, Any]:
         return {"inventory": sha256_file(inventory) if inventory.is_file() else None,
                 "site": smoke.site, "epoch": ctx.epoch,
-                "secrets": secrets_fingerprint(inventory, smoke.site, ctx.env)}
+                "secrets": secrets_fingerprint(loaded, smoke.site, ctx.env)}
 
     def build(sc: StageContext) -> Built:
-        from builder.inventory.load import load_inventory  # noqa: PLC0415
         from builder.seed.master import write_site_seed  # noqa: PLC0415
 
-        loaded = load_inventory(inventory)
-        if smoke.site not in loaded.sites:
+        sites = loaded().sites
+        if smoke.site not in sites:
             raise InputError(f"{ctx.release.path}: smoke.site: no site {smoke.site!r} in "
                              f"{inventory}")
-        site = loaded.sites[smoke.site]
-        secrets = loaded.resolve_secrets(site, env=sc.env, prompt=None)
+        site = sites[smoke.site]
+        secrets = loaded().resolve_secrets(site, env=sc.env, prompt=None)
         seed = write_site_seed(site, secrets, sc.work_dir, env=sc.env)
         return Built(files={"seed": seed.iso, "user-data": seed.directory / "user-data"},
                      facts={"site": site.name, "fqdn": site.fqdn})
@@ -163,17 +167,23 @@ def seed_stage(ctx: ReleaseContext) -> Stage:
     return Stage("seed", (), inputs, build, title=f"rendering the seed of site {smoke.site}")
 
 
-def secrets_fingerprint(inventory: Path, site: str, env: Mapping[str, str]) -> str | None:
+def _load_inventory(path: Path) -> Inventory:
+    from builder.inventory.load import load_inventory  # noqa: PLC0415
+
+    return load_inventory(path)
+
+
+def secrets_fingerprint(loaded: Callable[[], Inventory], site: str,
+                        env: Mapping[str, str]) -> str | None:
     """What the seed stage's key knows of the site's secrets: a changed password (in its file
     or variable) reruns the stage. Salted SHA-512 crypt hashes, as costly to guess from as the
     root hash the seed carries; the key shows nothing more. None when they cannot be read now
     (the stage then fails, saying why)."""
-    from builder.inventory.load import load_inventory  # noqa: PLC0415
     from builder.passwords import derive_salt, sha512_crypt  # noqa: PLC0415
 
     try:
-        loaded = load_inventory(inventory)
-        secrets = loaded.resolve_secrets(loaded.sites[site], env=env, prompt=None)
+        inventory = loaded()
+        secrets = inventory.resolve_secrets(inventory.sites[site], env=env, prompt=None)
         return " ".join(
             sha512_crypt(value, derive_salt(SEED_KEY_SALT_CONTEXT + name.encode(), site),
                          field=f"site {site}: {name}")
