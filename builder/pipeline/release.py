@@ -154,12 +154,12 @@ def seed_stage(ctx: ReleaseContext) -> Stage:
     def build(sc: StageContext) -> Built:
         from builder.seed.master import write_site_seed  # noqa: PLC0415
 
-        sites = loaded().sites
-        if smoke.site not in sites:
+        smoke_inventory = loaded()
+        if smoke.site not in smoke_inventory.sites:
             raise InputError(f"{ctx.release.path}: smoke.site: no site {smoke.site!r} in "
                              f"{inventory}")
-        site = sites[smoke.site]
-        secrets = loaded().resolve_secrets(site, env=sc.env, prompt=None)
+        site = smoke_inventory.sites[smoke.site]
+        secrets = smoke_inventory.resolve_secrets(site, env=sc.env, prompt=None)
         seed = write_site_seed(site, secrets, sc.work_dir, env=sc.env)
         return Built(files={"seed": seed.iso, "user-data": seed.directory / "user-data"},
                      facts={"site": site.name, "fqdn": site.fqdn})
