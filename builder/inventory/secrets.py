@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import InputError
@@ -44,6 +45,9 @@ class SecretFiles:
 
     base_dir: Path
     allowed_dirs: tuple[Path, ...] = ()
+    # Real paths of the directories secret files were found in: an inventory's secrets are
+    # usually a few directories' files, and each is located twice (checked, then read).
+    real_dirs: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def create(cls, base_dir: Path, allow_from: Sequence[Path] = ()) -> SecretFiles:
@@ -66,13 +70,36 @@ class SecretFiles:
             raise SecretPathRefused(f"climbs out of the inventory's directory {self.base_dir} "
                                     "with '..'; use an absolute path and --allow-secrets-from "
                                     "DIR")
-        path = str(real(written, strict=must_exist))
+        path = self.real_path(written, strict=must_exist)
         if not any(inside(path, str(root)) for root in (self.base_dir, *self.allowed_dirs)):
             resolved = "" if path == written else f" (it resolves to {path})"
             raise SecretPathRefused(f"outside the inventory's directory {self.base_dir}"
                                     f"{resolved}; allow its directory with "
                                     "--allow-secrets-from DIR")
         return Path(path)
+
+
+    def real_path(self, written: str, *, strict: bool) -> str:
+        """`real(written)`, resolving each directory once: the file itself is looked at every
+        time (lstat), and a symlink there is resolved in full."""
+        head, tail = os.path.split(written)
+        directory = self.real_dirs.get(head)
+        if directory is None:
+            if not tail or not os.path.isdir(head):  # noqa: PTH112  (strings, see locate)
+                return str(real(written, strict=strict))
+            directory = self.real_dirs.setdefault(head, str(real(head, strict=True)))
+        path = os.path.join(directory, tail)  # noqa: PTH118
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            if not strict:
+                return path
+        except (OSError, ValueError):
+            pass  # real() says why
+        else:
+            if not stat.S_ISLNK(mode):
+                return path
+        return str(real(path, strict=strict))
 
 
 class SecretPathRefused(Exception):

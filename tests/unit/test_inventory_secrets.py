@@ -288,3 +288,29 @@ def test_inventory_resolves_with_the_directories_it_was_loaded_with(layout: Path
     loaded = load_inventory(path, allow_secrets_from=[layout / "outside"])
     secrets = loaded.resolve_secrets(loaded.sites["dc1"], env={"ADMIN_PW": "a"}, prompt=None)
     assert secrets.root_password == "outside"
+
+
+def test_real_paths_from_the_directory_memo_are_realpaths(layout: Path) -> None:
+    """SecretFiles resolves each directory once: what it returns is still os.path.realpath's
+    answer, for plain files, missing ones, links at the leaf, links among the directories, and a
+    leaf that becomes a link after its directory was remembered."""
+    inv = layout / "inv"
+    (inv / "alias").symlink_to(inv / "secrets")
+    (inv / "secrets" / "leaf").symlink_to(layout / "outside" / "pw")
+    (inv / "secrets" / "dangling").symlink_to(layout / "nowhere")
+    files = SecretFiles.create(inv)
+    names = ["secrets/root", "secrets/missing", "secrets/leaf", "secrets/dangling", "alias/root",
+             "alias/leaf", "alias/missing", "secrets/root/below", "nodir/x", "secrets"]
+    for _ in range(2):
+        for name in names:
+            written = os.path.normpath(inv / name)
+            assert files.real_path(written, strict=False) == os.path.realpath(written), name
+    assert set(files.real_dirs) == {str(inv / "secrets"), str(inv / "alias"), str(inv)}
+    (inv / "secrets" / "root").unlink()
+    (inv / "secrets" / "root").symlink_to(layout / "outside" / "pw")
+    assert files.real_path(str(inv / "secrets" / "root"), strict=True) == \
+        str(layout / "outside" / "pw")
+    with pytest.raises(SecretPathRefused, match="does not exist"):
+        files.real_path(str(inv / "secrets" / "missing"), strict=True)
+    with pytest.raises(SecretPathRefused, match="does not exist"):
+        files.real_path(str(inv / "alias" / "dangling"), strict=True)
