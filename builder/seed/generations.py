@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,13 +284,15 @@ def _link_or_copy(source: Path, target: Path) -> None:
         _write_new(target, source.read_bytes(), source.stat().st_mode & 0o7777)
 
 
-def publish(seeds: SeedSet, stage: Path) -> Publication:
+def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None) -> Publication:
     """Switch OUT to the staging set: flush it, name it, link new sites, switch `current` with
-    one rename, unlink dropped sites, prune. The caller holds the lock."""
-    sites = tuple(sorted(p.name for p in stage.iterdir() if p.is_dir() and p.name != DHCP_DIR))
+    one rename, unlink dropped sites, prune. The caller holds the lock. `manifests`: the
+    SHA-256 of the manifest.json of sites the caller has just written (others are read)."""
+    with os.scandir(stage) as entries:  # d_type: no stat per site
+        sites = tuple(sorted(e.name for e in entries if e.is_dir() and e.name != DHCP_DIR))
     has_dhcp = (stage / DHCP_DIR).is_dir()
     number = max([*seeds.generations(), _number(seeds.current()) or 0]) + 1
-    _write_index(stage, number, sites, has_dhcp)
+    _write_index(stage, number, sites, has_dhcp, manifests or {})
     make_durable(stage)
     stage.chmod(PUBLIC_DIR_MODE)
     gen = seeds.state / f"gen-{number:06d}"
@@ -302,15 +304,20 @@ def publish(seeds: SeedSet, stage: Path) -> Publication:
     return Publication(number, sites, has_dhcp)
 
 
-def _write_index(stage: Path, number: int, sites: Sequence[str], has_dhcp: bool) -> None:
+def _write_index(stage: Path, number: int, sites: Sequence[str], has_dhcp: bool,
+                 manifests: Mapping[str, str]) -> None:
     """generation.json: which sites this set holds, each with its manifest's SHA-256."""
     index = {
         "format": 1, "generation": number, "dhcp": has_dhcp,
-        "sites": {name: hashlib.sha256((stage / name / MANIFEST_NAME).read_bytes()).hexdigest()
-                  if (stage / name / MANIFEST_NAME).is_file() else None for name in sites},
+        "sites": {name: manifests.get(name) or _manifest_digest(stage / name) for name in sites},
     }
     data = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
     _write_new(stage / INDEX_NAME, data, 0o644)
+
+
+def _manifest_digest(site: Path) -> str | None:
+    manifest = site / MANIFEST_NAME
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
 
 
 def make_durable(stage: Path) -> None:

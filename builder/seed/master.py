@@ -101,6 +101,9 @@ class WrittenSeed:
     mac: str
     files: tuple[WrittenFile, ...]
 
+    def digest(self, name: str) -> str:
+        return next(f.sha256 for f in self.files if f.name == name)
+
 
 @dataclass(frozen=True)
 class WriteFailed:
@@ -220,7 +223,8 @@ def publish_seeds(
                 write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
             else:
                 generations.carry_over(seeds, stage, [generations.DHCP_DIR])
-            published = generations.publish(seeds, stage)
+            manifests = {seed.site: seed.digest(MANIFEST_NAME) for seed in written}
+            published = generations.publish(seeds, stage, manifests)
     return [_artifacts(seed, out_root / seed.site) for seed in written], published
 
 

@@ -3,6 +3,7 @@ what crashed runs leave and the next run removes, OUTs that are not ours, and th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -83,6 +84,12 @@ def test_a_site_run_replaces_that_site_and_links_the_others(tmp_path: Path) -> N
     assert (tmp_path / "dc2" / "seed.iso").stat().st_ino == dc2_before
     assert (tmp_path / "dc2" / "seed.iso").stat().st_nlink == 2
     assert stat.S_IMODE((tmp_path / "dc2").stat().st_mode) == 0o700
+    # The index names each site's manifest by its SHA-256: the rendered site's as its worker
+    # hashed it, the carried-over site's as read back.
+    index = json.loads((tmp_path / STATE / "current" / "generation.json").read_text())
+    assert index["sites"] == {
+        name: hashlib.sha256((tmp_path / name / "manifest.json").read_bytes()).hexdigest()
+        for name in ("dc1", "dc2")}
 
 
 def test_an_all_run_makes_the_set_exactly_its_sites(tmp_path: Path) -> None:
