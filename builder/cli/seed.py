@@ -15,6 +15,7 @@ from builder.cli.inventory import add_inventory_option, load_from_args
 
 if TYPE_CHECKING:
     from builder.console import Console
+    from builder.inventory.models import Site
     from builder.seed.dhcp import DhcpExport
     from builder.seed.generations import Publication
     from builder.seed.master import SeedArtifacts
@@ -49,7 +50,6 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
     from builder.inventory.load import select_sites  # noqa: PLC0415
     from builder.repro import build_time  # noqa: PLC0415
-    from builder.seed.dhcp import build_dhcp_export  # noqa: PLC0415
     from builder.seed.master import publish_seeds  # noqa: PLC0415
 
     inventory = load_from_args(args)
@@ -58,7 +58,7 @@ def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
     prompt = _prompt if sys.stdin.isatty() else None
     jobs = [(site, inventory.resolve_secrets(site, env=env, prompt=prompt)) for site in sites]
     progress = _progress(console) if len(jobs) >= PROGRESS_MIN_SITES else None
-    export = build_dhcp_export(sites) if args.dhcp_export else None
+    export = _dhcp_export(sites) if args.dhcp_export else None
     artifacts, published = publish_seeds(
         jobs, args.out, epoch=build_time(env), progress=progress, whole_set=args.all,
         dhcp=export, notify=console.note)
@@ -85,6 +85,12 @@ def _progress(console: Console) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         console.progress("seeds", done, total)
     return report
+
+
+def _dhcp_export(sites: Sequence[Site]) -> DhcpExport:
+    from builder.seed.dhcp import build_dhcp_export  # noqa: PLC0415  (only with --dhcp-export)
+
+    return build_dhcp_export(sites)
 
 
 def _dhcp_data(export: DhcpExport, out: Path) -> dict[str, Any]:
