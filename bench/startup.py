@@ -53,7 +53,11 @@ def top_level(stderr: str) -> list[tuple[str, int]]:
 
 def import_ms(stderr: str) -> float:
     """The sum of the top-level imports' cumulative microseconds, in milliseconds."""
-    return sum(micros for _, micros in top_level(stderr)) / 1000
+    return total_ms(top_level(stderr))
+
+
+def total_ms(entries: list[tuple[str, int]]) -> float:
+    return sum(micros for _, micros in entries) / 1000
 
 
 def untraced_ms(modules: list[str]) -> float:
@@ -98,7 +102,8 @@ def measured(argv: list[str]) -> Run:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return Run(import_ms(done.stderr), wall, tuple(name for name, _ in top_level(done.stderr)))
+    entries = top_level(done.stderr)
+    return Run(total_ms(entries), wall, tuple(name for name, _ in entries))
 
 
 def main() -> None:

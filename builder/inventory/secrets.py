@@ -78,7 +78,6 @@ class SecretFiles:
                                     "--allow-secrets-from DIR")
         return Path(path)
 
-
     def real_path(self, written: str, *, strict: bool) -> str:
         """`real(written)`, resolving each directory once: the file itself is looked at every
         time (lstat), and a symlink there is resolved in full."""
