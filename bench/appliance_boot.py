@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
+from bench import run_bench
 from bench.launch import seed_for
 from builder.console import Console
 from builder.disk.registry import load_recipe
@@ -92,4 +92,4 @@ def report(disks: list[Path], firmwares: list[Firmware],
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_bench(main)

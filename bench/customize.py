@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from bench import run_bench
 from builder.console import Console
 from builder.disk.backend import BuildContext
 from builder.disk.customize import CustomizeBackend
@@ -140,4 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

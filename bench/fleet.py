@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import run_bench
 from tests.fleet.fleet_run import SiteSpec, playbook_argv, prepare_run
 from tests.fleet.netns import ssh_fleet
 
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

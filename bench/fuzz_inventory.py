@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from bench import run_bench
 from builder.cli.handler import error_lines
 from builder.errors import InputError
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
@@ -655,4 +656,4 @@ def print_summary(args: argparse.Namespace, counts: Counter[str],
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_bench(main)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from bench import run_bench
 from builder.inventory.load import load_inventory
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f "
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench import run_bench
 from bench.killrun import KillPoint, nth_call, run_with_kill, survivors, syscall_sequence
 from builder.disk.debian_standin import DebianTestBackend
 from builder.disk.registry import create_backend, load_recipe
@@ -336,4 +337,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from bench import run_bench
 from bench.killrun import (
     KillPoint,
     nth_call,
@@ -437,4 +438,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

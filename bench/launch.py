@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from bench import run_bench
 from builder.console import Console
 from builder.disk.registry import load_recipe
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
@@ -179,4 +180,4 @@ def report(bare_s: float, bare_guest: float, bare_rc: int, launch_s: float, laun
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_bench(main)

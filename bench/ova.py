@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import run_bench
 from builder.console import Console
 from builder.disk.registry import load_recipe
 from builder.model import BuiltDisk
@@ -107,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

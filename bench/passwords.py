@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+from bench import run_bench
 from builder.passwords import active_backend, drepper_sha512, sha512_crypt
 
 SALT = "abcdefghABCDEFGH"
@@ -104,4 +105,4 @@ def main() -> None:
         print(f"  ours / stdlib crypt (best): {ours / best['stdlib crypt.crypt']:.2f}x")
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import run_bench
 from bench.killrun import KillPoint, run_with_kill
 from builder.pipeline.store import default_cache_root
 from builder.resources import data_path
@@ -140,4 +141,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from bench import run_bench
 from bench.startup import compile_package
 from builder.inventory.models import Site
 from builder.run import require_tool, run
@@ -270,4 +271,4 @@ def _goal_line(cli: list[float], count: int, theirs: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)

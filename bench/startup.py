@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import builder
+from bench import run_bench
 from builder.resources import EXAMPLE_INVENTORY
 
 GOAL_MS = 150.0
@@ -151,4 +152,4 @@ def report(runs: dict[str, list[Run]], own: dict[str, list[float]], rounds: int)
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(main)
