@@ -7,26 +7,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from builder.errors import BuilderError, ExitCode
+from builder.cli.handler import error_lines
+from builder.errors import BuilderError, StorageError
 
 
 def run_bench(main: Callable[[], int | None]) -> NoReturn:
     """A bench's entry point: an expected failure (libvirtd not reachable, a tool missing, a
-    file given that cannot be read) is one line and its exit code, as with he-build; anything
-    else is a bug in the bench and keeps its traceback."""
-    name = f"bench.{Path(sys.argv[0]).stem}"
+    file given that cannot be read) is printed as he-build prints it, with its exit code;
+    anything else is a bug in the bench and keeps its traceback."""
     try:
         code = main()
     except BuilderError as exc:
-        sys.stderr.write("".join(failure_lines(name, exc.message, exc.hint)))
-        raise SystemExit(int(exc.exit_code)) from None
+        fail(exc)
     except OSError as exc:
         if exc.filename is None:
             raise
-        sys.stderr.write("".join(failure_lines(name, f"{exc.filename}: {exc.strerror}", None)))
-        raise SystemExit(int(ExitCode.STORAGE)) from None
+        fail(StorageError(f"cannot read {exc.filename}: {exc.strerror}"))
     raise SystemExit(code or 0)
 
 
-def failure_lines(name: str, message: str, hint: str | None) -> list[str]:
-    return [f"{name}: {message}\n", *([f"hint: {hint}\n"] if hint else [])]
+def fail(exc: BuilderError) -> NoReturn:
+    name = f"bench.{Path(sys.argv[0]).stem}"
+    sys.stderr.write("".join(f"{name}: {line}\n" for line in error_lines(exc)))
+    raise SystemExit(int(exc.exit_code)) from None
