@@ -7,17 +7,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.disk import customize, debian_standin, kickstart_install
 from builder.disk.backend import DiskBackend
 from builder.disk.recipe import Recipe, problem_line
 from builder.errors import InputError
+from builder.inventory.source import dotted, duplicate_keys, read_yaml_file
 from builder.model import ApplianceMeta, PackageNames
 from builder.resources import bundled_recipes
 
 __all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
+
+MAX_RECIPE_BYTES = 1 << 20
 
 class _MetaModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,10 +114,8 @@ def resolve_recipe_path(name_or_path: str) -> Path:
 def load_recipe(name_or_path: str) -> Recipe:
     """Read, parse and validate a recipe; every problem is reported before any work starts."""
     path = resolve_recipe_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"recipe {path} is not valid YAML: {exc}") from exc
+    raw = read_yaml_file(path, what="recipe", limit=MAX_RECIPE_BYTES,
+                         hint="a recipe is a YAML file")
     model = _validate(path, raw)
     if model.backend not in BACKENDS:
         known = ", ".join(sorted(BACKENDS))
@@ -125,11 +125,17 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 
 def _validate(path: Path, raw: object) -> _RecipeModel:
+    """The recipe's model; InputError listing its keys given twice and its invalid fields."""
+    problems = [f"{path}:{line}: {dotted(key)}: given twice (first on line {first})"
+                for key, line, first in duplicate_keys(raw)]
     try:
-        return _RecipeModel.model_validate(raw)
+        model = _RecipeModel.model_validate(raw)
     except ValidationError as exc:
-        problems = [problem_line(dict(err)) for err in exc.errors()]
+        problems += [problem_line(dict(err)) for err in exc.errors()]
         raise InputError(f"recipe {path} is invalid", problems=problems) from exc
+    if problems:
+        raise InputError(f"recipe {path} is invalid", problems=problems)
+    return model
 
 
 def create_backend(recipe: Recipe, env: Mapping[str, str] | None = None) -> DiskBackend:

@@ -13,22 +13,16 @@ from pydantic import ValidationError
 
 from builder.errors import InputError
 from builder.inventory.checks import check_conflicts, check_network, check_site
-from builder.inventory.files import FileRefused, read_regular_file, size_text
 from builder.inventory.models import SITE_NAME_PATTERN, Network, Site
-from builder.inventory.problems import (
-    PATTERN_MESSAGES,
-    Problem,
-    dotted,
-    from_validation_error,
-)
+from builder.inventory.problems import PATTERN_MESSAGES, Problem, from_validation_error
 from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_site_secrets
 from builder.inventory.source import (
     LineDict,
-    LineList,
     Path_,
-    YamlInputError,
+    dotted,
+    duplicate_keys,
     line_of,
-    parse_yaml,
+    read_yaml_file,
 )
 from builder.resources import EXAMPLE_INVENTORY
 
@@ -95,7 +89,7 @@ def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> In
     report = Report(str(path))
     tree = read_tree(path)
     files = SecretFiles.create(path.absolute().parent, allow_secrets_from)
-    report_duplicates(tree, (), report)
+    report_duplicates(tree, report)
     defaults, entries = split_top_level(tree, report)
     defaults = check_defaults(defaults, report)
     sites: list[Site] = []
@@ -117,38 +111,16 @@ def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> In
 
 def read_tree(path: Path) -> Any:
     """The parsed YAML of a regular file of at most MAX_INVENTORY_BYTES, in UTF-8."""
-    try:
-        data = read_regular_file(path, limit=MAX_INVENTORY_BYTES).data
-    except FileRefused as exc:
-        raise InputError(f"cannot read inventory {path}: {exc.reason}",
-                         hint=f"the inventory is a YAML file of at most "
-                              f"{size_text(MAX_INVENTORY_BYTES)}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"inventory {path} is not UTF-8 text",
-                         problems=[f"{path}:{line}: byte 0x{data[exc.start]:02x} is not "
-                                   "UTF-8"]) from None
-    try:
-        return parse_yaml(text)
-    except YamlInputError as exc:
-        raise InputError(f"inventory {path} is not valid YAML",
-                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
+    return read_yaml_file(path, what="inventory", limit=MAX_INVENTORY_BYTES,
+                          hint="the inventory is a YAML file")
 
 
-def report_duplicates(node: Any, path: Path_, report: Report) -> None:
+def report_duplicates(tree: Any, report: Report) -> None:
     """Duplicate keys anywhere; YAML would silently keep the last one."""
-    if isinstance(node, LineDict):
-        for key, line, first in node.duplicates:
-            scope, rest = scope_of((*path, key))
-            what = "duplicate site" if path == ("sites",) else "duplicate key"
-            report.add(line, scope, rest, f"{what} (first at line {first})")
-        for key, value in node.items():
-            report_duplicates(value, (*path, key), report)
-    elif isinstance(node, LineList):
-        for index, value in enumerate(node):
-            report_duplicates(value, (*path, index), report)
+    for path, line, first in duplicate_keys(tree):
+        scope, rest = scope_of(path)
+        what = "duplicate site" if path[:-1] == ("sites",) else "duplicate key"
+        report.add(line, scope, rest, f"{what} (first at line {first})")
 
 
 def scope_of(path: Path_) -> tuple[str, Path_]:

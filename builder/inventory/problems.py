@@ -62,14 +62,6 @@ class Problem:
     message: str
 
 
-def dotted(path: Path_) -> str:
-    """('network', 'ipv4', 'gateway') -> network.ipv4.gateway; list items as [0]."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def known_fields() -> set[str]:
     """Every field name of every inventory model, to suggest a fix for a misspelt key."""
     names: set[str] = set()

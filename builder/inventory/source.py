@@ -1,4 +1,5 @@
-"""The inventory's YAML reader: bounded, plain data plus the line of every key, duplicates recorded.
+"""The YAML reader of every input file (inventory, release file, recipe): bounded, plain data
+plus the line of every key, duplicates recorded.
 
 The tree is built straight from libyaml's event stream (iteratively, never recursively), so
 nesting depth, alias expansion and integer sizes are checked before anything is built from them:
@@ -8,13 +9,17 @@ PyYAML's own composer recurses in C and crashes the process on deeply nested inp
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml import events as ev
 from yaml._yaml import CParser
+
+from builder.errors import InputError
+from builder.inventory.files import FileRefused, read_regular_file, size_text
 
 Path_ = tuple[str | int, ...]
 
@@ -328,6 +333,51 @@ def parse_yaml(text: str) -> Any:
     finally:
         parser.dispose()
     return None if builder.root is None else builder.root.value
+
+
+def read_yaml_file(path: Path, *, what: str, limit: int, hint: str) -> Any:
+    """The parsed YAML of a regular file of at most `limit` bytes in UTF-8 (None when empty).
+
+    InputError naming `what` (inventory, release file, recipe) and `path`, with the line of a
+    byte that is not UTF-8 or of a YAML error; `hint` says what the file should be."""
+    try:
+        data = read_regular_file(path, limit=limit).data
+    except FileRefused as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.reason}",
+                         hint=f"{hint} of at most {size_text(limit)}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{what} {path} is not UTF-8 text",
+                         problems=[f"{path}:{line}: byte 0x{data[exc.start]:02x} is not "
+                                   "UTF-8"]) from None
+    try:
+        return parse_yaml(text)
+    except YamlInputError as exc:
+        raise InputError(f"{what} {path} is not valid YAML",
+                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
+
+
+def duplicate_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int, int]]:
+    """(the key's path, its line, the line of its first occurrence) of every key given twice
+    in a mapping anywhere under `node`, in document order: YAML would silently keep the last."""
+    if isinstance(node, LineDict):
+        for key, line, first in node.duplicates:
+            yield (*path, key), line, first
+        for key, value in node.items():
+            yield from duplicate_keys(value, (*path, key))
+    elif isinstance(node, LineList):
+        for index, value in enumerate(node):
+            yield from duplicate_keys(value, (*path, index))
+
+
+def dotted(path: Path_) -> str:
+    """('network', 'ipv4', 'gateway') -> network.ipv4.gateway; list items as [0]."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def line_of(node: Any, path: Path_) -> tuple[int | None, bool]:

@@ -14,9 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.errors import InputError
-from builder.inventory.files import FileRefused, read_regular_file, size_text
 from builder.inventory.problems import describe, from_validation_error
-from builder.inventory.source import LineDict, YamlInputError, line_of, parse_yaml
+from builder.inventory.source import dotted, duplicate_keys, line_of, read_yaml_file
 from builder.inventory.syntax import check_line
 
 MAX_RELEASE_BYTES = 1 << 20
@@ -181,8 +180,7 @@ def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str
         if loc not in problems:
             continue
         line, _ = line_of(tree, loc)
-        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc)
-        field = field.replace(".[", "[")
+        field = dotted(loc)
         message = problem_message(error)
         found.append((line or 1, f"{path}:{line or 1}: {field}: {message}" if field
                       else f"{path}:{line or 1}: {message}"))
@@ -190,43 +188,15 @@ def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str
     return [text for _, text in sorted(found, key=lambda item: item[0])]
 
 
-def read_release_tree(path: Path) -> Any:
-    try:
-        data = read_regular_file(path, limit=MAX_RELEASE_BYTES).data
-    except FileRefused as exc:
-        raise InputError(f"cannot read release file {path}: {exc.reason}",
-                         hint=f"a YAML file of at most {size_text(MAX_RELEASE_BYTES)}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"release file {path} is not UTF-8 text",
-                         problems=[f"{path}:{line}: byte 0x{data[exc.start]:02x} is not "
-                                   "UTF-8"]) from None
-    try:
-        return parse_yaml(text)
-    except YamlInputError as exc:
-        raise InputError(f"release file {path} is not valid YAML",
-                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
-
-
-def duplicate_problems(path: Path, node: Any, prefix: str = "") -> list[tuple[int, str]]:
-    found: list[tuple[int, str]] = []
-    if isinstance(node, LineDict):
-        for key, line, first in node.duplicates:
-            found.append((line, f"{path}:{line}: {prefix}{key}: given twice (first on line "
-                                f"{first})"))
-        for key, value in node.items():
-            found += duplicate_problems(path, value, f"{prefix}{key}.")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += duplicate_problems(path, value, f"{prefix.rstrip('.')}[{index}].")
-    return found
+def duplicate_problems(path: Path, tree: Any) -> list[tuple[int, str]]:
+    return [(line, f"{path}:{line}: {dotted(key)}: given twice (first on line {first})")
+            for key, line, first in duplicate_keys(tree)]
 
 
 def load_release(path: Path) -> ReleaseFile:
     """Read and validate the release file; InputError listing every problem (exit 2)."""
-    tree = read_release_tree(path)
+    tree = read_yaml_file(path, what="release file", limit=MAX_RELEASE_BYTES,
+                          hint="a YAML file")
     problems = [text for _, text in sorted(duplicate_problems(path, tree))]
     if not isinstance(tree, dict):
         raise InputError(f"release file {path} has 1 problem",
