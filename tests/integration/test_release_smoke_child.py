@@ -13,10 +13,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 # Stands in for he-launch: only how it learns of the release's death is under test here.
+# It names the signal in a file that appears whole (written beside it, then renamed): the test
+# reads the file as soon as it exists.
 CHILD = """\
-import pathlib, signal, sys, time
+import os, pathlib, signal, sys, time
 def terminated(*_):
-    pathlib.Path(sys.argv[1]).write_text("TERM")
+    partial = pathlib.Path(sys.argv[1] + ".partial")
+    partial.write_text("TERM")
+    os.replace(partial, sys.argv[1])
     sys.exit(0)
 signal.signal(signal.SIGTERM, terminated)
 pathlib.Path(sys.argv[2]).write_text("")
