@@ -13,13 +13,14 @@ from builder.disk import customize, debian_standin, kickstart_install
 from builder.disk.backend import DiskBackend
 from builder.disk.recipe import Recipe, problem_line
 from builder.errors import InputError
-from builder.inventory.source import dotted, duplicate_keys, read_yaml_file
+from builder.inventory.source import duplicate_problems, read_yaml_file
 from builder.model import ApplianceMeta, PackageNames
 from builder.resources import bundled_recipes
 
 __all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
 
 MAX_RECIPE_BYTES = 1 << 20
+
 
 class _MetaModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -126,8 +127,7 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 def _validate(path: Path, raw: object) -> _RecipeModel:
     """The recipe's model; InputError listing its keys given twice and its invalid fields."""
-    problems = [f"{path}:{line}: {dotted(key)}: given twice (first on line {first})"
-                for key, line, first in duplicate_keys(raw)]
+    problems = duplicate_problems(path, raw)
     try:
         model = _RecipeModel.model_validate(raw)
     except ValidationError as exc:

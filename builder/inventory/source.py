@@ -372,6 +372,14 @@ def duplicate_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int, in
             yield from duplicate_keys(value, (*path, index))
 
 
+def duplicate_problems(file: Path, tree: Any) -> list[str]:
+    """`FILE:LINE: key.path: given twice (first on line N)` for each key given twice, in line
+    order (the release file's and the recipe's wording; the inventory reports them by site)."""
+    found = sorted((line, f"{file}:{line}: {dotted(key)}: given twice (first on line {first})")
+                   for key, line, first in duplicate_keys(tree))
+    return [text for _, text in found]
+
+
 def dotted(path: Path_) -> str:
     """('network', 'ipv4', 'gateway') -> network.ipv4.gateway; list items as [0]."""
     text = ""

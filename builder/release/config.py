@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from builder.errors import InputError
 from builder.inventory.problems import describe, from_validation_error
-from builder.inventory.source import dotted, duplicate_keys, line_of, read_yaml_file
+from builder.inventory.source import dotted, duplicate_problems, line_of, read_yaml_file
 from builder.inventory.syntax import check_line
 
 MAX_RELEASE_BYTES = 1 << 20
@@ -188,16 +188,11 @@ def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str
     return [text for _, text in sorted(found, key=lambda item: item[0])]
 
 
-def duplicate_problems(path: Path, tree: Any) -> list[tuple[int, str]]:
-    return [(line, f"{path}:{line}: {dotted(key)}: given twice (first on line {first})")
-            for key, line, first in duplicate_keys(tree)]
-
-
 def load_release(path: Path) -> ReleaseFile:
     """Read and validate the release file; InputError listing every problem (exit 2)."""
     tree = read_yaml_file(path, what="release file", limit=MAX_RELEASE_BYTES,
                           hint="a YAML file")
-    problems = [text for _, text in sorted(duplicate_problems(path, tree))]
+    problems = duplicate_problems(path, tree)
     if not isinstance(tree, dict):
         raise InputError(f"release file {path} has 1 problem",
                          problems=[f"{path}:1: expected a mapping of release settings"])
