@@ -34,6 +34,7 @@ import pytest
 from lxml import etree
 
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
+from tests.fixtures.libvirt import remove_domain
 from tests.vm.test_appliance_boot import DHCP_DNS, POOL, dhcp_network
 
 pytestmark = pytest.mark.vm
@@ -61,12 +62,6 @@ def holds(path: Path, marker: bytes) -> bool:
         return False
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
         return m.find(marker) >= 0
-
-
-def remove_domain(uri: str) -> None:
-    subprocess.run(["virsh", "-c", uri, "destroy", DOMAIN], capture_output=True, check=False)
-    subprocess.run(["virsh", "-c", uri, "undefine", "--nvram", DOMAIN], capture_output=True,
-                   check=False)
 
 
 def write_inventory(folder: Path, root: str, admin: str) -> Path:
@@ -99,6 +94,7 @@ def test_a_uefi_deploy_leaves_no_cleartext_secret_and_no_file_open_to_others(
                  str(inventory),
                  "--site", SITE, "--out", str(seeds), "--json", "--debug"])
     assert built.returncode == 0, built.stderr
+    remove_domain(libvirt_uri, DOMAIN)  # left by a killed earlier run
     try:
         launched = run([sys.executable, "-m", "builder.cli.he_launch", "--appliance",
                         str(demo_appliance.rpm), "--inventory", str(inventory), "--site", SITE,
@@ -128,7 +124,7 @@ def test_a_uefi_deploy_leaves_no_cleartext_secret_and_no_file_open_to_others(
         assert stat.S_IMODE(site_seed.stat().st_mode) == 0o700
         check_modes(launch_storage, launch_storage / SITE)
     finally:
-        remove_domain(libvirt_uri)
+        remove_domain(libvirt_uri, DOMAIN)
 
 
 def real_places(found: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:

@@ -15,6 +15,7 @@ from builder.inventory.load import load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoQcow2Rpm
+from tests.fixtures.libvirt import remove_domain
 
 pytestmark = pytest.mark.vm
 
@@ -57,6 +58,7 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
                                          libvirt_uri: str, tmp_path: Path) -> None:
     iso = seed_iso(tmp_path)
     name = f"he-engine-{SITE}"
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     try:
         done = subprocess.run(
             [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(demo_qcow2_rpm.rpm),
@@ -74,7 +76,4 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
         assert "<memory unit='KiB'>1048576</memory>" in domain
         assert ">2</vcpu>" in domain
     finally:
-        subprocess.run(["virsh", "-c", libvirt_uri, "destroy", name], capture_output=True,
-                       check=False)
-        subprocess.run(["virsh", "-c", libvirt_uri, "undefine", name], capture_output=True,
-                       check=False)
+        remove_domain(libvirt_uri, name)

@@ -33,6 +33,7 @@ from builder.repro import sha256_file
 from builder.seed.iso import write_iso
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
+from tests.fixtures.libvirt import remove_domain
 from tests.fixtures.signals import INTERRUPTIBLE
 
 pytestmark = pytest.mark.vm
@@ -91,11 +92,6 @@ def domain_exists(uri: str, name: str) -> bool:
     return done.returncode == 0
 
 
-def remove_domain(uri: str, name: str) -> None:
-    subprocess.run(["virsh", "-c", uri, "destroy", name], capture_output=True, check=False)
-    subprocess.run(["virsh", "-c", uri, "undefine", name], capture_output=True, check=False)
-
-
 class Healthy(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"DB Up!Welcome to Health Status!"
@@ -143,6 +139,7 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
 ) -> None:
     iso = seed_iso(inventory, "vmok", tmp_path / "seeds")
     name = "he-engine-vmok"
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     try:
         done = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
                          "--site", "vmok", "--network", isolated_network, "--uri", libvirt_uri,
@@ -207,6 +204,7 @@ def test_a_failing_engine_setup_exit_code_is_returned_as_is(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
 ) -> None:
     name = "he-engine-vmfail"
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     try:
         done = he_launch("--appliance", str(demo_appliance.ova), "--inventory", str(inventory),
                          "--site", "vmfail", "--no-network", "--uri", libvirt_uri,
@@ -228,6 +226,7 @@ def test_a_guest_that_never_reports_hits_the_boot_timeout(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str,
 ) -> None:
     name = "he-engine-vmsilent"
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     try:
         done = he_launch("--appliance", str(demo_appliance.ova), "--no-seed", "--site",
                          "vmsilent", "--no-network", "--uri", libvirt_uri, "--storage",
@@ -246,6 +245,7 @@ def test_ctrl_c_leaves_no_domain_behind(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
 ) -> None:
     name = "he-engine-vmsigint"
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     proc = subprocess.Popen(
         [*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_launch",
          "--appliance", str(demo_appliance.ova),
@@ -302,6 +302,7 @@ def test_a_guest_that_stops_or_hangs_after_reporting_has_its_own_exit_code(
     site = f"vm{ending.replace('-', '')}"
     name = f"he-engine-{site}"
     iso = hand_made_seed(tmp_path / site, site, command)
+    remove_domain(libvirt_uri, name)  # left by a killed earlier run
     try:
         done = he_launch("--appliance", str(demo_appliance.ova), "--seed", str(iso), "--site",
                          site, "--no-network", "--uri", libvirt_uri, "--storage",
