@@ -2,6 +2,7 @@
 publishes, rerun it, and count what a crash left.
 
     flock /work/locks/vm.lock .venv/bin/python -m bench.kill_appliance [--points 16] [--seed 7]
+        [--first-stage disk]
 
 Every run has a private cache (HE_BUILDER_CACHE) holding, as hard links, the debootstrapped
 root from the shared cache (no point re-runs debootstrap) and, for a point in a later stage,
@@ -130,15 +131,15 @@ def entry_keys(cache: Path) -> dict[str, str]:
             for stage in CACHED}
 
 
-def prepare_reference(work: Path) -> Reference:
-    """The reference build, a second clean disk (is the disk reproducible?), each stage's
-    length, and a traced run starting at each stage."""
+def prepare_reference(work: Path, stages: Sequence[str]) -> Reference:
+    """The reference build, and for each of `stages` (the last ones of STAGES) its length and
+    a traced run starting at it."""
     cache = fresh_cache(work / "reference-cache", "disk", None)
     build(cache, work / "reference-out")
     digests = published_digests(work / "reference-out")
     durations: dict[str, float] = {}
     traces: dict[str, list[tuple[str, str]]] = {}
-    for stage in STAGES:
+    for stage in stages:
         # Traced where the kill runs will run: the paths in the calls are theirs.
         scratch = fresh_cache(work / "cache", stage, cache)
         shutil.rmtree(work / "out", ignore_errors=True)
@@ -147,9 +148,9 @@ def prepare_reference(work: Path) -> Reference:
                                          TRACED, work / f"trace-{stage}.log",
                                          timeout_s=RUN_TIMEOUT_S)
         durations[stage] = time.monotonic() - start
-    lengths = {stage: durations[stage] - (durations[STAGES[i + 1]] if i + 1 < len(STAGES)
+    lengths = {stage: durations[stage] - (durations[stages[i + 1]] if i + 1 < len(stages)
                                           else 0.0)
-               for i, stage in enumerate(STAGES)}
+               for i, stage in enumerate(stages)}
     return Reference(cache, digests, None, lengths, traces, entry_keys(cache))
 
 
@@ -172,11 +173,13 @@ class Plan:
 
 def plan_points(rng: random.Random, count: int, reference: Reference, cache: Path,
                 out: Path) -> list[Plan]:
-    """Four points a stage, stage after stage: its two syscall points, a partial-appears
-    point, a timed point (the timed ones kill only he-build's process in every other stage)."""
+    """Four points a stage, stage after stage (the traced ones): its two syscall points, a
+    partial-appears point, a timed point (the timed ones kill only he-build's process in every
+    other stage)."""
+    stages = [stage for stage in STAGES if stage in reference.lengths]
     plans: list[Plan] = []
     for index in range(count):
-        stage = STAGES[(index // 4) % len(STAGES)]
+        stage = stages[(index // 4) % len(stages)]
         hooked = _syscall_points(stage, reference, out)
         kind = index % 4
         if kind < len(hooked) and kind < 2:
@@ -214,7 +217,8 @@ def _random_point(rng: random.Random, stage: str, reference: Reference, cache: P
                   out: Path, *, timed: bool, group: bool) -> Plan:
     who = "group" if group else "he-build only"
     if timed:
-        delay = rng.uniform(0.0, sum(reference.lengths[s] for s in STAGES[STAGES.index(stage):]))
+        delay = rng.uniform(0.0, sum(length for s, length in reference.lengths.items()
+                                     if STAGES.index(s) >= STAGES.index(stage)))
         return Plan(stage, KillPoint(label=f"{stage}: t={delay:.2f}s ({who})", delay_s=delay,
                                      group=group))
     delay = rng.uniform(0.0, max(reference.lengths[stage], 0.2))
@@ -287,8 +291,10 @@ def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts)
 
 
 def run_campaign(work: Path, *, points: int, seed: int, log: Any = None,
-                 only: Sequence[str] = ()) -> tuple[Counts, Reference]:
-    reference = prepare_reference(work)
+                 only: Sequence[str] = (), first: str = STAGES[0]) -> tuple[Counts, Reference]:
+    """Kill points in the stages from `first` on (the earlier ones only run in the reference
+    build), the labels containing one of `only` when given."""
+    reference = prepare_reference(work, STAGES[STAGES.index(first):])
     plans = plan_points(random.Random(seed), points, reference, work / "cache", work / "out")
     if only:
         plans = [p for p in plans if any(label in p.point.label for label in only)]
@@ -303,7 +309,7 @@ def run_campaign(work: Path, *, points: int, seed: int, log: Any = None,
 
 
 def report(counts: Counts, reference: Reference, lengths: Mapping[str, float]) -> None:
-    stages = ", ".join(f"{s} {lengths[s]:.1f} s" for s in STAGES)
+    stages = ", ".join(f"{s} {length:.1f} s" for s, length in lengths.items())
     twins = {None: "not measured", True: "yes", False: "no"}[reference.disk_reproducible]
     print(f"stage lengths: {stages}; two clean builds give the same disk: {twins}")
     print(f"kill points: {counts.points}, killed before the end: {counts.killed}, recovered: "
@@ -320,6 +326,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--first-stage", choices=STAGES, default=STAGES[0],
+                        help="the first stage to kill in (and to trace); default: %(default)s")
     parser.add_argument("--work", type=Path, default=None,
                         help="where to work (default: a temporary directory under /var/tmp, "
                              "removed after)")
@@ -328,7 +336,7 @@ def main() -> None:
     start = time.monotonic()
     try:
         counts, reference = run_campaign(work, points=args.points, seed=args.seed,
-                                         log=sys.stdout)
+                                         log=sys.stdout, first=args.first_stage)
         report(counts, reference, reference.lengths)
     finally:
         if args.work is None:

@@ -113,7 +113,10 @@ def appliance_campaign(
     except RuntimeError as exc:
         pytest.skip(str(exc))
     work = tmp_path_factory.mktemp("kill-appliance")
-    return kill_appliance.run_campaign(work, points=16, seed=7, only=APPLIANCE_SAMPLE)
+    # Points in the OVA, RPM and publish stages: the disk stage is built (by the reference
+    # build) but neither traced nor killed here.
+    return kill_appliance.run_campaign(work, points=12, seed=7, only=APPLIANCE_SAMPLE,
+                                       first="ova")
 
 
 def test_appliance_kills_in_the_ova_and_rpm_stages_recover_the_same_bytes(
