@@ -34,6 +34,8 @@ LOCK_RE = re.compile(r"^\.(?P<final>.+)\.lock$")
 LEGACY_GRACE_S = 24 * 3600
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
+MNT_DETACH = 2
+DETACH_ROUNDS = 16
 
 
 def lock_path(final: Path) -> Path:
@@ -222,9 +224,12 @@ def _older_than(path: Path, limit: float) -> bool:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a file, a link or a whole directory; a missing one is fine."""
+    """Remove a file, a link or a whole directory; a missing one is fine. A filesystem still
+    mounted inside the directory (a killed tool's, e.g. debootstrap's /proc) is detached
+    first: the removal never reaches into it."""
     try:
         if path.is_dir() and not path.is_symlink():
+            detach_mounts_under(path)
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
@@ -232,6 +237,43 @@ def remove_tree(path: Path) -> None:
         pass
     except OSError as exc:
         raise StorageError(f"cannot remove {path}: {exc.strerror}") from exc
+
+
+def mounts_under(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
+    """The mount points inside `path` (not `path` itself) in this process's view, deepest
+    first."""
+    try:
+        text = mountinfo.read_text()
+    except OSError:
+        return []
+    inside = os.path.realpath(path) + "/"
+    points = [_unescape_mount_point(fields[4]) for fields in map(str.split, text.splitlines())
+              if len(fields) > 4]
+    return [Path(p) for p in sorted({p for p in points if p.startswith(inside)},
+                                    key=lambda p: (-p.count("/"), p))]
+
+
+def _unescape_mount_point(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes (\\040...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def detach_mounts_under(path: Path) -> None:
+    """Detach (lazily, like `umount --lazy`) every filesystem mounted inside `path`, those
+    stacked on one another included."""
+    libc: ctypes.CDLL | None = None
+    for _ in range(DETACH_ROUNDS):
+        points = mounts_under(path)
+        if not points:
+            return
+        libc = libc or ctypes.CDLL(None, use_errno=True)
+        for point in points:
+            if libc.umount2(os.fsencode(point), MNT_DETACH) != 0:
+                err = ctypes.get_errno()
+                raise StorageError(f"cannot remove {path}: {point} is a mount point and cannot "
+                                   f"be unmounted: {os.strerror(err)}")
+            log.warning("unmounted %s, left mounted by a killed process", point)
+    raise StorageError(f"cannot remove {path}: filesystems are still mounted inside it")
 
 
 def fsync_path(path: Path) -> None:

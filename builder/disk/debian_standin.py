@@ -193,6 +193,12 @@ def locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# debootstrap mounts /proc and /sys inside the root for its second stage and unmounts them
+# when it exits; a killed debootstrap cannot. In a mount namespace of its own, they are never
+# seen outside it and vanish with it.
+PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
+
+
 def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: int,
                     console: Console) -> None:
     """debootstrap with SOURCE_DATE_EPOCH in the maintainer scripts' environment: the
@@ -200,11 +206,13 @@ def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: i
     the source's hash, not its date, so re-dating the sources keeps it valid) depend on it,
     not on the clock."""
     require_tool("debootstrap", package="debootstrap")
+    require_tool("unshare", package="util-linux")
     console.step(f"debootstrap {options.suite} ({len(options.packages())} packages, ~90 s)")
     with locked(debs):
         run([
-            "debootstrap", "--variant=minbase", f"--include={','.join(options.packages())}",
-            f"--cache-dir={debs}", options.suite, root, options.mirror,
+            *PRIVATE_MOUNTS, "debootstrap", "--variant=minbase",
+            f"--include={','.join(options.packages())}", f"--cache-dir={debs}", options.suite,
+            root, options.mirror,
         ], env={"SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8"})
 
 
