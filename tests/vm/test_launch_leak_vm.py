@@ -34,7 +34,7 @@ import pytest
 from lxml import etree
 
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
-from tests.fixtures.libvirt import remove_domain
+from tests.fixtures.libvirt import fresh_domain
 from tests.vm.test_appliance_boot import DHCP_DNS, POOL, dhcp_network
 
 pytestmark = pytest.mark.vm
@@ -94,8 +94,7 @@ def test_a_uefi_deploy_leaves_no_cleartext_secret_and_no_file_open_to_others(
                  str(inventory),
                  "--site", SITE, "--out", str(seeds), "--json", "--debug"])
     assert built.returncode == 0, built.stderr
-    remove_domain(libvirt_uri, DOMAIN)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, DOMAIN):
         launched = run([sys.executable, "-m", "builder.cli.he_launch", "--appliance",
                         str(demo_appliance.rpm), "--inventory", str(inventory), "--site", SITE,
                         "--network", dhcp_network, "--uri", libvirt_uri, "--storage",
@@ -123,8 +122,6 @@ def test_a_uefi_deploy_leaves_no_cleartext_secret_and_no_file_open_to_others(
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(site_seed.stat().st_mode) == 0o700
         check_modes(launch_storage, launch_storage / SITE)
-    finally:
-        remove_domain(libvirt_uri, DOMAIN)
 
 
 def real_places(found: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:

@@ -15,7 +15,7 @@ from builder.inventory.load import load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoQcow2Rpm
-from tests.fixtures.libvirt import remove_domain
+from tests.fixtures.libvirt import fresh_domain
 
 pytestmark = pytest.mark.vm
 
@@ -58,8 +58,7 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
                                          libvirt_uri: str, tmp_path: Path) -> None:
     iso = seed_iso(tmp_path)
     name = f"he-engine-{SITE}"
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, name):
         done = subprocess.run(
             [sys.executable, "-m", "builder.cli.he_launch", "--appliance", str(demo_qcow2_rpm.rpm),
              "--seed", str(iso), "--site", SITE, "--no-network", "--uri", libvirt_uri,
@@ -75,5 +74,3 @@ def test_the_qcow2_rpm_boots_and_reports(demo_qcow2_rpm: DemoQcow2Rpm, launch_st
         # Memory (KiB) and vCPUs from the RPM's metadata JSON (1024 MiB, 2).
         assert "<memory unit='KiB'>1048576</memory>" in domain
         assert ">2</vcpu>" in domain
-    finally:
-        remove_domain(libvirt_uri, name)

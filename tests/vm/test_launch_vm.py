@@ -33,7 +33,7 @@ from builder.repro import sha256_file
 from builder.seed.iso import write_iso
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
-from tests.fixtures.libvirt import remove_domain
+from tests.fixtures.libvirt import fresh_domain
 from tests.fixtures.signals import INTERRUPTIBLE
 
 pytestmark = pytest.mark.vm
@@ -139,8 +139,7 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
 ) -> None:
     iso = seed_iso(inventory, "vmok", tmp_path / "seeds")
     name = "he-engine-vmok"
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, name):
         done = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
                          "--site", "vmok", "--network", isolated_network, "--uri", libvirt_uri,
                          "--storage", str(launch_storage), "--virt-type", "auto", "--json",
@@ -196,16 +195,13 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
                           "--storage", str(launch_storage))
         assert again.returncode == 2
         assert "already exists" in again.stderr and "--replace" in again.stderr
-    finally:
-        remove_domain(libvirt_uri, name)
 
 
 def test_a_failing_engine_setup_exit_code_is_returned_as_is(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
 ) -> None:
     name = "he-engine-vmfail"
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, name):
         done = he_launch("--appliance", str(demo_appliance.ova), "--inventory", str(inventory),
                          "--site", "vmfail", "--no-network", "--uri", libvirt_uri,
                          "--storage", str(launch_storage), "--virt-type", "qemu",
@@ -218,16 +214,13 @@ def test_a_failing_engine_setup_exit_code_is_returned_as_is(
         assert "HE_APPLIANCE_ENGINE_SETUP_FAIL" in (workdir / "engine-setup.log").read_text()
         assert (workdir / "console.log").stat().st_size > 0
         assert not (workdir / "seed").exists()  # rendered seed (secrets) removed
-    finally:
-        remove_domain(libvirt_uri, name)
 
 
 def test_a_guest_that_never_reports_hits_the_boot_timeout(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str,
 ) -> None:
     name = "he-engine-vmsilent"
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, name):
         done = he_launch("--appliance", str(demo_appliance.ova), "--no-seed", "--site",
                          "vmsilent", "--no-network", "--uri", libvirt_uri, "--storage",
                          str(launch_storage), "--virt-type", "qemu", "--boot-timeout", "40",
@@ -237,38 +230,35 @@ def test_a_guest_that_never_reports_hits_the_boot_timeout(
         assert json.loads(done.stdout)["exit_code"] == 21
         assert not domain_exists(libvirt_uri, name)
         assert (launch_storage / "vmsilent" / "console.log").exists()
-    finally:
-        remove_domain(libvirt_uri, name)
 
 
 def test_ctrl_c_leaves_no_domain_behind(
     demo_appliance: DemoAppliance, launch_storage: Path, libvirt_uri: str, inventory: Path,
 ) -> None:
     name = "he-engine-vmsigint"
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    proc = subprocess.Popen(
-        [*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_launch",
-         "--appliance", str(demo_appliance.ova),
-         "--inventory", str(inventory), "--site", "vmsigint", "--no-network", "--uri",
-         libvirt_uri, "--storage", str(launch_storage), "--virt-type", "qemu", *TCG_TIMEOUTS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not domain_exists(libvirt_uri, name):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the domain never appeared"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 130, stderr
-        assert "interrupted" in stderr
-        assert not domain_exists(libvirt_uri, name)
-        assert not (launch_storage / "vmsigint" / "seed").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        remove_domain(libvirt_uri, name)
+    with fresh_domain(libvirt_uri, name):
+        proc = subprocess.Popen(
+            [*INTERRUPTIBLE, sys.executable, "-m", "builder.cli.he_launch",
+             "--appliance", str(demo_appliance.ova),
+             "--inventory", str(inventory), "--site", "vmsigint", "--no-network", "--uri",
+             libvirt_uri, "--storage", str(launch_storage), "--virt-type", "qemu", *TCG_TIMEOUTS],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not domain_exists(libvirt_uri, name):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the domain never appeared"
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 130, stderr
+            assert "interrupted" in stderr
+            assert not domain_exists(libvirt_uri, name)
+            assert not (launch_storage / "vmsigint" / "seed").exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 CHANNEL = "/dev/virtio-ports/org.ovirt.hosted-engine-setup.0"
@@ -302,8 +292,7 @@ def test_a_guest_that_stops_or_hangs_after_reporting_has_its_own_exit_code(
     site = f"vm{ending.replace('-', '')}"
     name = f"he-engine-{site}"
     iso = hand_made_seed(tmp_path / site, site, command)
-    remove_domain(libvirt_uri, name)  # left by a killed earlier run
-    try:
+    with fresh_domain(libvirt_uri, name):
         done = he_launch("--appliance", str(demo_appliance.ova), "--seed", str(iso), "--site",
                          site, "--no-network", "--uri", libvirt_uri, "--storage",
                          str(launch_storage), "--virt-type", "qemu", "--boot-timeout", "400",
@@ -317,5 +306,3 @@ def test_a_guest_that_stops_or_hangs_after_reporting_has_its_own_exit_code(
         transcript = (launch_storage / site / "engine-setup.log").read_text()
         assert "HE_APPLIANCE_NETWORK" in transcript
         assert (launch_storage / site / "console.log").stat().st_size > 0
-    finally:
-        remove_domain(libvirt_uri, name)
