@@ -256,9 +256,11 @@ def appliance_files(meta: ApplianceMeta) -> list[tuple[str, bytes, int]]:
     """(path in the root, content, mode) of every file the appliance adds or replaces."""
     # C.UTF-8 ships with libc: cloud-init's locale module has nothing to generate (minbase has
     # no `locales` package, and the default en_US.UTF-8 makes that module fail).
-    # No sshd in this test image: nothing to generate host keys for.
+    # No sshd in this test image: no host key to generate. An empty `ssh_keys` says so in a
+    # form cloud-init's schema accepts (it refuses an empty `ssh_genkeytypes`, and then warns
+    # "Invalid cloud-config provided" at every boot).
     cloud = {"datasource_list": ["NoCloud", "None"], "locale": "C.UTF-8",
-             "ssh_genkeytypes": [], "ssh_deletekeys": False}
+             "ssh_keys": {}, "ssh_deletekeys": False}
     return [
         # As oVirt's appliance (its 42_ovirt_appliance.cfg): cloud-init never configures the
         # network; NetworkManager does (DHCP on every NIC without a profile, or the seed's

@@ -1,6 +1,8 @@
 """The guest's real programs judge our seeds: Debian's cloud-init 22.4 (its schema check and its
 network-config parser), NetworkManager's nmcli (the NIC's keyfile) and OpenSSH's sshd (the root
-login drop-in).
+login drop-in). The same schema check judges the cloud-init configuration the appliances carry
+(the debian-test image's files, the kickstart's %post): at boot, cloud-init validates it merged
+with the seed's user-data, and warns "Invalid cloud-config provided" if any part is refused.
 
 None of them is installed on the host (NetworkManager would take over the host's network):
 their packages are fetched with `apt-get download` into the cache (once), unpacked with
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -19,11 +22,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from builder.disk.debian_standin import DebianTestBackend, appliance_files
+from builder.disk.registry import create_backend, load_recipe
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.seed.master import RenderedSeed, render_seed
 from builder.seed.network import NM_KEYFILE
 from builder.seed.userdata import SSHD_DROP_IN
+from tests.fixtures.golden import GOLDEN_DIR
 from tests.fixtures.seeds import Secrets
 
 pytestmark = pytest.mark.integration
@@ -118,14 +124,51 @@ def test_cloud_init_schema_accepts_user_data(cloud_init: CloudInit,
     assert "Valid cloud-config" in result.stdout
 
 
-def test_cloud_init_schema_rejects_a_broken_config(cloud_init: CloudInit,
-                                                   tmp_path: Path) -> None:
-    # The check above would be worthless if this cloud-init accepted anything.
+@pytest.mark.parametrize(("config", "said"), [
+    ("chpasswd:\n  users:\n  - name: root\n    type: bogus\n", "chpasswd.users.0"),
+    # What the debian-test image once said for "no host keys": refused at every boot.
+    ("ssh_genkeytypes: []\n", "ssh_genkeytypes: [] is too short"),
+])
+def test_cloud_init_schema_rejects_a_broken_config(cloud_init: CloudInit, config: str,
+                                                   said: str, tmp_path: Path) -> None:
+    # The checks here would be worthless if this cloud-init accepted anything.
     path = tmp_path / "user-data"
-    path.write_text("#cloud-config\nchpasswd:\n  users:\n  - name: root\n    type: bogus\n")
+    path.write_text("#cloud-config\n" + config)
     result = cloud_init("schema", "--config-file", str(path))
     assert result.returncode != 0
-    assert "chpasswd.users.0" in result.stdout + result.stderr
+    assert said in result.stdout + result.stderr
+
+
+def appliance_cloud_configs() -> dict[str, str]:
+    """Every cloud.cfg.d file an appliance ships, by where it comes from and its name."""
+    backend = create_backend(load_recipe("debian-test"))
+    assert isinstance(backend, DebianTestBackend)
+    found = {f"debian-test:{rel}": data.decode()
+             for rel, data, _ in appliance_files(backend.meta)
+             if rel.startswith("etc/cloud/cloud.cfg.d/")}
+    kickstart = (GOLDEN_DIR / "kickstart/kickstart-centos9.ks").read_text()
+    for name, _, body in CLOUD_CFG_HEREDOC.findall(kickstart):
+        found[f"kickstart:{name}"] = body
+    return found
+
+
+CLOUD_CFG_HEREDOC = re.compile(
+    r"^cat > /etc/cloud/cloud\.cfg\.d/(\S+) <<'(\w+)'\n(.*?)^\2$", re.M | re.S)
+
+
+def test_both_appliances_ship_cloud_init_configuration() -> None:
+    assert {name.split(":")[0] for name in appliance_cloud_configs()} == {"debian-test",
+                                                                          "kickstart"}
+
+
+@pytest.mark.parametrize("name", sorted(appliance_cloud_configs()))
+def test_cloud_init_schema_accepts_the_appliance_s_own_configuration(
+        cloud_init: CloudInit, name: str, tmp_path: Path) -> None:
+    path = tmp_path / "cloud.cfg"
+    path.write_text("#cloud-config\n" + appliance_cloud_configs()[name])
+    result = cloud_init("schema", "--config-file", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
 
 
 @pytest.mark.parametrize(("distro", "kind", "expected"), [

@@ -166,6 +166,9 @@ def boot(uri: str, disk: Path, iso: Path, storage: Path, firmware: Firmware,
                           work=storage / name, nic=NicChoice(network=network),
                           mac=stable_mac(name), timeout_s=900)
     assert run.report.final_exit_code() == 0, (run.lines, run.console[-3000:])
+    # The guest's cloud-init validated the image's configuration merged with this seed's.
+    assert "Cloud-init v. " in run.console
+    assert [line for line in run.console.splitlines() if "Invalid cloud-config" in line] == []
     return Report(run)
 
 

@@ -174,6 +174,10 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
         transcript = Path(result["transcript"]).read_text()
         assert "Engine FQDN: engine.vmok.example.com" in transcript
         assert "HE_APPLIANCE_ENGINE_SETUP_RC=0" in transcript
+        # The guest's cloud-init accepted the appliance's configuration merged with the seed.
+        console = Path(result["console_log"]).read_text(errors="replace")
+        assert "Cloud-init v. " in console
+        assert [line for line in console.splitlines() if "Invalid cloud-config" in line] == []
         # The seed (it holds secrets) is ejected and the launcher's copy is gone.
         live = etree.fromstring(subprocess.run(["virsh", "-c", libvirt_uri, "dumpxml", name],
                                                capture_output=True, check=True).stdout)
