@@ -12,6 +12,7 @@ from pathlib import Path
 from builder.console import Console
 from builder.errors import BuilderError, InputError, MissingPrerequisiteError, SecretOnDiskError
 from builder.launch.channel import ChannelReport, Deadlines, connect_channel, read_report
+from builder.launch.guest_console import schema_refusals
 from builder.launch.hostnet import read_host_network
 from builder.launch.image import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
 from builder.launch.options import LaunchOptions
@@ -136,8 +137,12 @@ def run_launch(
         with run.timer.phase("start"):
             handle, virt = start_vm(hv, run, disk, seed, firmware)
         report.virt_type, report.virt_reason = virt
-        with _logs_in_hint(run.paths):
-            channel = stream_report(handle, run, report)
+        try:
+            with _logs_in_hint(run.paths):
+                channel = stream_report(handle, run, report)
+        finally:
+            # A refused runcmd is also why a guest never reports: said before the error.
+            warn_on_refused_configuration(run, report)
         report.exit_status = channel.final_exit_code()
         if report.exit_status == 0:
             # The engine VM stays from here on, even if the health poll gives up.
@@ -154,6 +159,17 @@ def _logs_in_hint(paths: LaunchPaths) -> Iterator[None]:
     except BuilderError as exc:
         exc.hint = exc.hint or f"console log {paths.console_log}, transcript {paths.transcript}"
         raise
+
+
+def warn_on_refused_configuration(run: Launch, report: LaunchReport) -> None:
+    """A seed whose configuration the guest's cloud-init refused (in part) still boots and may
+    still set up the engine: a warning, with where to look."""
+    if not schema_refusals(run.paths.console_log):
+        return
+    warning = ("the guest's cloud-init called its configuration (the appliance's merged with the "
+               "seed's user-data) invalid: some of it may not be applied")
+    report.warnings.append(warning)
+    run.console.note(f"warning: {warning} (console log {run.paths.console_log})")
 
 
 def refuse_or_replace(hv: Hypervisor, name: str, replace: bool, console: Console) -> None:

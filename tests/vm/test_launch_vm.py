@@ -178,6 +178,7 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
         console = Path(result["console_log"]).read_text(errors="replace")
         assert "Cloud-init v. " in console
         assert [line for line in console.splitlines() if "Invalid cloud-config" in line] == []
+        assert result["warnings"] == []
         # The seed (it holds secrets) is ejected and the launcher's copy is gone.
         live = etree.fromstring(subprocess.run(["virsh", "-c", libvirt_uri, "dumpxml", name],
                                                capture_output=True, check=True).stdout)
