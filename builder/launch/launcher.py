@@ -166,8 +166,9 @@ def warn_on_refused_configuration(run: Launch, report: LaunchReport) -> None:
     still set up the engine: a warning, with where to look."""
     if not schema_refusals(run.paths.console_log):
         return
-    warning = ("the guest's cloud-init called its configuration (the appliance's merged with the "
-               "seed's user-data) invalid: some of it may not be applied")
+    warning = ("the guest's cloud-init called its configuration (the seed's user-data, with "
+               "cloud-init before 23.4 the appliance's too) invalid: some of it may not be "
+               "applied")
     report.warnings.append(warning)
     run.console.note(f"warning: {warning} (console log {run.paths.console_log})")
 

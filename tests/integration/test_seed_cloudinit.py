@@ -1,8 +1,9 @@
 """The guest's real programs judge our seeds: Debian's cloud-init 22.4 (its schema check and its
 network-config parser), NetworkManager's nmcli (the NIC's keyfile) and OpenSSH's sshd (the root
 login drop-in). The same schema check judges the cloud-init configuration the appliances carry
-(the debian-test image's files, the kickstart's %post): at boot, cloud-init validates it merged
-with the seed's user-data, and warns "Invalid cloud-config provided" if any part is refused.
+(the debian-test image's files, the kickstart's %post): at boot, cloud-init before 23.4 (this
+22.4 among them) validates it merged with the seed's user-data, and warns "Invalid cloud-config
+provided" if any part is refused; later releases validate the user-data alone.
 
 None of them is installed on the host (NetworkManager would take over the host's network):
 their packages are fetched with `apt-get download` into the cache (once), unpacked with
