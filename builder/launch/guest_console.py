@@ -3,8 +3,8 @@
 cloud-init validates its configuration against its schema at boot (before 23.4, e.g. Debian
 12's 22.4, the appliance's cloud.cfg and cloud.cfg.d merged with the seed's user-data; from 23.4
 on, the user-data alone); what it refuses it only logs, to the console among other places, and
-goes on. The launch reads the console log once the guest has
-reported, so an operator hears of it. Only the fact is kept: the lines themselves may quote
+goes on. The launch reads the console log once the wait for the guest's report is over (however
+it ended), so an operator hears of it. Only the fact is kept: the lines themselves may quote
 configuration values, and the console log stays where it is (mode 0600) for whoever needs them.
 """
 

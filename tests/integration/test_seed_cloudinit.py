@@ -140,6 +140,10 @@ def test_cloud_init_schema_rejects_a_broken_config(cloud_init: CloudInit, config
     assert said in result.stdout + result.stderr
 
 
+CLOUD_CFG_HEREDOC = re.compile(
+    r"^cat > /etc/cloud/cloud\.cfg\.d/(\S+) <<'(\w+)'\n(.*?)^\2$", re.M | re.S)
+
+
 def appliance_cloud_configs() -> dict[str, str]:
     """Every cloud.cfg.d file an appliance ships, by where it comes from and its name."""
     backend = create_backend(load_recipe("debian-test"))
@@ -153,20 +157,19 @@ def appliance_cloud_configs() -> dict[str, str]:
     return found
 
 
-CLOUD_CFG_HEREDOC = re.compile(
-    r"^cat > /etc/cloud/cloud\.cfg\.d/(\S+) <<'(\w+)'\n(.*?)^\2$", re.M | re.S)
+APPLIANCE_CLOUD_CONFIGS = appliance_cloud_configs()
 
 
 def test_both_appliances_ship_cloud_init_configuration() -> None:
-    assert {name.split(":")[0] for name in appliance_cloud_configs()} == {"debian-test",
-                                                                          "kickstart"}
+    assert {name.split(":")[0] for name in APPLIANCE_CLOUD_CONFIGS} == {"debian-test",
+                                                                        "kickstart"}
 
 
-@pytest.mark.parametrize("name", sorted(appliance_cloud_configs()))
+@pytest.mark.parametrize("name", sorted(APPLIANCE_CLOUD_CONFIGS))
 def test_cloud_init_schema_accepts_the_appliance_s_own_configuration(
         cloud_init: CloudInit, name: str, tmp_path: Path) -> None:
     path = tmp_path / "cloud.cfg"
-    path.write_text("#cloud-config\n" + appliance_cloud_configs()[name])
+    path.write_text("#cloud-config\n" + APPLIANCE_CLOUD_CONFIGS[name])
     result = cloud_init("schema", "--config-file", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
