@@ -149,6 +149,8 @@ def start_sshd(home: Path, host: Host, client_pub: Path) -> str:
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
     authorized = home / "authorized_keys"
     authorized.write_text(client_pub.read_text())
+    scratch = home / "tmp"
+    scratch.mkdir(mode=0o700)
     config = home / "sshd_config"
     config.write_text(
         f"ListenAddress {host.address}:22\n"
@@ -163,6 +165,9 @@ def start_sshd(home: Path, host: Host, client_pub: Path) -> str:
         # The test's files live under /tmp (world-writable): sshd's ownership checks would refuse.
         "StrictModes no\n"
         "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        # The host's temporary files (Ansible's module payloads, which a SIGKILLed async job
+        # leaves behind) stay in the test's directory, not in this machine's /tmp.
+        f"SetEnv TMPDIR={scratch}\n"
         "LogLevel VERBOSE\n")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     run("ip", "netns", "exec", host.name, SSHD, "-f", str(config), "-E", str(home / "sshd.log"))

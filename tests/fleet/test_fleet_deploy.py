@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ def left_behind(run_: FleetRun) -> list[Path]:
     """Seed copies anywhere: on the hosts (placed and he-launch's), on the controller."""
     return [*run_.remote_dir.glob("*/seed.iso"), *run_.storage.glob("*/seed.iso"),
             *run_.out.glob("*/seed")]
+
+
+def ansible_payloads_in_machine_tmp() -> set[Path]:
+    """AnsiballZ's payload directories in this machine's temporary directory: a module that
+    Ansible's async limit SIGKILLs leaves its own there (ansible-core's, not the role's)."""
+    return set(Path(tempfile.gettempdir()).glob("ansible_*_payload_*"))
 
 
 def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
@@ -119,6 +126,7 @@ def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
         tmp_path: Path, collections_path: Path) -> None:
     """he-launch's own timeouts normally end it; when Ansible's async limit stops it first
     (SIGKILL: no cleanup of its own), the role removes what it left: here its seed copy."""
+    payloads_before = ansible_payloads_in_machine_tmp()
     with ssh_fleet(tmp_path / "net", 1) as fleet:
         run_ = prepare_run(tmp_path, fleet, [SiteSpec("echo", fleet.hosts[0].address)],
                            collections=collections_path)
@@ -146,6 +154,11 @@ def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
         assert cleaned["error"] == kept["error"]
         assert not copy_of_he_launch.exists()
         assert left_behind(run_) == []
+        # The test host's temporary directory is the test's own (its sshd's SetEnv TMPDIR): the
+        # stopped module's payload is left there, not in this machine's /tmp.
+        host_tmp = tmp_path / "net" / fleet.hosts[0].name / "tmp"
+        assert list(host_tmp.glob("ansible_*_payload_*")), f"no module payload in {host_tmp}"
+    assert ansible_payloads_in_machine_tmp() <= payloads_before
 
 
 def test_test_hosts_are_removed_even_after_a_failure(tmp_path: Path) -> None:
