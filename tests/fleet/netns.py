@@ -33,6 +33,7 @@ SSHD = "/usr/sbin/sshd"
 class Host:
     name: str       # its namespace
     address: str
+    temp_dir: Path  # TMPDIR of its SSH sessions (its sshd's SetEnv), inside the test's directory
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def ssh_fleet(workdir: Path, count: int) -> Iterator[Fleet]:
         hosts: list[Host] = []
         known: list[str] = []
         for index in range(1, count + 1):
-            host = Host(f"{tag}-h{index}", f"{SUBNET}.{10 + index}")
+            name = f"{tag}-h{index}"
+            host = Host(name, f"{SUBNET}.{10 + index}", workdir / name / "tmp")
             make_host(controller, host, index, created)
             hosts.append(host)
             known.append(start_sshd(workdir / host.name, host, key.with_suffix(".pub")))
@@ -149,8 +151,7 @@ def start_sshd(home: Path, host: Host, client_pub: Path) -> str:
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
     authorized = home / "authorized_keys"
     authorized.write_text(client_pub.read_text())
-    scratch = home / "tmp"
-    scratch.mkdir(mode=0o700)
+    host.temp_dir.mkdir(mode=0o700)
     config = home / "sshd_config"
     config.write_text(
         f"ListenAddress {host.address}:22\n"
@@ -167,7 +168,7 @@ def start_sshd(home: Path, host: Host, client_pub: Path) -> str:
         "Subsystem sftp /usr/lib/openssh/sftp-server\n"
         # The host's temporary files (Ansible's module payloads, which a SIGKILLed async job
         # leaves behind) stay in the test's directory, not in this machine's /tmp.
-        f"SetEnv TMPDIR={scratch}\n"
+        f"SetEnv TMPDIR={host.temp_dir}\n"
         "LogLevel VERBOSE\n")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
     run("ip", "netns", "exec", host.name, SSHD, "-f", str(config), "-E", str(home / "sshd.log"))

@@ -58,10 +58,10 @@ def left_behind(run_: FleetRun) -> list[Path]:
             *run_.out.glob("*/seed")]
 
 
-def ansible_payloads_in_machine_tmp() -> set[Path]:
-    """AnsiballZ's payload directories in this machine's temporary directory: a module that
-    Ansible's async limit SIGKILLs leaves its own there (ansible-core's, not the role's)."""
-    return set(Path(tempfile.gettempdir()).glob("ansible_*_payload_*"))
+def ansible_payloads(directory: Path) -> set[Path]:
+    """AnsiballZ's payload directories in a temporary directory: a module that Ansible's async
+    limit SIGKILLs leaves its own there (ansible-core's, not the role's)."""
+    return set(directory.glob("ansible_*_payload_*"))
 
 
 def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
@@ -126,7 +126,8 @@ def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
         tmp_path: Path, collections_path: Path) -> None:
     """he-launch's own timeouts normally end it; when Ansible's async limit stops it first
     (SIGKILL: no cleanup of its own), the role removes what it left: here its seed copy."""
-    payloads_before = ansible_payloads_in_machine_tmp()
+    machine_tmp = Path(tempfile.gettempdir())
+    payloads_before = ansible_payloads(machine_tmp)
     with ssh_fleet(tmp_path / "net", 1) as fleet:
         run_ = prepare_run(tmp_path, fleet, [SiteSpec("echo", fleet.hosts[0].address)],
                            collections=collections_path)
@@ -156,9 +157,9 @@ def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
         assert left_behind(run_) == []
         # The test host's temporary directory is the test's own (its sshd's SetEnv TMPDIR): the
         # stopped module's payload is left there, not in this machine's /tmp.
-        host_tmp = tmp_path / "net" / fleet.hosts[0].name / "tmp"
-        assert list(host_tmp.glob("ansible_*_payload_*")), f"no module payload in {host_tmp}"
-    assert ansible_payloads_in_machine_tmp() <= payloads_before
+        host_tmp = fleet.hosts[0].temp_dir
+        assert ansible_payloads(host_tmp), f"no module payload in {host_tmp}"
+    assert ansible_payloads(machine_tmp) <= payloads_before
 
 
 def test_test_hosts_are_removed_even_after_a_failure(tmp_path: Path) -> None:
