@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.inventory_load [--sites 1000] [--rounds 7]
 
 Ours: `load_inventory` (bounded read, YAML built from libyaml's events with the line of every
-key, defaults merged, pydantic validation, cross-site checks). Reference: `yaml.load(text,
+key, defaults merged, every field checked, cross-site checks). Reference: `yaml.load(text,
 Loader=yaml.CSafeLoader)`, which only parses. Rounds alternate between the two; times are CPU
 time of this process (steadier than wall time on a shared machine). Prints the best and median
 of each and the ratio of the best.

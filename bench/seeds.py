@@ -42,6 +42,7 @@ import yaml
 
 from bench import run_bench
 from bench.startup import compile_package
+from builder.inventory.fields import parse
 from builder.inventory.models import Site
 from builder.run import require_tool, run
 from builder.seed.master import SeedArtifacts, build_seeds, master_seed
@@ -83,7 +84,7 @@ def site_fields(index: int) -> dict[str, Any]:
 
 
 def generated_site(index: int) -> Site:
-    return Site.model_validate(site_fields(index))
+    return parse(Site, site_fields(index))
 
 
 def secrets_of(name: str) -> BenchSecrets:

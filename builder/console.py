@@ -60,8 +60,7 @@ class Console:
         """A command's result: `data` as JSON with --json, else `text` for people."""
         self._end_progress_line()
         if self.json_mode:
-            json.dump(data, self.out, indent=2, sort_keys=True)
-            self.out.write("\n")
+            self.out.write(as_json(data))
         elif text:
             self.out.write(text.rstrip("\n") + "\n")
         self.out.flush()
@@ -69,8 +68,12 @@ class Console:
     def emit_error(self, prog: str, data: dict[str, Any], lines: list[str]) -> None:
         self._end_progress_line()
         if self.json_mode:
-            json.dump(data, self.out, indent=2, sort_keys=True)
-            self.out.write("\n")
+            self.out.write(as_json(data))
             self.out.flush()
         for line in lines:
             print(f"{prog}: {line}", file=self.err, flush=True)
+
+
+def as_json(data: dict[str, Any]) -> str:
+    """The --json document: indented, keys sorted, one write (json.dump writes each token)."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

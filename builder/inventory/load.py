@@ -9,12 +9,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pydantic import ValidationError
-
 from builder.errors import InputError
 from builder.inventory.checks import check_conflicts, check_network, check_site
-from builder.inventory.models import SITE_NAME_PATTERN, Network, Site
-from builder.inventory.problems import PATTERN_MESSAGES, Problem, from_validation_error
+from builder.inventory.fields import check
+from builder.inventory.models import PATTERN_MESSAGES, SITE_NAME_PATTERN, Network, Site
+from builder.inventory.problems import Problem
 from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_site_secrets
 from builder.inventory.source import (
     LineDict,
@@ -168,14 +167,12 @@ def check_defaults(defaults: LineDict, report: Report) -> LineDict:
     bad = {key for key in NOT_IN_DEFAULTS if key in defaults}
     for key in sorted(bad):
         report.add(defaults.key_lines[key], "defaults", (key,), "set per site, not in defaults")
-    try:
-        Site.model_validate({**DEFAULTS_PROBE, **without(defaults, bad)})
-    except ValidationError as exc:
-        for problem in from_validation_error(exc):
-            line, _ = line_of(defaults, problem.path)
-            report.add(line or defaults.line, "defaults", problem.path, problem.message)
-            if problem.path:
-                bad.add(str(problem.path[0]))
+    _, problems = check(Site, {**DEFAULTS_PROBE, **without(defaults, bad)})
+    for problem in problems:
+        line, _ = line_of(defaults, problem.path)
+        report.add(line or defaults.line, "defaults", problem.path, problem.message)
+        if problem.path:
+            bad.add(str(problem.path[0]))
     return without(defaults, bad)
 
 
@@ -217,29 +214,27 @@ def build_site(entry: SiteEntry, report: Report, files: SecretFiles | None = Non
         entry.report(report, shape)
         return None
     merged = {**deep_merge(entry.defaults, entry.raw), "name": entry.name}
-    try:
-        site = Site.model_validate(merged)
-    except ValidationError as exc:
-        for problem in [*from_validation_error(exc), *check_network_alone(merged)]:
+    site, problems = check(Site, merged)
+    if site is None:
+        for problem in [*problems, *check_network_alone(merged)]:
             entry.report(report, problem)
         return None
-    problems = check_site(site, files)
-    for problem in problems:
+    rules = check_site(site, files)
+    for problem in rules:
         entry.report(report, problem)
-    return None if problems else site
+    return None if rules else site
 
 
 def check_network_alone(merged: Mapping[str, Any]) -> list[Problem]:
     """When other fields fail, still check the network section, so all problems show at once."""
-    try:
-        network = Network.model_validate(merged.get("network", {}))
-    except ValidationError:
+    network, _ = check(Network, merged.get("network", {}))
+    if network is None:
         return []  # already reported by the site's validation
     return check_network(network)
 
 
 def check_entry_shape(entry: SiteEntry) -> Problem | None:
-    """A site name pydantic can't see (it is a key) and a body that must be a mapping."""
+    """A site name the record can't see (it is a key) and a body that must be a mapping."""
     if not isinstance(entry.name, str) or not re.match(SITE_NAME_PATTERN, entry.name):
         return Problem(("name",), PATTERN_MESSAGES[SITE_NAME_PATTERN].format(input=entry.name))
     if not isinstance(entry.raw, LineDict):

@@ -1,28 +1,44 @@
-"""Frozen, typed site models: every step after loading takes these, never raw dicts.
+"""Frozen, typed site records: every step after loading takes these, never raw dicts.
 
-The pydantic models are also the source of the inventory's JSON Schema.
+Each field names its kind (builder/inventory/fields.py): how the YAML value is checked and
+converted, with which message when it is not right. The same table is the inventory's JSON
+Schema.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
-from typing import Annotated, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
+from builder.inventory.fields import (
+    Boolean,
+    Checked,
+    Choice,
+    Integer,
+    Ip,
+    Items,
+    Optional,
+    Record,
+    SecretReference,
+    Table,
+    Text,
+    field,
 )
-
 from builder.inventory.otopi import ANSWER_KEY_PATTERN
+from builder.inventory.patterns import (
+    FQDN_PATTERN,
+    HOST_NAME_PATTERN,
+    INSTANCE_ID_PATTERN,
+    INTERFACE_PATTERN,
+    MAC_PATTERN,
+    REFERENCE_PATTERN,
+    SITE_NAME_PATTERN,
+)
 from builder.inventory.syntax import (
     ANSWER_TYPES,
-    HOST_NAME_PATTERN,
     answer_value_matches,
     answer_value_problem,
     check_admin_user,
@@ -38,109 +54,124 @@ from builder.inventory.syntax import (
 )
 from builder.repro import stable_mac
 
-__all__ = ["ANSWER_KEY_PATTERN", "HOST_NAME_PATTERN"]  # re-exported: patterns live with checks
+# Re-exported: the records' patterns, with the messages that name them below.
+__all__ = ["ANSWER_KEY_PATTERN", "FQDN_PATTERN", "HOST_NAME_PATTERN", "INSTANCE_ID_PATTERN",
+           "INTERFACE_PATTERN", "MAC_PATTERN", "REFERENCE_PATTERN", "SITE_NAME_PATTERN"]
 
-FQDN_PATTERN = (
-    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
-)
-MAC_PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
-REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|prompt)$"
-SITE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
-INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-# A Linux interface name (IFNAMSIZ: 15 characters), not '.' or '..'.
-INTERFACE_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$"
+PATTERN_MESSAGES: dict[str, str] = {
+    FQDN_PATTERN: "not a fully qualified domain name: {input!r}",
+    MAC_PATTERN: "not a MAC address like 00:16:3e:12:34:56: {input!r}",
+    ANSWER_KEY_PATTERN: "key {input!r} is not SECTION/name or QUESTION/N/name "
+    "(e.g. OVESETUP_CONFIG/fqdn)",
+    SITE_NAME_PATTERN: "{input!r} is not a site name "
+    "(lowercase letters, digits and '-', starting with a letter)",
+    HOST_NAME_PATTERN: "not a host name or FQDN: {input!r}",
+    INSTANCE_ID_PATTERN: "not an instance-id (letters, digits, '.', '_', '-'): {input!r}",
+    INTERFACE_PATTERN: "not an interface name (at most 15 letters, digits, '.', '_', "
+    "'-'): {input!r}",
+}
 
-# Every text type refuses control characters first (check_line): a pattern's `$` would let a
+
+def line_text(pattern: str | None = None, *, after: tuple[Callable[[Any], Any], ...] = (),
+              lower: bool = False) -> Text:
+    """One line of text (check_line first), matching `pattern`, then the `after` checks."""
+    before = (check_line, lower_text) if lower else (check_line,)
+    if pattern is None:
+        return Text(before=before, after=after)
+    return Text(pattern, PATTERN_MESSAGES[pattern], before=before, after=after)
+
+
+# Every text kind refuses control characters first (check_line): a pattern's `$` would let a
 # trailing line break through, and a message about the character is clearer than a pattern's.
-Fqdn = Annotated[str, StringConstraints(pattern=FQDN_PATTERN), BeforeValidator(check_line)]
+FQDN = line_text(FQDN_PATTERN)
 # Lowered before the pattern check, so 00:16:3E:... is accepted and stored as 00:16:3e:...
-Mac = Annotated[str, StringConstraints(pattern=MAC_PATTERN), BeforeValidator(lower_text),
-                BeforeValidator(check_line)]
-SecretRef = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN),
-                      AfterValidator(check_secret_reference)]
-SiteName = Annotated[str, StringConstraints(pattern=SITE_NAME_PATTERN), BeforeValidator(check_line)]
-HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN), BeforeValidator(check_line)]
-HostOrIp = Annotated[str, AfterValidator(check_host_or_ip), BeforeValidator(check_line)]
-Interface = Annotated[str, StringConstraints(pattern=INTERFACE_PATTERN),
-                      BeforeValidator(check_line)]
-IpAddress = Annotated[IPv4Address | IPv6Address, BeforeValidator(parse_ip)]
-AnswerKey = Annotated[str, StringConstraints(pattern=ANSWER_KEY_PATTERN),
-                      BeforeValidator(check_line)]
-Timezone = Annotated[str, AfterValidator(check_timezone), BeforeValidator(check_line)]
-SshKey = Annotated[str, AfterValidator(check_ssh_key), BeforeValidator(check_line)]
-AnswerValue = Annotated[str | bool | int | list[str] | None, BeforeValidator(check_answer_shape)]
-InstanceId = Annotated[str, StringConstraints(pattern=INSTANCE_ID_PATTERN),
-                       BeforeValidator(check_line)]
-Organization = Annotated[str, AfterValidator(check_organization), BeforeValidator(check_line)]
-AdminUser = Annotated[str, AfterValidator(check_admin_user), BeforeValidator(check_line)]
+MAC = line_text(MAC_PATTERN, lower=True)
+SECRET_REFERENCE = SecretReference(REFERENCE_PATTERN, check_secret_reference)
+HOST_NAME = line_text(HOST_NAME_PATTERN)
+IP_ADDRESS = Checked((parse_ip,), {"type": "string", "anyOf": [{"format": "ipv4"},
+                                                               {"format": "ipv6"}]})
+ANSWER_VALUE = Checked((check_answer_shape,), {"anyOf": [
+    {"type": "string"}, {"type": "boolean"}, {"type": "integer"},
+    {"type": "array", "items": {"type": "string"}}, {"type": "null"}]})
 
 
-class Frozen(BaseModel):
-    # python-re: the FQDN and host name patterns need look-arounds, which the default lacks.
-    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+@dataclass(frozen=True, kw_only=True)
+class StaticIPv4:
+    """A static IPv4 address and its gateway."""
+
+    address: IPv4Interface = field(Ip(IPv4Interface),
+                                   description="address with prefix, e.g. 192.0.2.10/24")
+    gateway: IPv4Address | None = field(Optional(Ip(IPv4Address)), None)
 
 
-class StaticIPv4(Frozen):
-    address: IPv4Interface = Field(description="address with prefix, e.g. 192.0.2.10/24")
-    gateway: IPv4Address | None = None
+@dataclass(frozen=True, kw_only=True)
+class StaticIPv6:
+    """A static IPv6 address and its gateway."""
+
+    address: IPv6Interface = field(Ip(IPv6Interface),
+                                   description="address with prefix, e.g. 2001:db8::10/64")
+    gateway: IPv6Address | None = field(Optional(Ip(IPv6Address)), None)
 
 
-class StaticIPv6(Frozen):
-    address: IPv6Interface = Field(description="address with prefix, e.g. 2001:db8::10/64")
-    gateway: IPv6Address | None = None
-
-
-class Network(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Network:
     """DHCP with a fixed MAC, or static IPv4 and/or IPv6."""
 
-    mode: Literal["dhcp", "static"] = "dhcp"
-    mac: Mac | None = Field(default=None, description="derived from the site name when absent")
-    interface: Interface = "eth0"
-    ipv4: StaticIPv4 | None = None
-    ipv6: StaticIPv6 | None = None
-    dns_servers: tuple[IpAddress, ...] = ()
-    search_domains: tuple[Fqdn, ...] = ()
+    mode: Literal["dhcp", "static"] = field(Choice(("dhcp", "static")), "dhcp")
+    mac: str | None = field(Optional(MAC), None,
+                            description="derived from the site name when absent")
+    interface: str = field(line_text(INTERFACE_PATTERN), "eth0")
+    ipv4: StaticIPv4 | None = field(Optional(Record(StaticIPv4)), None)
+    ipv6: StaticIPv6 | None = field(Optional(Record(StaticIPv6)), None)
+    dns_servers: tuple[IPv4Address | IPv6Address, ...] = field(Items(IP_ADDRESS), ())
+    search_domains: tuple[str, ...] = field(Items(FQDN), ())
 
 
-class HostEntry(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class HostEntry:
     """One /etc/hosts line in the engine VM (e.g. the hosts, when there is no local DNS)."""
 
-    ip: IpAddress
-    names: tuple[HostName, ...] = Field(min_length=1)
+    ip: IPv4Address | IPv6Address = field(IP_ADDRESS)
+    names: tuple[str, ...] = field(Items(HOST_NAME, min_length=1))
 
 
-class TypedAnswer(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class TypedAnswer:
     """A free-form answer-file key with its otopi type."""
 
-    type: Literal["str", "bool", "int", "none", "multi-str"]
-    value: AnswerValue = None
-
-    @model_validator(mode="after")
-    def _value_fits_type(self) -> TypedAnswer:
-        if not answer_value_matches(self.type, self.value):
-            raise ValueError(f"value {self.value!r} is not {ANSWER_TYPES[self.type]} "
-                             f"(type: {self.type})")
-        problem = answer_value_problem(self.type, self.value)
-        if problem is not None:
-            raise ValueError(f"the {self.type} value {problem}")
-        return self
+    type: Literal["str", "bool", "int", "none", "multi-str"] = field(
+        Choice(("str", "bool", "int", "none", "multi-str")))
+    value: str | bool | int | list[str] | None = field(ANSWER_VALUE, None)
 
 
-class EngineOptions(Frozen):
+def typed_answer_problem(answer: TypedAnswer) -> str | None:
+    """Why the value does not fit the declared type, or would not read back (None: fine)."""
+    if not answer_value_matches(answer.type, answer.value):
+        return (f"value {answer.value!r} is not {ANSWER_TYPES[answer.type]} "
+                f"(type: {answer.type})")
+    problem = answer_value_problem(answer.type, answer.value)
+    return None if problem is None else f"the {answer.type} value {problem}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineOptions:
     """The engine-setup options hosted-engine sets in its answer file."""
 
-    organization: Organization | None = Field(
-        default=None, description="PKI organization (at most 64 characters); default: the "
-        "FQDN's domain")
-    application_mode: Literal["both", "virt", "gluster"] = "both"
-    storage_type: Literal["nfs", "fc", "iscsi", "posixfs", "glusterfs"] = "nfs"
-    firewall_manager: Literal["firewalld", "iptables"] | None = "firewalld"
-    admin_user: AdminUser = Field(default="admin@internal",
-                                  description="engine-setup creates admin@internal only")
-    configure_websocket_proxy: bool = True
-    configure_vmconsole_proxy: bool = True
-    configure_grafana: bool = False
-    configure_dwh: bool = True
+    organization: str | None = field(
+        Optional(line_text(after=(check_organization,))), None,
+        description="PKI organization (at most 64 characters); default: the FQDN's domain")
+    application_mode: Literal["both", "virt", "gluster"] = field(
+        Choice(("both", "virt", "gluster")), "both")
+    storage_type: Literal["nfs", "fc", "iscsi", "posixfs", "glusterfs"] = field(
+        Choice(("nfs", "fc", "iscsi", "posixfs", "glusterfs")), "nfs")
+    firewall_manager: Literal["firewalld", "iptables"] | None = field(
+        Optional(Choice(("firewalld", "iptables"))), "firewalld")
+    admin_user: str = field(line_text(after=(check_admin_user,)), "admin@internal",
+                            description="engine-setup creates admin@internal only")
+    configure_websocket_proxy: bool = field(Boolean(), True)
+    configure_vmconsole_proxy: bool = field(Boolean(), True)
+    configure_grafana: bool = field(Boolean(), False)
+    configure_dwh: bool = field(Boolean(), True)
 
 
 # --- Fleet deployment (the Ansible inventory plugin reads these; seeds do not) ---------------
@@ -177,48 +208,50 @@ def check_label(value: str) -> str:
     return value
 
 
-DeployAddress = Annotated[str, AfterValidator(check_deploy_address)]
-DeployUser = Annotated[str, AfterValidator(check_deploy_user)]
-Label = Annotated[str, AfterValidator(check_label)]
-
-
-class DeployHost(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class DeployHost:
     """How Ansible reaches the site's first host, where he-launch runs."""
 
-    address: DeployAddress | None = Field(
-        default=None, description="IP address, host name or FQDN of the site's first host "
-        "(required; may be left to each site when defaults give the rest)")
-    user: DeployUser = Field(default="root", description="SSH user")
-    port: int = Field(default=22, ge=1, le=65535, description="SSH port")
-    become: bool = Field(default=False, description="run the deployment with sudo (become)")
+    address: str | None = field(
+        Optional(Text(after=(check_deploy_address,))), None,
+        description="IP address, host name or FQDN of the site's first host (required; may "
+        "be left to each site when defaults give the rest)")
+    user: str = field(Text(after=(check_deploy_user,)), "root", description="SSH user")
+    port: int = field(Integer(ge=1, le=65535), 22, description="SSH port")
+    become: bool = field(Boolean(), False,
+                         description="run the deployment with sudo (become)")
 
 
-class Site(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Site:
     """One site's engine VM, fully resolved (defaults merged, MAC derived, secrets still refs)."""
 
-    name: SiteName
-    fqdn: Fqdn
-    vcpus: int = Field(default=4, ge=1, le=512)
-    memory_mib: int = Field(default=16384, ge=1024)
-    network: Network = Network()
-    hosts_entries: tuple[HostEntry, ...] = ()
-    timezone: Timezone = "UTC"
-    ntp_servers: tuple[HostOrIp, ...] = ()
-    ssh_keys: tuple[SshKey, ...] = ()
-    root_ssh: Literal["key", "password"] = Field(
-        default="key", description="key: root logs in over SSH with a key only; password: "
-        "also with the root password (PermitRootLogin yes)")
-    root_password: SecretRef
-    admin_password: SecretRef
-    engine: EngineOptions = EngineOptions()
-    extra_answers: dict[AnswerKey, TypedAnswer] = Field(default_factory=dict)
-    instance_id: InstanceId | None = Field(
-        default=None, description="pins meta-data's instance-id; derived from the seed when absent"
-    )
-    deploy_host: DeployHost | None = Field(
-        default=None, description="where the fleet playbook deploys this site (Ansible)")
-    labels: tuple[Label, ...] = Field(
-        default=(), description="names that become Ansible groups of this site")
+    name: str = field(line_text(SITE_NAME_PATTERN))
+    fqdn: str = field(FQDN)
+    vcpus: int = field(Integer(ge=1, le=512), 4)
+    memory_mib: int = field(Integer(ge=1024), 16384)
+    network: Network = field(Record(Network), Network())
+    hosts_entries: tuple[HostEntry, ...] = field(Items(Record(HostEntry)), ())
+    timezone: str = field(line_text(after=(check_timezone,)), "UTC")
+    ntp_servers: tuple[str, ...] = field(Items(line_text(after=(check_host_or_ip,))), ())
+    ssh_keys: tuple[str, ...] = field(Items(line_text(after=(check_ssh_key,))), ())
+    root_ssh: Literal["key", "password"] = field(
+        Choice(("key", "password")), "key", description="key: root logs in over SSH with a "
+        "key only; password: also with the root password (PermitRootLogin yes)")
+    root_password: str = field(SECRET_REFERENCE)
+    admin_password: str = field(SECRET_REFERENCE)
+    engine: EngineOptions = field(Record(EngineOptions), EngineOptions())
+    extra_answers: Mapping[str, TypedAnswer] = field(
+        Table(line_text(ANSWER_KEY_PATTERN), Record(TypedAnswer, typed_answer_problem)), {})
+    instance_id: str | None = field(
+        Optional(line_text(INSTANCE_ID_PATTERN)), None,
+        description="pins meta-data's instance-id; derived from the seed when absent")
+    deploy_host: DeployHost | None = field(
+        Optional(Record(DeployHost)), None,
+        description="where the fleet playbook deploys this site (Ansible)")
+    labels: tuple[str, ...] = field(
+        Items(Text(after=(check_label,))), (),
+        description="names that become Ansible groups of this site")
 
     @property
     def hostname(self) -> str:

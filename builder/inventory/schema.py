@@ -1,9 +1,10 @@
-"""The JSON Schema of the inventory file (defaults + sites), derived from the Site model."""
+"""The JSON Schema of the inventory file (defaults + sites), from the Site record's fields."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from builder.inventory.fields import json_schema
 from builder.inventory.models import SITE_NAME_PATTERN, Site
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -13,7 +14,7 @@ def render_schema() -> dict[str, Any]:
     """For editors: a site entry is a Site without `name` (its key) and with only `fqdn` required,
     since the defaults may supply the rest; the defaults are a Site without name/fqdn/instance_id.
     """
-    site = Site.model_json_schema()
+    site = json_schema(Site)
     defs: dict[str, Any] = site.pop("$defs", {})
     fields = {key: value for key, value in site["properties"].items() if key != "name"}
     entry = {**site, "title": "Site", "properties": fields, "required": ["fqdn"],

@@ -1,4 +1,4 @@
-"""Field validators for the inventory models: short, human messages instead of pydantic dumps."""
+"""Value checks for the inventory's fields: each raises ValueError with a short, human message."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import zoneinfo
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from pydantic_core import PydanticCustomError
-
 from builder.inventory.otopi import int_problem, multi_str_problem, str_problem
+from builder.inventory.patterns import HOST_NAME_PATTERN
 
 # Key types OpenSSH accepts in authorized_keys.
 SSH_KEY_TYPES = frozenset({
@@ -41,10 +40,6 @@ ANSWER_TYPES: dict[str, str] = {
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # X.520's upper bound for an organization name; openssl refuses longer ones.
 MAX_ORGANIZATION = 64
-# A short host name (one label) or an FQDN, as /etc/hosts accepts.
-HOST_NAME_PATTERN = (
-    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$"
-)
 HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
 
 
@@ -69,11 +64,10 @@ def check_secret_reference(value: str) -> str:
     """What a reference's pattern can't say; the messages never echo the value."""
     found = CONTROL_RE.search(value)
     if found:
-        raise PydanticCustomError("secret_reference", "contains the control character "
-                                  + describe_char(found.group()))
+        raise ValueError("contains the control character " + describe_char(found.group()))
     if value.startswith("file:~"):
-        raise PydanticCustomError(
-            "secret_reference", "'~' is not expanded in file: references; write the path "
+        raise ValueError(
+            "'~' is not expanded in file: references; write the path "
             "relative to the inventory's directory, or absolute (with --allow-secrets-from)")
     return value
 

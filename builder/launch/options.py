@@ -17,21 +17,24 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from builder.errors import InputError
+from builder.inventory.patterns import (
+    FQDN_PATTERN,
+    INTERFACE_PATTERN,
+    MAC_PATTERN,
+    SITE_NAME_PATTERN,
+)
 from builder.virt.domain import VirtChoice
 
 DEFAULT_URI = "qemu:///system"
 DEFAULT_STORAGE = Path("/var/tmp/he-launch")
 HINT = "see he-launch --help"
 
-# The inventory's patterns (builder.inventory.models), repeated so that checking he-launch's
-# options does not import pydantic (~0.3 s); a unit test keeps the two in step. Matched with
-# fullmatch: a `$` alone lets a trailing line break through.
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-FQDN_RE = re.compile(
-    r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$"
-)
-SITE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-INTERFACE_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$")
+# The inventory's own patterns, matched with fullmatch: a `$` alone lets a trailing line break
+# through.
+MAC_RE = re.compile(MAC_PATTERN)
+FQDN_RE = re.compile(FQDN_PATTERN)
+SITE_NAME_RE = re.compile(SITE_NAME_PATTERN)
+INTERFACE_RE = re.compile(INTERFACE_PATTERN)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Whitespace and control characters (C0, C1, line and paragraph separators, lone surrogates).
 BLANK_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")

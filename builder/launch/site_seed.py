@@ -1,4 +1,4 @@
-"""A seed rendered on the spot from the inventory (pydantic, Jinja2: loaded only for this)."""
+"""A seed rendered on the spot from the inventory (Jinja2: loaded only for this)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from builder.errors import InputError
+from builder.inventory.fields import parse, to_json
 from builder.inventory.load import Inventory, load_inventory
 from builder.inventory.models import Site
+from builder.inventory.problems import InvalidFields
 from builder.launch.hostnet import HostNetwork
 from builder.launch.seeding import SeedPlan, attach_copy
 from builder.launch.storage import StorageModes
@@ -78,12 +78,12 @@ def apply_host_network(site: Site, host: HostNetwork, address: IPv4Address | Non
                   host.address.network.broadcast_address):
         raise InputError(f"--network-from-host: {chosen} is the host's own, the network's or "
                          f"the broadcast address of {host.address.network}")
-    network = {**site.network.model_dump(), "mode": "static",
+    network = {**to_json(site.network), "mode": "static",
                "ipv4": {"address": vm_address, "gateway": host.gateway},
                "dns_servers": host.dns_servers or site.network.dns_servers}
     # Validated again as a whole site: the inventory's rules hold for what the host adds.
     try:
-        return Site.model_validate({**site.model_dump(), "network": network})
-    except ValidationError as exc:
+        return parse(Site, {**to_json(site), "network": network})
+    except InvalidFields as exc:
         raise InputError(f"--network-from-host: site {site.name}: "
-                         f"{exc.errors(include_url=False)[0]['msg']}") from None
+                         f"{exc.problems[0].message}") from None

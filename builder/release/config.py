@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.errors import InputError
-from builder.inventory.problems import describe, from_validation_error
+from builder.inventory.problems import TYPE_MESSAGES, kind_of
 from builder.inventory.source import dotted, duplicate_problems, line_of, read_yaml_file
 from builder.inventory.syntax import check_line
 
@@ -171,20 +171,31 @@ def problem_message(error: Any) -> str:
     return describe(error)
 
 
+def describe(error: Any) -> str:
+    """The message for one pydantic error, never pydantic's multi-line text."""
+    if error["type"] in TYPE_MESSAGES:
+        return TYPE_MESSAGES[error["type"]].format(
+            input=error.get("input"), kind=kind_of(error.get("input")), **(error.get("ctx") or {}))
+    return str(error["msg"]).removeprefix("Value error, ").splitlines()[0]
+
+
 def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str]:
-    """One `FILE:LINE: field: message` per error, in line order."""
+    """One `FILE:LINE: field: message` per error, in line order; a list's "must not be empty"
+    is left out when one of its items has a problem (pydantic counts only the valid items)."""
     found: list[tuple[int, str]] = []
-    problems = {p.path: p.message for p in from_validation_error(exc)}
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    problems = {tuple(part for part in error["loc"] if part != "[key]") for error in errors}
+    for error in errors:
         loc = tuple(part for part in error["loc"] if part != "[key]")
-        if loc not in problems:
+        if loc not in problems or (error["type"] == "too_short" and any(
+                len(other) > len(loc) and other[: len(loc)] == loc for other in problems)):
             continue
         line, _ = line_of(tree, loc)
         field = dotted(loc)
         message = problem_message(error)
         found.append((line or 1, f"{path}:{line or 1}: {field}: {message}" if field
                       else f"{path}:{line or 1}: {message}"))
-        problems.pop(loc)
+        problems.discard(loc)
     return [text for _, text in sorted(found, key=lambda item: item[0])]
 
 

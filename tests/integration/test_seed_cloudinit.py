@@ -25,7 +25,9 @@ import yaml
 
 from builder.disk.debian_standin import DebianTestBackend, appliance_files
 from builder.disk.registry import create_backend, load_recipe
+from builder.inventory.fields import parse, to_json
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
+from builder.inventory.models import Site
 from builder.inventory.secrets import resolve_secrets
 from builder.seed.master import RenderedSeed, render_seed
 from builder.seed.network import NM_KEYFILE
@@ -276,7 +278,7 @@ def test_sshd_applies_the_root_login_drop_in_over_the_image_s_own(
     """sshd_config shaped like CentOS Stream 9's: the Include first; the image also has
     Anaconda's 01-permitrootlogin.conf (PermitRootLogin yes) and a main-file setting."""
     site = load_inventory(DEFAULT_INVENTORY).sites["dc1"]
-    seed = render_seed(site.model_copy(update={"root_ssh": root_ssh}),
+    seed = render_seed(parse(Site, {**to_json(site), "root_ssh": root_ssh}),
                        Secrets(root_password="r", admin_password="a"))
     drop_ins = tmp_path / "sshd_config.d"
     drop_ins.mkdir()

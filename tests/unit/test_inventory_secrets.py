@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from builder.errors import InputError
+from builder.inventory.fields import parse
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.models import Site
+from builder.inventory.problems import InvalidFields
 from builder.inventory.secrets import (
     MAX_SECRET_BYTES,
     SecretFiles,
@@ -25,8 +26,8 @@ from tests.fixtures.deadline import deadline
 
 
 def make_site(root: str, admin: str = "env:ADMIN_PW") -> Site:
-    return Site(name="dc1", fqdn="engine.dc1.example.com", root_password=root,
-                admin_password=admin)
+    return parse(Site, {"name": "dc1", "fqdn": "engine.dc1.example.com", "root_password": root,
+                        "admin_password": admin})
 
 
 def resolve_root(tmp_path: Path, reference: str, *allow: Path) -> str:
@@ -129,7 +130,7 @@ def test_allowed_directory_is_compared_after_resolving_its_links(layout: Path) -
 
 
 def test_tilde_is_never_expanded(layout: Path) -> None:
-    with pytest.raises(ValidationError, match="'~' is not expanded"):
+    with pytest.raises(InvalidFields, match="'~' is not expanded"):
         make_site("file:~/pw")
     files = SecretFiles.create(layout / "inv")
     with pytest.raises(SecretPathRefused, match="'~' is not expanded"):

@@ -20,8 +20,6 @@ import pytest
 
 from builder.cli.he_launch import main
 from builder.errors import ExitCode
-from builder.inventory import models
-from builder.launch import options
 
 TRACEBACK = "Traceback (most recent call last)"
 TEST_URI = "test:///default"
@@ -286,14 +284,6 @@ def test_with_json_a_refusal_is_a_json_object_too(
 def test_help_and_version_return_zero(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([flag]) == 0
     assert "he-launch" in capsys.readouterr().out
-
-
-def test_the_option_patterns_are_the_inventory_s() -> None:
-    """options.py repeats the inventory's patterns (it must not import pydantic): in step."""
-    assert options.MAC_RE.pattern == models.MAC_PATTERN
-    assert options.FQDN_RE.pattern == models.FQDN_PATTERN
-    assert options.SITE_NAME_RE.pattern == models.SITE_NAME_PATTERN
-    assert options.INTERFACE_RE.pattern == models.INTERFACE_PATTERN
 
 
 def documented_rows() -> dict[str, tuple[tuple[str, ...], int]]:

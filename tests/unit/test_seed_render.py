@@ -6,15 +6,16 @@ import configparser
 import os
 import stat
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
 import yaml
-from pydantic import ValidationError
 
 from builder.errors import InputError
+from builder.inventory.problems import InvalidFields
 from builder.repro import stable_mac
 from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed import protocol, runner
@@ -120,13 +121,13 @@ def test_unhashable_root_passwords_are_refused(password: str, message: str) -> N
 
 def test_ssh_key_with_a_hidden_second_line_is_refused() -> None:
     """The inventory refuses it first (tests/unit/test_inventory_problems.py)."""
-    with pytest.raises(ValidationError, match="control character U\\+000A"):
+    with pytest.raises(InvalidFields, match="control character U\\+000A"):
         dhcp_site(ssh_keys=[SSH_KEY + "\nssh-ed25519 AAAAintruder"])
 
 
 def test_ntp_server_must_be_a_host_name_or_address() -> None:
     """The inventory refuses it first (tests/unit/test_inventory_problems.py)."""
-    with pytest.raises(ValidationError, match="not a host name or IP address"):
+    with pytest.raises(InvalidFields, match="not a host name or IP address"):
         dhcp_site(ntp_servers=["pool.ntp.org iburst"])
 
 
@@ -268,8 +269,8 @@ def test_instance_id_follows_what_the_seed_holds() -> None:
                                                                     Secrets()).instance_id
     # A static site's MAC is in network-config too.
     static = static_site()
-    net = static.network.model_copy(update={"mac": "00:16:3e:00:00:02"})
-    assert (render_seed(static.model_copy(update={"network": net}), Secrets()).instance_id
+    net = replace(static.network, mac="00:16:3e:00:00:02")
+    assert (render_seed(replace(static, network=net), Secrets()).instance_id
             != render_seed(static, Secrets()).instance_id)
 
 

@@ -183,6 +183,8 @@ def site_lines(source):
 
 def site_vars(site, source):
     """Connection variables from deploy_host, the site itself, and where it came from."""
+    from builder.inventory.fields import to_json
+
     host = site.deploy_host
     return {
         "ansible_host": host.address,
@@ -190,7 +192,7 @@ def site_vars(site, source):
         "ansible_port": host.port,
         "ansible_become": host.become,
         "he_builder_inventory": source,
-        "he_builder_site": site.model_dump(mode="json"),
+        "he_builder_site": to_json(site),
     }
 
 
