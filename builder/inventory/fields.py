@@ -10,6 +10,7 @@ as already checked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -20,7 +21,7 @@ from builder.inventory.problems import (
     TYPE_MESSAGES,
     InvalidFields,
     Problem,
-    kind_of,
+    type_message,
 )
 from builder.inventory.source import Path_
 
@@ -40,10 +41,6 @@ class Problems(list[Problem]):
     def add(self, path: Path_, message: str) -> Any:
         self.append(Problem(path, message))
         return INVALID
-
-
-def type_message(code: str, value: Any, **context: Any) -> str:
-    return TYPE_MESSAGES[code].format(input=value, kind=kind_of(value), **context)
 
 
 def first_line(error: ValueError) -> str:
@@ -99,12 +96,12 @@ class SecretReference(Kind):
     """env:NAME, file:PATH or prompt. Anything else may be a password: never echoed."""
 
     pattern: str
-    after: Callable[[str], str]
+    after: tuple[Callable[[str], str], ...] = ()
 
     def convert(self, value: Any, path: Path_, problems: Problems) -> Any:
         if not isinstance(value, str) or not re.match(self.pattern, value):
             return problems.add(path, REFERENCE_MESSAGE)
-        return apply((self.after,), value, path, problems)
+        return apply(self.after, value, path, problems)
 
     def schema(self, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "string", "pattern": self.pattern}
@@ -154,6 +151,7 @@ def as_integer(value: Any, path: Path_, problems: Problems) -> Any:
 
 TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})
 FALSE_WORDS = frozenset({"0", "off", "f", "false", "n", "no"})
+BOOLEAN_WORDS = TRUE_WORDS | FALSE_WORDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +163,7 @@ class Boolean(Kind):
             return value
         if isinstance(value, int | float) and value in (0, 1):
             return bool(value)
-        if isinstance(value, str) and value.lower() in TRUE_WORDS | FALSE_WORDS:
+        if isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
             return value.lower() in TRUE_WORDS
         code = "bool_parsing" if isinstance(value, str | int | float) else "bool_type"
         return problems.add(path, type_message(code, value))
@@ -301,23 +299,31 @@ class Record(Kind):
     cls: type[Any]
     check: Callable[[Any], str | None] | None = None
 
+    @functools.cached_property
+    def table(self) -> tuple[tuple[str, Kind, bool], ...]:
+        """(name, kind, required) of each field, read once from the dataclass."""
+        return tuple((spec.name, kind_of_field(spec), is_required(spec))
+                     for spec in dataclasses.fields(self.cls))
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for name, _, _ in self.table)
+
     def convert(self, value: Any, path: Path_, problems: Problems) -> Any:
         if not isinstance(value, Mapping):
             return problems.add(path, type_message("model_type", value))
         before = len(problems)
         given = {}
-        for spec in dataclasses.fields(self.cls):
-            if spec.name in value:
-                given[spec.name] = kind_of_field(spec).convert(
-                    value[spec.name], (*path, spec.name), problems)
-            elif is_required(spec):
-                problems.add((*path, spec.name), TYPE_MESSAGES["missing"])
-        names = {spec.name for spec in dataclasses.fields(self.cls)}
+        for name, kind, required in self.table:
+            if name in value:
+                given[name] = kind.convert(value[name], (*path, name), problems)
+            elif required:
+                problems.add((*path, name), TYPE_MESSAGES["missing"])
         for key in value:
             if not isinstance(key, str):
                 problems.add((*path, int(key) if isinstance(key, bool) else key),
                              "not a field name (field names are text)")
-            elif key not in names:
+            elif key not in self.names:
                 problems.add((*path, key), unknown_field(key, field_names(problems.root)))
         if len(problems) > before:
             return INVALID

@@ -86,7 +86,7 @@ def line_text(pattern: str | None = None, *, after: tuple[Callable[[Any], Any], 
 FQDN = line_text(FQDN_PATTERN)
 # Lowered before the pattern check, so 00:16:3E:... is accepted and stored as 00:16:3e:...
 MAC = line_text(MAC_PATTERN, lower=True)
-SECRET_REFERENCE = SecretReference(REFERENCE_PATTERN, check_secret_reference)
+SECRET_REFERENCE = SecretReference(REFERENCE_PATTERN, after=(check_secret_reference,))
 HOST_NAME = line_text(HOST_NAME_PATTERN)
 IP_ADDRESS = Checked((parse_ip,), {"type": "string", "anyOf": [{"format": "ipv4"},
                                                                {"format": "ipv6"}]})

@@ -54,6 +54,11 @@ class InvalidFields(ValueError):
             f"{dotted(p.path)}: {p.message}" if p.path else p.message for p in problems))
 
 
+def type_message(code: str, value: Any, **context: Any) -> str:
+    """The message of a type or bound problem `code` for `value` (context: ge, le, expected)."""
+    return TYPE_MESSAGES[code].format(input=value, kind=kind_of(value), **context)
+
+
 def kind_of(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"

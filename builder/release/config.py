@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from builder.errors import InputError
-from builder.inventory.problems import TYPE_MESSAGES, kind_of
+from builder.inventory.problems import TYPE_MESSAGES, type_message
 from builder.inventory.source import dotted, duplicate_problems, line_of, read_yaml_file
 from builder.inventory.syntax import check_line
 
@@ -174,8 +174,7 @@ def problem_message(error: Any) -> str:
 def describe(error: Any) -> str:
     """The message for one pydantic error, never pydantic's multi-line text."""
     if error["type"] in TYPE_MESSAGES:
-        return TYPE_MESSAGES[error["type"]].format(
-            input=error.get("input"), kind=kind_of(error.get("input")), **(error.get("ctx") or {}))
+        return type_message(error["type"], error.get("input"), **(error.get("ctx") or {}))
     return str(error["msg"]).removeprefix("Value error, ").splitlines()[0]
 
 
