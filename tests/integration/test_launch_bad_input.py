@@ -49,6 +49,8 @@ from tests.fixtures.signals import INTERRUPTIBLE
 from tests.unit.test_launch_bad_input import TEST_URI, TRACEBACK, assert_row, fill
 
 pytestmark = pytest.mark.integration
+# Some rows ask for the real libvirtd (the libvirt_uri fixture) only while they run.
+USES_LIBVIRTD = True
 
 # Fixed, so that the OVA's member names (UUIDs made from them) stay the same.
 META = ApplianceMeta(name="ovirt-engine-appliance", version="4.5", release="1",
