@@ -4,6 +4,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$repo/scripts/setup.sh"
 cd "$repo"
-# Two lanes at once (tests/conftest.py groups them): the modules on libvirtd one after the other
+# Two workers (tests/lanes.py): the modules on the host's libvirtd one after the other
 # in one, everything else in the other.
-exec "$repo/.venv/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+exec "$repo/.venv/bin/python" -m pytest -n 2 "$@"
