@@ -33,8 +33,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_regen_option(parser)
 
 
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LaneScheduling:
     return LaneScheduling(config, log)

@@ -36,9 +36,14 @@ LIBVIRT_MODULES = frozenset({
 LIBVIRT_FIXTURES = frozenset({"libvirt_uri", "isolated_network", "launch_storage"})
 
 
+def module_of(nodeid: str) -> str:
+    """The module path of a node id (`tests/dir/test_x.py::test_name[param]`)."""
+    return nodeid.split("::", 1)[0]
+
+
 def lane(nodeid: str) -> str:
-    """The lane of a test, from its node id (`tests/dir/test_x.py::test_name[param]`)."""
-    module = nodeid.split("::", 1)[0]
+    """The lane of a test, from its node id."""
+    module = module_of(nodeid)
     if module.startswith(VM_DIR) or module in LIBVIRT_MODULES:
         return LIBVIRT_LANE
     if module.startswith(FLEET_DIR):
@@ -62,5 +67,5 @@ def uses_libvirt(item: pytest.Item) -> bool:
 
 def misplaced_libvirt_modules(items: Iterable[pytest.Item]) -> list[str]:
     """The modules of `items` that use the host's libvirtd outside the libvirt lane."""
-    return sorted({item.nodeid.split("::", 1)[0] for item in items
+    return sorted({module_of(item.nodeid) for item in items
                    if uses_libvirt(item) and lane(item.nodeid) != LIBVIRT_LANE})

@@ -187,7 +187,7 @@ def _private_home(key: SigningKey, env: Mapping[str, str], *,
         yield signer
     finally:
         stop_agent(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
 
 
 def _clamped(signature_time: int | None, secret: _SecretKey) -> int | None:
@@ -284,9 +284,20 @@ def sweep_stale_homes(parent: Path) -> list[Path]:
         if _alive(owner):
             continue
         stop_agent(home)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
         removed.append(home)
     return removed
+
+
+def remove_home(home: Path, *, grace: float = AGENT_STOP_GRACE) -> None:
+    """Remove a signing home. An agent whose pid could not be read may still be unlinking
+    its sockets while the tree is walked, which leaves the directory behind: walk it again
+    until it is gone or `grace` seconds have passed."""
+    deadline = time.monotonic() + grace
+    shutil.rmtree(home, ignore_errors=True)
+    while home.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def stop_agent(home: Path, *, grace: float = AGENT_STOP_GRACE) -> None:
