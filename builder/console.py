@@ -77,3 +77,13 @@ class Console:
 def as_json(data: dict[str, Any]) -> str:
     """The --json document: indented, keys sorted, one write (json.dump writes each token)."""
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def human_size(size: int) -> str:
+    """`812 B`, `4.0 KiB`, ... `3.0 GiB` (GiB is the largest unit)."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

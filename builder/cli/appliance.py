@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.atomic import write_atomic
 from builder.cli.handler import CommandResult
+from builder.console import human_size
 from builder.errors import InputError
 from builder.model import FORMATS
 
@@ -148,7 +149,7 @@ def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def summary_table(build: ApplianceBuild) -> str:
     rows = [("stage", "cache", "size", "sha256", "path")]
     for a in build.artifacts:
-        rows.append((a.stage, "hit" if a.reused else "built", _human(a.size),
+        rows.append((a.stage, "hit" if a.reused else "built", human_size(a.size),
                      a.sha256[:16], str(a.path)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
@@ -156,11 +157,3 @@ def summary_table(build: ApplianceBuild) -> str:
         for row in rows
     )
 
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

@@ -7,13 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from builder import __version__
-from builder.cli import appliance, inventory, ova, release, seed
+from builder.cli import appliance, cache, inventory, ova, release, seed
 from builder.cli.handler import common_options, configure_logging, run_command
 from builder.console import Console
 
 PROG = "he-build"
 # Each module registers its parsers and sets `handler=`; its heavy imports wait for the handler.
-SUBCOMMANDS = (inventory, seed, appliance, ova, release)
+SUBCOMMANDS = (inventory, seed, appliance, ova, release, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

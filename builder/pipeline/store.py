@@ -5,6 +5,10 @@ appears (one rename) only when complete; it is never replaced afterwards. A buil
 way leaves its partial with a free lock: the next store anywhere in the cache removes it.
 A lookup that finds another process building the same entry waits for it.
 
+Every hit stamps its entry's modification time, so `entries()` can tell what has not been used
+for a while and `remove()` can take it away (`he-build cache prune`): under the entry's lock,
+renamed out of sight in one step, then deleted.
+
 A build whose key is known only once it is done (he-launch's unpacked image is keyed by the
 SHA-256 of the disk it unpacks) builds in `scratch()`, a partial of the same protocol, and
 `adopt()` makes it the entry.
@@ -17,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +30,14 @@ from typing import Any
 from builder.atomic import (
     lock_path,
     partial_dir,
+    partial_prefix,
     put_in_place,
+    remove_tree,
     staged_dir,
     staged_file,
     sweep_stale_partials,
 )
-from builder.lock import Notify, locked, wait_until_free
+from builder.lock import Notify, locked, try_lock, wait_until_free
 from builder.run import run
 from builder.sparse import copy_sparse
 
@@ -65,6 +72,18 @@ def package_version(package: str) -> str:
 
 
 @dataclass(frozen=True)
+class CacheEntry:
+    """One complete entry: its disk usage (blocks, each hard-linked file once) and when it
+    was last stored or found (seconds since the epoch)."""
+
+    stage: str
+    key: str
+    path: Path
+    size: int
+    last_used: float
+
+
+@dataclass(frozen=True)
 class StageCache:
     """Entries live at `<root>/<stage>/<key>/`; an entry exists only when complete.
 
@@ -87,7 +106,10 @@ class StageCache:
             wait_until_free(lock_path(path), notify=self.notify,
                             what=f"the {stage} stage ({key})")
         self.sweep()
-        return path if path.is_dir() else None
+        if not path.is_dir():
+            return None
+        _stamp_used(path)
+        return path
 
     @contextlib.contextmanager
     def store(self, stage: str, key: str) -> Iterator[Path]:
@@ -117,6 +139,36 @@ class StageCache:
             put_in_place(built, entry, replace=replace)
         return entry
 
+    def entries(self) -> list[CacheEntry]:
+        """Every complete entry of every stage, by stage and key."""
+        found = []
+        for stage in _directories(self.root):
+            for entry in _directories(stage):
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                    found.append(CacheEntry(stage.name, entry.name, entry, disk_usage(entry),
+                                            entry.stat().st_mtime))
+        return found
+
+    def remove(self, entry: CacheEntry, *, unused_since: float) -> bool:
+        """Remove `entry` if nobody is building or adopting it and it was not used after
+        `unused_since`; False when it stays. Files already published from it (hard links,
+        copies) keep their data."""
+        held = try_lock(lock_path(entry.path), transient=True)
+        if held is None:
+            return False
+        try:
+            try:
+                if entry.path.stat().st_mtime > unused_since:
+                    return False
+                hidden = entry.path.with_name(f"{partial_prefix(entry.path)}removed")
+                entry.path.rename(hidden)
+            except FileNotFoundError:
+                return False
+            remove_tree(hidden)  # a removal killed half way is swept as a partial
+            return True
+        finally:
+            held.release()
+
     def sweep(self) -> list[Path]:
         """Remove the partials of builds that are gone, in every stage and inside entries
         (a sidecar written into a finished entry); return what was removed."""
@@ -126,6 +178,26 @@ class StageCache:
             for entry in _directories(stage):
                 removed += sweep_stale_partials(entry)
         return removed
+
+
+def _stamp_used(entry: Path) -> None:
+    """Record a hit on the entry's directory (a read-only cache stays unstamped)."""
+    with contextlib.suppress(OSError):
+        os.utime(entry, (time.time(), time.time()))
+
+
+def disk_usage(path: Path) -> int:
+    """The bytes allocated under `path`, counting a file linked several times once, as du."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in [".", *files]:
+            with contextlib.suppress(FileNotFoundError):
+                st = Path(directory, name).lstat()
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
 
 
 def _directories(path: Path) -> list[Path]:

@@ -1,0 +1,126 @@
+"""`he-build cache list|prune`: what the stage cache holds, and removing what has gone unused.
+
+The cache is `$HE_BUILDER_CACHE`, else `~/.cache/he-builder`; every hit stamps its entry, so
+"unused" means neither built nor found for that long. he-launch's unpacked images live in its
+own storage directory, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from builder.cli.handler import CommandResult
+from builder.console import human_size
+from builder.errors import InputError
+
+if TYPE_CHECKING:
+    from builder.console import Console
+    from builder.pipeline.store import CacheEntry, StageCache
+
+DEFAULT_UNUSED_DAYS = 30.0
+DAY_S = 86400.0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "cache", parents=[parent], help="list or prune the stage cache",
+        description="The stage cache ($HE_BUILDER_CACHE, else ~/.cache/he-builder): every "
+                    "entry with its size and when a build last stored or reused it.")
+    actions = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", parents=[parent],
+                                 help="every entry: stage, key, size, last used")
+    listing.set_defaults(handler=run_list)
+    prune = actions.add_parser(
+        "prune", parents=[parent], help="remove the entries unused for a while",
+        description="Remove the entries no build has stored or reused for DAYS days. An entry "
+                    "being built is kept; files already published from an entry keep their "
+                    "data.")
+    prune.add_argument("--unused-for", type=days, default=DEFAULT_UNUSED_DAYS, metavar="DAYS",
+                       help=f"age in days, 0 for every entry (default {DEFAULT_UNUSED_DAYS:g})")
+    prune.add_argument("--dry-run", action="store_true",
+                       help="print what would be removed, remove nothing")
+    prune.set_defaults(handler=run_prune)
+
+
+def days(text: str) -> float:
+    """A --unused-for value: a finite number of days, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 999999 days, got {text!r}")
+    return value
+
+
+def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
+    cache = _cache()
+    entries = cache.entries()
+    total = sum(e.size for e in entries)
+    data = {"root": str(cache.root), "entries": [_entry_data(e) for e in entries],
+            "total_size": total}
+    if not entries:
+        return CommandResult(data=data, text=f"{cache.root}: empty")
+    rows = [("STAGE", "KEY", "SIZE", "LAST USED")]
+    rows += [(e.stage, e.key, human_size(e.size), _when(e.last_used)) for e in entries]
+    footer = f"{len(entries)} {_entries(len(entries))}, {human_size(total)} in {cache.root}"
+    return CommandResult(data=data, text=_table(rows) + "\n" + footer)
+
+
+def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
+    cache = _cache()
+    unused_since = time.time() - args.unused_for * DAY_S
+    removed: list[CacheEntry] = []
+    kept = 0
+    for entry in cache.entries():
+        if entry.last_used > unused_since:
+            kept += 1
+        elif args.dry_run or cache.remove(entry, unused_since=unused_since):
+            removed.append(entry)
+        else:
+            kept += 1
+    freed = sum(e.size for e in removed)
+    verb = "would remove" if args.dry_run else "removed"
+    data = {"root": str(cache.root), "dry_run": args.dry_run, "unused_for_days": args.unused_for,
+            "removed": [_entry_data(e) for e in removed], "freed": freed, "kept": kept}
+    lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {_when(e.last_used)})"
+             for e in removed]
+    lines.append(f"{verb} {len(removed)} {_entries(len(removed))} ({human_size(freed)}), "
+                 f"kept {kept}")
+    return CommandResult(data=data, text="\n".join(lines))
+
+
+def _cache() -> StageCache:
+    from builder.pipeline.store import StageCache, default_cache_root  # noqa: PLC0415
+
+    root = default_cache_root(dict(os.environ))
+    if root.exists() and not root.is_dir():
+        raise InputError(f"the cache {root} is not a directory")
+    return StageCache(root)
+
+
+def _entry_data(entry: CacheEntry) -> dict[str, Any]:
+    return {"stage": entry.stage, "key": entry.key, "path": str(entry.path),
+            "size": entry.size, "last_used": _when(entry.last_used)}
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _entries(count: int) -> str:
+    return "entry" if count == 1 else "entries"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, the last one as it is."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in rows)
