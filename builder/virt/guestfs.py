@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import CommandError, InputError, MissingPrerequisiteError
+from builder.virt.kvm import kvm_unusable
 
 # libvirt's backend needs a running libvirtd and session plumbing; the direct one starts qemu.
 DEFAULT_BACKEND = "direct"
@@ -262,11 +263,17 @@ def open_guest(
     """Launch one appliance on `disk` and mount the guest OS; sync and shut down on exit.
 
     `env` gives LIBGUESTFS_BACKEND (default direct) and LIBGUESTFS_BACKEND_SETTINGS. Without
-    settings, KVM is tried first and TCG (force_tcg) taken when it fails: nested hosts expose
-    /dev/kvm although qemu aborts at once (a failed launch costs well under a second).
+    settings, TCG (force_tcg) is taken at once where KVM cannot run an ordinary guest
+    (builder.virt.kvm); else KVM is tried first and TCG taken when it fails: nested hosts
+    expose /dev/kvm although qemu aborts at once (a failed launch costs well under a second).
     """
     guestfs = _import_guestfs()
     accel = Accel.from_env(env)
+    unusable = None if accel.settings else kvm_unusable()
+    if unusable is not None:
+        accel = accel.with_tcg()
+        if notify is not None:
+            notify(f"guestfs: using TCG (software emulation): {unusable}")
     g = _launched(guestfs, disk, disk_format, env, accel, readonly=readonly)
     if g is None:
         accel = accel.with_tcg()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import time
 import uuid
@@ -27,8 +26,8 @@ from builder.virt.domain import (
     render_domain_xml,
 )
 from builder.virt.errors import DomainNotFoundError, VirtError, VmStartError
+from builder.virt.kvm import kvm_unusable
 
-KVM_DEVICE = Path("/dev/kvm")
 POLL_S = 0.2
 # A seed eject is retried this long (the guest may close the tray again, see eject()).
 EJECT_TIMEOUT_S = 60.0
@@ -403,11 +402,11 @@ class Hypervisor:
         return "efi" in [str(v) for v in values]
 
     def kvm_offered(self) -> tuple[bool, str]:
-        """Whether /dev/kvm is usable and libvirt offers the kvm domain type (no VM started)."""
-        if not KVM_DEVICE.exists():
-            return False, f"{KVM_DEVICE} does not exist"
-        if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
-            return False, f"{KVM_DEVICE} is not accessible"
+        """Whether /dev/kvm can run an ordinary guest (builder.virt.kvm) and libvirt offers the
+        kvm domain type (no VM started)."""
+        unusable = kvm_unusable()
+        if unusable is not None:
+            return False, unusable
         try:
             self.conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
         except libvirt.libvirtError as exc:
