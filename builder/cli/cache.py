@@ -11,7 +11,6 @@ import argparse
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
@@ -111,7 +110,8 @@ def _entry_data(entry: CacheEntry) -> dict[str, Any]:
 
 
 def _when(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 in UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 def _entries(count: int) -> str:
