@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.atomic import write_atomic
 from builder.cli.handler import CommandResult
-from builder.console import human_size
+from builder.console import human_size, text_table
 from builder.errors import InputError
 from builder.model import FORMATS
 
@@ -151,9 +151,5 @@ def summary_table(build: ApplianceBuild) -> str:
     for a in build.artifacts:
         rows.append((a.stage, "hit" if a.reused else "built", human_size(a.size),
                      a.sha256[:16], str(a.path)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        for row in rows
-    )
+    return text_table(rows)
 

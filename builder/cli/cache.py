@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import human_size
+from builder.console import human_size, text_table
 from builder.errors import InputError
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
     rows = [("STAGE", "KEY", "SIZE", "LAST USED")]
     rows += [(e.stage, e.key, human_size(e.size), _when(e.last_used)) for e in entries]
     footer = f"{len(entries)} {_entries(len(entries))}, {human_size(total)} in {cache.root}"
-    return CommandResult(data=data, text=_table(rows) + "\n" + footer)
+    return CommandResult(data=data, text=text_table(rows) + "\n" + footer)
 
 
 def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
@@ -117,10 +116,3 @@ def _when(stamp: float) -> str:
 def _entries(count: int) -> str:
     return "entry" if count == 1 else "entries"
 
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell, the last one as it is."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
-        for row in rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
+from builder.console import text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -86,9 +87,7 @@ def render_check(inventory: Inventory, rows: list[dict[str, str]]) -> str:
     for row in rows:
         where = row["address"] if row["mode"] == "static" else row["mac"]
         table.append((row["site"], row["fqdn"], row["mode"], where))
-    widths = [max(len(line[col]) for line in table) for col in range(3)]
-    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)),
-                        line[3]]) for line in table]
+    lines = [text_table(table)]
     count = len(rows)
     lines.append(f"{inventory.path}: {count} site{'s' if count != 1 else ''}, no problems")
     return "\n".join(lines)

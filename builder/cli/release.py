@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.cli.handler import CommandResult
+from builder.console import text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -71,18 +72,17 @@ def run_release_command(args: argparse.Namespace, console: Console) -> CommandRe
 
 
 def plan_table(plan: list[PlannedStage]) -> str:
-    from builder.pipeline.stages import render_table  # noqa: PLC0415
 
     rows = [("STAGE", "NEEDS", "ACTION", "KEY")]
     rows += [(p.name, ",".join(p.needs) or "-", p.action,
               p.key or "(after its inputs are built)") for p in plan]
-    return render_table(rows)
+    return text_table(rows)
 
 
 def results_text(done: ReleaseRun) -> str:
-    from builder.pipeline.stages import render_table, results_table  # noqa: PLC0415
+    from builder.pipeline.stages import results_table  # noqa: PLC0415
 
     reused = sum(1 for r in done.results if r.reused)
-    return (render_table(results_table(done.results)) +
+    return (text_table(results_table(done.results)) +
             f"\n\n{reused} of {len(done.results)} stages reused; published {done.publish} "
             f"({len(done.files)} files)")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
 from builder.cli.inventory import add_inventory_option, load_from_args
+from builder.console import text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -126,9 +127,7 @@ def result_data(out: Path, artifacts: Sequence[SeedArtifacts], dhcp: dict[str, A
 def result_text(artifacts: Sequence[SeedArtifacts], dhcp: dict[str, Any] | None) -> str:
     rows = [("SITE", "FILE", "SHA256", "MODE")]
     rows += [(a.site, str(f.path), f.sha256, f"{f.mode:04o}") for a in artifacts for f in a.files]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}"
-             for r in rows]
+    lines = [text_table(rows)]
     if dhcp is not None:
         lines.append("")
         lines += [f"DHCP/DNS records: {path}" for path in dhcp["files"].values()]

@@ -235,11 +235,3 @@ def results_table(results: Iterable[StageResult]) -> list[tuple[str, str, str, s
                          art.path.name if art else "-", art.sha256[:16] if art else "-"))
     return rows
 
-
-def render_table(rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)),
-                   row[-1]]).rstrip()
-        for row in rows
-    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from builder.console import Console
+from builder.console import Console, text_table
 from builder.errors import InputError, IntegrityError
 from builder.pipeline.stages import (
     RECORD,
@@ -18,7 +18,6 @@ from builder.pipeline.stages import (
     StageFailedError,
     ordered,
     plan_stages,
-    render_table,
     results_table,
     run_stages,
 )
@@ -148,7 +147,7 @@ def test_order_follows_needs_and_refuses_cycles_and_unknown_needs() -> None:
 
 def test_the_table_has_a_row_per_artifact(tmp_path: Path) -> None:
     results = run(Table(), StageCache(tmp_path))
-    text = render_table(results_table(results.values()))
+    text = text_table(results_table(results.values()))
     lines = text.splitlines()
     assert lines[0].split() == ["STAGE", "RESULT", "TIME", "ARTIFACT", "SHA256"]
     assert [line.split()[0] for line in lines[1:]] == ["a", "b", "c"]
