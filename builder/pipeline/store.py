@@ -37,6 +37,7 @@ from builder.atomic import (
     staged_file,
     sweep_stale_partials,
 )
+from builder.errors import StorageError
 from builder.lock import Notify, locked, try_lock, wait_until_free
 from builder.run import run
 from builder.sparse import copy_sparse
@@ -164,6 +165,8 @@ class StageCache:
                 entry.path.rename(hidden)
             except FileNotFoundError:
                 return False
+            except OSError as exc:
+                raise StorageError(f"cannot remove {entry.path}: {exc.strerror}") from exc
             remove_tree(hidden)  # a removal killed half way is swept as a partial
             return True
         finally:
@@ -206,6 +209,8 @@ def _directories(path: Path) -> list[Path]:
                       if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def link_or_copy(source: Path, final: Path, *, link: bool = True) -> None:
