@@ -152,4 +152,3 @@ def summary_table(build: ApplianceBuild) -> str:
         rows.append((a.stage, "hit" if a.reused else "built", human_size(a.size),
                      a.sha256[:16], str(a.path)))
     return text_table(rows)
-

@@ -115,4 +115,3 @@ def _when(stamp: float) -> str:
 
 def _entries(count: int) -> str:
     return "entry" if count == 1 else "entries"
-

@@ -72,7 +72,6 @@ def run_release_command(args: argparse.Namespace, console: Console) -> CommandRe
 
 
 def plan_table(plan: list[PlannedStage]) -> str:
-
     rows = [("STAGE", "NEEDS", "ACTION", "KEY")]
     rows += [(p.name, ",".join(p.needs) or "-", p.action,
               p.key or "(after its inputs are built)") for p in plan]

@@ -234,4 +234,3 @@ def results_table(results: Iterable[StageResult]) -> list[tuple[str, str, str, s
                          f"{result.seconds:.1f} s" if first else "",
                          art.path.name if art else "-", art.sha256[:16] if art else "-"))
     return rows
-

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import secrets
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +185,7 @@ class StageCache:
 def _stamp_used(entry: Path) -> None:
     """Record a hit on the entry's directory (a read-only cache stays unstamped)."""
     with contextlib.suppress(OSError):
-        os.utime(entry, (time.time(), time.time()))
+        os.utime(entry)  # now
 
 
 def disk_usage(path: Path) -> int:
