@@ -10,7 +10,6 @@ domain would say).
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,16 +160,38 @@ class StuckDomain(StaleTrayDomain):
         raise libvirt.libvirtError("internal error: unable to execute QEMU command 'device_del'")
 
 
-def test_a_medium_that_never_goes_is_one_error_naming_the_attempts_and_why() -> None:
+class FakeClock:
+    """The adapter's clock: sleeping moves it on at once, so the attempts made before the
+    deadline are the schedule's, not the machine's (a slow minute changes nothing)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_medium_that_never_goes_is_one_error_naming_the_attempts_and_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("builder.virt.hypervisor.time", clock)
     domain = StuckDomain(refusals=0)
     handle = DomainHandle(domain)
-    started = time.monotonic()
     with pytest.raises(VirtError) as info:
         handle.eject(seed_cdrom(SEED), timeout=1.5)
-    assert time.monotonic() - started < 5
+    # Pauses of 0.2, 0.4 and 0.8 s, then what is left of the 1.5 s: four attempts, given up at
+    # the deadline and not before.
+    assert clock.sleeps == pytest.approx([0.2, 0.4, 0.8, 0.1])
+    assert clock.now == pytest.approx(1001.5)
     message = info.value.message
-    assert message.startswith(f"he-engine-dc1: the medium {SEED} is still in sda (libvirt says "
-                              "its tray is unknown) after ")
-    assert "unable to execute QEMU command 'device_del'" in message
+    assert message == (f"he-engine-dc1: the medium {SEED} is still in sda (libvirt says its "
+                       "tray is unknown) after 4 eject attempts in 1.5 s: cannot remove disk "
+                       "sda of he-engine-dc1: internal error: unable to execute QEMU command "
+                       "'device_del'")
     assert info.value.hint == "virsh change-media he-engine-dc1 sda --eject --force"
     assert domain.running  # resumed after every paused attempt
