@@ -90,6 +90,11 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def utc_time(stamp: float) -> str:
+    """Seconds since the epoch as ISO 8601 in UTC, to the second: `2026-12-03T01:57:18Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+
+
 def text_table(rows: Sequence[Sequence[str]]) -> str:
     """Rows as columns two spaces apart, each padded to its widest cell but the last (no
     trailing blanks)."""

@@ -2,7 +2,7 @@
 
 The cache is `$HE_BUILDER_CACHE`, else `~/.cache/he-builder`; every hit stamps its entry, so
 "unused" means neither built nor found for that long. he-launch's unpacked images live in its
-own storage directory, not here.
+own storage directory, not here (`he-launch --prune-images`, builder.launch.prune).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import human_size, text_table
+from builder.console import human_size, text_table, utc_time
 from builder.errors import InputError
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
     if not entries:
         return CommandResult(data=data, text=f"{cache.root}: empty")
     rows = [("STAGE", "KEY", "SIZE", "LAST USED")]
-    rows += [(e.stage, e.key, human_size(e.size), _when(e.last_used)) for e in entries]
+    rows += [(e.stage, e.key, human_size(e.size), utc_time(e.last_used)) for e in entries]
     footer = f"{len(entries)} {_entries(len(entries))}, {human_size(total)} in {cache.root}"
     return CommandResult(data=data, text=text_table(rows) + "\n" + footer)
 
@@ -87,7 +87,7 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
     verb = "would remove" if args.dry_run else "removed"
     data = {"root": str(cache.root), "dry_run": args.dry_run, "unused_for_days": args.unused_for,
             "removed": [_entry_data(e) for e in removed], "freed": freed, "kept": kept}
-    lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {_when(e.last_used)})"
+    lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {utc_time(e.last_used)})"
              for e in removed]
     lines.append(f"{verb} {len(removed)} {_entries(len(removed))} ({human_size(freed)}), "
                  f"kept {kept}")
@@ -105,12 +105,7 @@ def _cache() -> StageCache:
 
 def _entry_data(entry: CacheEntry) -> dict[str, Any]:
     return {"stage": entry.stage, "key": entry.key, "path": str(entry.path),
-            "size": entry.size, "last_used": _when(entry.last_used)}
-
-
-def _when(stamp: float) -> str:
-    """ISO 8601 in UTC, to the second."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+            "size": entry.size, "last_used": utc_time(entry.last_used)}
 
 
 def _entries(count: int) -> str:

@@ -5,26 +5,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import NoReturn
 
 from builder import __version__
+from builder.cli.cache import DAY_S, DEFAULT_UNUSED_DAYS, days
 from builder.cli.handler import CommandResult, configure_logging, run_command
-from builder.console import Console
+from builder.console import Console, human_size, utc_time
 from builder.errors import InputError
 from builder.launch.options import (
     DEFAULT_STORAGE,
     DEFAULT_URI,
-    HINT,
     LaunchOptions,
     check_options,
     quoted,
+    storage_problem,
 )
 from builder.launch.report import LaunchReport
 
 PROG = "he-launch"
+PRUNE_FLAG = "--prune-images"
+PRUNE_HINT = f"see {PROG} {PRUNE_FLAG} --help"
 
 
 class LaunchParser(argparse.ArgumentParser):
@@ -32,18 +36,47 @@ class LaunchParser(argparse.ArgumentParser):
     (one line, exit 2, and a JSON object with --json) instead of exiting on their own."""
 
     def error(self, message: str) -> NoReturn:
-        raise InputError(message, hint=HINT)
+        raise InputError(message, hint=f"see {self.prog} --help")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = LaunchParser(
         prog=PROG,
         description="Boot the engine appliance with its seed and exit with engine-setup's status.",
+        epilog=f"{PROG} {PRUNE_FLAG} [--storage DIR] [--uri URI] [--unused-for DAYS] "
+               "[--dry-run] [--json] removes from the storage directory the unpacked images "
+               "no domain's disk backs onto, the RPM extracts no launch used for DAYS days and "
+               f"the records of appliance files that are gone (see {PROG} {PRUNE_FLAG} --help)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_input_options(parser)
     _add_vm_options(parser)
     _add_run_options(parser)
+    return parser
+
+
+def build_prune_parser() -> argparse.ArgumentParser:
+    parser = LaunchParser(
+        prog=f"{PROG} {PRUNE_FLAG}",
+        description="Remove from the storage directory what no engine VM boots from: the "
+                    "unpacked images that no disk of any domain on URI (running or defined) "
+                    "and no qcow2 file in the storage directory backs onto, unless a launch "
+                    "used them in the last DAYS days; the OVAs taken out of appliance RPMs "
+                    "that no launch used for DAYS days; the verification records of "
+                    "appliance files that are gone or changed.")
+    parser.add_argument(PRUNE_FLAG, action="store_true", required=True,
+                        help="remove what no engine VM boots from")
+    parser.add_argument("--storage", type=a_path, default=DEFAULT_STORAGE, metavar="DIR",
+                        help=f"he-launch's storage directory (default {DEFAULT_STORAGE})")
+    parser.add_argument("--uri", default=DEFAULT_URI,
+                        help=f"libvirt URI whose domains are read (default {DEFAULT_URI})")
+    parser.add_argument("--unused-for", type=days, default=DEFAULT_UNUSED_DAYS, metavar="DAYS",
+                        help="keep what a launch used in the last DAYS days, 0 for none "
+                             f"(default {DEFAULT_UNUSED_DAYS:g})")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be removed, remove nothing")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--debug", action="store_true", help="log every step, show tracebacks")
     return parser
 
 
@@ -153,8 +186,9 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    pruning = PRUNE_FLAG in given
     try:
-        args = build_parser().parse_args(given)
+        args = (build_prune_parser() if pruning else build_parser()).parse_args(given)
     except SystemExit as done:  # --help and --version print and stop
         return done.code if isinstance(done.code, int) else 0
     except InputError as exc:
@@ -163,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(args.debug)
     console = Console(json_mode=bool(args.json))
     configure_logging(debug)
+    if pruning:
+        return run_command(PROG, console, lambda: prune_images(args), debug=debug)
     reports: list[LaunchReport] = []  # the launch's report, once options are valid
 
     def launch() -> CommandResult:
@@ -176,6 +212,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROG, console, launch, debug=debug,
                        context=lambda: reports[0].as_dict() if reports else {},
                        interrupted="interrupted: cleanup ran (logs kept)")
+
+
+def prune_images(args: argparse.Namespace) -> CommandResult:
+    """`--prune-images`: what went (or would go), what stays because disks back onto it."""
+    from builder.launch.prune import prune_storage, report_data  # noqa: PLC0415
+
+    storage = args.storage.absolute()
+    problem = storage_problem(storage)
+    if problem:
+        raise InputError(problem, hint=PRUNE_HINT)
+    report = prune_storage(storage, args.uri, unused_since=time.time() - args.unused_for * DAY_S,
+                           dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [f"{verb} {item.path} ({human_size(item.size)}, last used "
+             f"{utc_time(item.last_used)})" for item in report.removed]
+    lines += [f"kept {item.path}: {', '.join(item.users)} backs onto it"
+              for item in report.in_use]
+    lines += [f"kept every image: cannot read the backing chain of {disk}"
+              for disk in report.unreadable]
+    counts = ", ".join(_counted(report.count(kind), noun)
+                       for kind, noun in (("image", "image"), ("rpm", "RPM extract"),
+                                          ("record", "record")))
+    lines.append(f"{verb} {counts} ({human_size(report.freed)}); kept {len(report.in_use)} in "
+                 f"use, {report.recent} used in the last {args.unused_for:g} days")
+    return CommandResult(data={"ok": True, **report_data(report, args.unused_for)},
+                         text="\n".join(lines))
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def report_usage_error(exc: InputError, *, json_mode: bool, debug: bool) -> int:

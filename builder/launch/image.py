@@ -20,7 +20,7 @@ from builder.launch.storage import StorageModes, create_private_file, private_fi
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
 from builder.ova.verify import RoomCheck
-from builder.pipeline.store import StageCache
+from builder.pipeline.store import StageCache, stamp_used
 from builder.sparse import read_sparse
 from builder.virt.qemu_img import create_image, image_info
 
@@ -87,6 +87,7 @@ def locate_appliance(
     target = rpm_cache / file_identity(appliance, with_ctime=False)
     found = _images_in(target) if target.is_dir() else []
     if found:
+        stamp_used(target)  # what `he-launch --prune-images` reads as its last use
         return found[0]
     # The RPM tools are only needed for this input: keep them off every other launch's start.
     from builder.rpm import extract_appliance_from_rpm  # noqa: PLC0415
@@ -174,7 +175,7 @@ def image_key(info: ApplianceInfo) -> str:
 def _record_info(record: Path, info: ApplianceInfo) -> None:
     """Remember that this very file (same identity) passed: reading a 60 GB OVA costs minutes,
     its stat microseconds."""
-    fields = {**dataclasses.asdict(info), "source": str(info.source)}
+    fields = {**dataclasses.asdict(info), "source": str(info.source.absolute())}
     write_atomic(record, json.dumps(fields, sort_keys=True).encode(), mode=0o600)
 
 

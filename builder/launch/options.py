@@ -204,7 +204,7 @@ def _path_problems(opts: LaunchOptions) -> list[str]:
     for allowed in opts.allow_secrets_from:
         problems.append(_missing("--allow-secrets-from", allowed)
                         or _not_a_directory("--allow-secrets-from", allowed))
-    problems.append(_storage_problem(opts.storage))
+    problems.append(storage_problem(opts.storage))
     return [problem for problem in problems if problem]
 
 
@@ -254,7 +254,7 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def _storage_problem(storage: Path) -> str:
+def storage_problem(storage: Path) -> str:
     """A directory of he-launch's own (made when missing), never a shared system one."""
     try:
         real = Path(os.path.realpath(storage))

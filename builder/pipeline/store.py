@@ -108,7 +108,7 @@ class StageCache:
         self.sweep()
         if not path.is_dir():
             return None
-        _stamp_used(path)
+        stamp_used(path)
         return path
 
     @contextlib.contextmanager
@@ -139,10 +139,11 @@ class StageCache:
             put_in_place(built, entry, replace=replace)
         return entry
 
-    def entries(self) -> list[CacheEntry]:
-        """Every complete entry of every stage, by stage and key."""
+    def entries(self, stage_name: str | None = None) -> list[CacheEntry]:
+        """Every complete entry of every stage (or of `stage_name`), by stage and key."""
         found = []
-        for stage in _directories(self.root):
+        stages = _directories(self.root) if stage_name is None else [self.root / stage_name]
+        for stage in stages:
             for entry in _directories(stage):
                 with contextlib.suppress(FileNotFoundError):  # removed meanwhile
                     found.append(CacheEntry(stage.name, entry.name, entry, disk_usage(entry),
@@ -182,7 +183,7 @@ class StageCache:
         return removed
 
 
-def _stamp_used(entry: Path) -> None:
+def stamp_used(entry: Path) -> None:
     """Record a hit on the entry's directory (a read-only cache stays unstamped)."""
     with contextlib.suppress(OSError):
         os.utime(entry)  # now

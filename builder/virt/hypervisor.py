@@ -106,6 +106,22 @@ class DomainHandle:
         with _libvirt_errors(f"cannot query {self.name}"):
             return bool(self.domain.isPersistent())
 
+    def files(self) -> list[str]:
+        """Every file the domain's disks name (their top layer: a running domain's XML also
+        lists the backing files), in the running domain and in the defined one."""
+        documents = [self.xml()] if self.is_active() else []
+        if self.is_persistent():
+            with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
+                documents.append(
+                    str(self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).encode("utf-8"))
+        found: list[str] = []
+        for document in documents:
+            files = etree.fromstring(document).xpath(
+                "devices/disk/source/@file | devices/disk/source/@dev")
+            assert isinstance(files, list)
+            found += [str(f) for f in files if str(f) not in found]
+        return found
+
     def channel_socket(self, name: str) -> Path | None:
         """The host path of the unix socket behind the virtio-serial port `name` (live XML)."""
         root = etree.fromstring(self.xml())
@@ -372,9 +388,14 @@ class Hypervisor:
         if handle is not None:
             handle.undefine()
 
-    def domain_names(self) -> list[str]:
+    def domains(self) -> list[DomainHandle]:
+        """Every domain on the connection, running or not, by name."""
         with _libvirt_errors("cannot list domains"):
-            return sorted(str(d.name()) for d in self.conn.listAllDomains(0))
+            found = [DomainHandle(d) for d in self.conn.listAllDomains(0)]
+        return sorted(found, key=lambda handle: handle.name)
+
+    def domain_names(self) -> list[str]:
+        return [handle.name for handle in self.domains()]
 
     def qemu_identity(self) -> tuple[int, int] | None:
         """The uid and gid qemu runs as on this connection (libvirt's DAC base label, e.g.

@@ -39,6 +39,17 @@ def image_info(path: Path, *, fmt: ImageFormat | None = None) -> ImageInfo | Non
                      int(info.get("actual-size", 0)), info.get("backing-filename"))
 
 
+def backing_chain(path: Path) -> list[Path] | None:
+    """`path` and every file under it (its backing file, that one's...), or None when
+    qemu-img cannot read the chain. Read with -U: a running VM's disk stays readable."""
+    argv = [qemu_img(), "info", "--output=json", "--backing-chain", "-U", str(path)]
+    done = run(argv, check=False)
+    if done.returncode != 0:
+        return None
+    layers: list[dict[str, Any]] = json.loads(done.text)
+    return [path.parent / str(layer["filename"]) for layer in layers]
+
+
 def create_image(path: Path, *, size_bytes: int | None = None, backing: Path | None = None,
                  backing_format: str | None = None) -> None:
     """A new qcow2 (compat 1.1): empty of `size_bytes`, or an overlay on `backing`. A file

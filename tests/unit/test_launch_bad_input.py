@@ -50,6 +50,11 @@ def launch(*extra: str, appliance: str | None = "{w}/appliance.ova",
     return (*given, *seed, *site, *nic, "--uri", TEST_URI, "--storage", "{st}", *extra)
 
 
+def prune(*extra: str) -> tuple[str, ...]:
+    """A --prune-images argv, right but for `extra` (which comes last: it wins)."""
+    return ("--prune-images", "--uri", TEST_URI, "--storage", "{st}", *extra)
+
+
 def first_line(stderr: str) -> str:
     """The first line he-launch prints as itself (progress lines come without the prefix)."""
     found = [line for line in stderr.splitlines() if line.startswith("he-launch: ")]
@@ -228,6 +233,17 @@ ROWS = [
         f"error: --storage '/var/tmp': {SYSTEM}", BAD),
     Row("storage climbing to the root", launch("--storage", "{w}/../../../../../../../.."),
         f"error: --storage '../../../../../../../..': {SYSTEM}", BAD),
+    # --prune-images: its own options only, checked before libvirt or the storage is read.
+    Row("pruning with a launch option", prune("--appliance", "{w}/appliance.ova"),
+        "error: unrecognized arguments: --appliance appliance.ova", BAD),
+    Row("pruning age not a number", prune("--unused-for", "soon"),
+        "error: argument --unused-for: not a number of days: 'soon'", BAD),
+    Row("pruning age below zero", prune("--unused-for=-1"),
+        "error: argument --unused-for: must be from 0 to 999999 days, got '-1'", BAD),
+    Row("pruning a system directory", prune("--storage", "/var/tmp"),
+        f"error: --storage '/var/tmp': {SYSTEM}", BAD),
+    Row("pruning a file", prune("--storage", "{w}/appliance.ova"),
+        "error: --storage 'appliance.ova': a regular file, not a directory", BAD),
 ]
 
 

@@ -194,6 +194,18 @@ def test_success_streams_engine_setup_and_reports_the_static_network(
         for stamp in (launch_storage / "images").glob("*/unpacked.json"):
             recorded = json.loads(stamp.read_text())
             assert sha256_file(stamp.parent / recorded["image"]) == recorded["sha256"]
+        # Pruning keeps the image the running domain's overlay backs onto (read through the
+        # real libvirtd's XML, and through qemu-img while qemu holds the overlay's lock).
+        pruned = he_launch("--prune-images", "--dry-run", "--unused-for", "0", "--json",
+                           "--uri", libvirt_uri, "--storage", str(launch_storage))
+        assert pruned.returncode == 0, pruned.stderr
+        overlay = launch_storage / "vmok" / "engine-overlay.qcow2"
+        users = {Path(item["path"]).name: item["users"]
+                 for item in json.loads(pruned.stdout)["in_use"]}
+        backing = json.loads(subprocess.run(
+            ["qemu-img", "info", "-U", "--output=json", str(overlay)], capture_output=True,
+            check=True, text=True).stdout)["backing-filename"]
+        assert users.get(Path(backing).parent.name) == [f"{overlay} (domain {name})"], users
         # A second launch for the site refuses while its domain exists.
         again = he_launch("--appliance", str(demo_appliance.rpm), "--seed", str(iso),
                           "--site", "vmok", "--no-network", "--uri", libvirt_uri,
