@@ -229,13 +229,14 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
              f"{utc_time(item.last_used)})" for item in report.removed]
     lines += [f"kept {item.path}: {', '.join(item.users)} backs onto it"
               for item in report.in_use]
-    lines += [f"kept every image: cannot read the backing chain of {disk}"
+    lines += [f"kept every image nothing else holds: cannot read the backing chain of {disk}"
               for disk in report.unreadable]
     counts = ", ".join(_counted(report.count(kind), noun)
                        for kind, noun in (("image", "image"), ("rpm", "RPM extract"),
                                           ("record", "record")))
+    unsure = f", {report.unsure} for those chains" if report.unreadable else ""
     lines.append(f"{verb} {counts} ({human_size(report.freed)}); kept {len(report.in_use)} in "
-                 f"use, {report.recent} used in the last {args.unused_for:g} days")
+                 f"use, {report.recent} used in the last {args.unused_for:g} days{unsure}")
     return CommandResult(data={"ok": True, **report_data(report, args.unused_for)},
                          text="\n".join(lines))
 

@@ -66,6 +66,7 @@ class PruneReport:
     in_use: list[InUse] = field(default_factory=list)
     recent: int = 0  # kept: used in the period, or being written
     unreadable: list[str] = field(default_factory=list)  # disks whose chain could not be read
+    unsure: int = 0  # images kept because of those disks
 
     @property
     def freed(self) -> int:
@@ -108,7 +109,9 @@ def prune_storage(storage: Path, uri: str, *, unused_since: float, dry_run: bool
         holders = users.of(entry.path)
         if holders:
             report.in_use.append(InUse(entry.path, holders))
-        elif users.unreadable or not _remove(cache, entry, unused_since, dry_run):
+        elif users.unreadable:
+            report.unsure += 1
+        elif not _remove(cache, entry, unused_since, dry_run):
             report.recent += 1
         else:
             report.removed.append(Pruned("image", entry.path, entry.size, entry.last_used))
@@ -215,6 +218,7 @@ def report_data(report: PruneReport, unused_for_days: float) -> dict[str, Any]:
         "removed": [{"kind": i.kind, "path": str(i.path), "size": i.size,
                      "last_used": utc_time(i.last_used)} for i in report.removed],
         "in_use": [{"path": str(i.path), "users": list(i.users)} for i in report.in_use],
-        "kept_recent": report.recent, "unreadable": report.unreadable, "freed": report.freed,
+        "kept_recent": report.recent, "unreadable": report.unreadable,
+        "kept_unsure": report.unsure, "freed": report.freed,
     }
 

@@ -108,19 +108,27 @@ class DomainHandle:
 
     def files(self) -> list[str]:
         """Every file the domain's disks name (their top layer: a running domain's XML also
-        lists the backing files), in the running domain and in the defined one."""
-        documents = [self.xml()] if self.is_active() else []
-        if self.is_persistent():
-            with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
-                documents.append(
-                    str(self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).encode("utf-8"))
+        lists the backing files), in the running domain and in the defined one; none for a
+        domain that went away meanwhile."""
+        try:
+            documents = self._documents()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return []
+            raise VirtError(f"cannot read the XML of {self.name}: {_first_line(exc)}") from exc
         found: list[str] = []
         for document in documents:
-            files = etree.fromstring(document).xpath(
+            files = etree.fromstring(document.encode("utf-8")).xpath(
                 "devices/disk/source/@file | devices/disk/source/@dev")
             assert isinstance(files, list)
             found += [str(f) for f in files if str(f) not in found]
         return found
+
+    def _documents(self) -> list[str]:
+        documents = [str(self.domain.XMLDesc(0))] if self.domain.isActive() else []
+        if self.domain.isPersistent():
+            documents.append(str(self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+        return documents
 
     def channel_socket(self, name: str) -> Path | None:
         """The host path of the unix socket behind the virtio-serial port `name` (live XML)."""

@@ -20,6 +20,7 @@ from builder.cli.he_launch import main
 from builder.launch.image import file_identity
 from builder.launch.prune import prune_storage
 from builder.lock import try_lock
+from builder.virt.hypervisor import Hypervisor
 from builder.virt.qemu_img import create_image
 
 DAY = 86400.0
@@ -161,6 +162,7 @@ def test_a_disk_whose_chain_cannot_be_read_keeps_every_image(layout: dict[str, P
                            dry_run=False)
     assert report.unreadable == [str(broken)]
     assert all(layout[p].is_dir() for p in KEYS)
+    assert (len(report.in_use), report.unsure, report.recent) == (3, 3, 0)
     assert {item.kind for item in report.removed} == {"rpm", "record"}
 
 
@@ -201,3 +203,14 @@ def test_libvirt_that_cannot_be_reached_stops_the_prune_before_anything_goes(
     assert err.splitlines()[0].startswith("he-launch: error: cannot connect to libvirt at "
                                           "bogus:///x: ")
     assert sorted(str(p) for p in layout["storage"].rglob("*")) == before
+
+
+def test_a_domain_that_goes_away_while_it_is_read_names_no_file(tmp_path: Path) -> None:
+    node = tmp_path / "node.xml"
+    node.write_text(f"<node>{domain_xml('he-engine-x', tmp_path / 'disk.qcow2')}</node>")
+    with Hypervisor(f"test://{node}") as hv:
+        [handle] = hv.domains()
+        assert handle.files() == [str(tmp_path / "disk.qcow2")]
+        handle.destroy()
+        handle.undefine()
+        assert handle.files() == []
