@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from builder import __version__
 from builder.cli.cache import DAY_S, DEFAULT_UNUSED_DAYS, days
@@ -35,8 +35,12 @@ class LaunchParser(argparse.ArgumentParser):
     """argparse, whose usage errors go through the one error handler like every other error
     (one line, exit 2, and a JSON object with --json) instead of exiting on their own."""
 
+    def __init__(self, *, hint: str = f"see {PROG} --help", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hint = hint
+
     def error(self, message: str) -> NoReturn:
-        raise InputError(message, hint=f"see {self.prog} --help")
+        raise InputError(message, hint=self.hint)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_prune_parser() -> argparse.ArgumentParser:
     parser = LaunchParser(
-        prog=f"{PROG} {PRUNE_FLAG}",
+        prog=PROG, hint=PRUNE_HINT,
+        usage=f"{PROG} {PRUNE_FLAG} [--storage DIR] [--uri URI] [--unused-for DAYS] [--dry-run] "
+              "[--json] [--debug]",
         description="Remove from the storage directory what no engine VM boots from: the "
                     "unpacked images that no disk of any domain on URI (running or defined) "
                     "and no qcow2 file in the storage directory backs onto, unless a launch "
