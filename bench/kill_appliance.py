@@ -221,7 +221,9 @@ def _random_point(rng: random.Random, stage: str, reference: Reference, cache: P
                                      if STAGES.index(s) >= STAGES.index(stage)))
         return Plan(stage, KillPoint(label=f"{stage}: t={delay:.2f}s ({who})", delay_s=delay,
                                      group=group))
-    delay = rng.uniform(0.0, max(reference.lengths[stage], 0.2))
+    # Within the first half of the stage as the reference run timed it: that run was traced,
+    # and an untraced stage may end sooner than its full length after its partial appears.
+    delay = rng.uniform(0.0, max(reference.lengths[stage] / 2, 0.1))
     where = f"{out}/.*.partial-*" if stage == "publish" else f"{cache}/{stage}/.*.partial-*"
     return Plan(stage, KillPoint(label=f"{stage}: partial +{delay:.2f}s ({who})", delay_s=delay,
                                  glob=where, group=group))

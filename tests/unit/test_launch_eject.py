@@ -28,6 +28,14 @@ TRAY_NOT_OPEN = "internal error: unable to execute QEMU command 'blockdev-remove
                 "Tray of device 'scsi0-0-0-0' is not open"
 
 
+def refusal(message: str) -> libvirt.libvirtError:
+    """libvirt's error as a failed call leaves it: libvirtError takes its message from the
+    thread's last libvirt error, so a stale one (an earlier test's failed connection in the
+    same worker) is cleared first, as libvirt itself replaces it on every failure."""
+    libvirt.virResetLastError()
+    return libvirt.libvirtError(message)
+
+
 @dataclass
 class RacingDomain:
     """A persistent domain whose running guest closes the tray `refusals` times."""
@@ -74,7 +82,7 @@ class RacingDomain:
         self.attempts.append(flags)
         if self.running and self.refusals > 0:
             self.refusals -= 1
-            raise libvirt.libvirtError(TRAY_NOT_OPEN)
+            raise refusal(TRAY_NOT_OPEN)
         self._apply(flags, "devices/disk[@device='cdrom']/source")
         return 0
 
@@ -141,7 +149,7 @@ class StaleTrayDomain(RacingDomain):
     measured on this machine under CPU load), while removing the drive works."""
 
     def updateDeviceFlags(self, xml: str, flags: int) -> int:
-        raise libvirt.libvirtError(TRAY_NOT_OPEN)
+        raise refusal(TRAY_NOT_OPEN)
 
 
 def test_a_drive_whose_medium_never_goes_is_removed_with_it() -> None:
@@ -157,7 +165,7 @@ class StuckDomain(StaleTrayDomain):
     """Nothing works: neither the eject nor the drive's removal."""
 
     def detachDeviceFlags(self, xml: str, flags: int) -> int:
-        raise libvirt.libvirtError("internal error: unable to execute QEMU command 'device_del'")
+        raise refusal("internal error: unable to execute QEMU command 'device_del'")
 
 
 class FakeClock:
