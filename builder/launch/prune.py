@@ -221,4 +221,3 @@ def report_data(report: PruneReport, unused_for_days: float) -> dict[str, Any]:
         "kept_recent": report.recent, "unreadable": report.unreadable,
         "kept_unsure": report.unsure, "freed": report.freed,
     }
-
