@@ -41,6 +41,13 @@ def _silence_default_handler(_ctx: object, _err: object) -> None:
     """libvirt prints every error to stderr by default; ours are raised as typed errors."""
 
 
+def _domain_gone(exc: VirtError) -> bool:
+    """Whether libvirt's error under `exc` says the domain no longer exists."""
+    cause = exc.__cause__
+    return (isinstance(cause, libvirt.libvirtError)
+            and cause.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN)
+
+
 def _first_line(exc: libvirt.libvirtError) -> str:
     text = str(exc.get_error_message() or exc).strip()
     return text.splitlines()[0] if text else "unknown libvirt error"
@@ -111,24 +118,28 @@ class DomainHandle:
         lists the backing files), in the running domain and in the defined one; none for a
         domain that went away meanwhile."""
         try:
-            documents = self._documents()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            documents = self.documents()
+        except VirtError as exc:
+            if _domain_gone(exc):
                 return []
-            raise VirtError(f"cannot read the XML of {self.name}: {_first_line(exc)}") from exc
+            raise
         found: list[str] = []
-        for document in documents:
-            files = etree.fromstring(document.encode("utf-8")).xpath(
+        for document in filter(None, documents):
+            files = etree.fromstring(document).xpath(
                 "devices/disk/source/@file | devices/disk/source/@dev")
             assert isinstance(files, list)
             found += [str(f) for f in files if str(f) not in found]
         return found
 
-    def _documents(self) -> list[str]:
-        documents = [str(self.domain.XMLDesc(0))] if self.domain.isActive() else []
-        if self.domain.isPersistent():
-            documents.append(str(self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
-        return documents
+    def documents(self) -> tuple[bytes | None, bytes | None]:
+        """The XML of the running domain (None when it does not run) and of the defined one
+        (None for a transient domain)."""
+        live = self.xml() if self.is_active() else None
+        if not self.is_persistent():
+            return live, None
+        with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
+            defined = str(self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return live, defined.encode("utf-8")
 
     def channel_socket(self, name: str) -> Path | None:
         """The host path of the unix socket behind the virtio-serial port `name` (live XML)."""
@@ -183,13 +194,9 @@ class DomainHandle:
     def medium_sources(self, target: str) -> tuple[list[str], list[str]]:
         """The files disk `target` names in the running domain and in the defined one (an
         inactive domain has no running side; a transient one no defined side)."""
-        live = self._sources(self.xml(), target) if self.is_active() else []
-        defined: list[str] = []
-        if self.is_persistent():
-            with _libvirt_errors(f"cannot read the defined XML of {self.name}"):
-                inactive = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            defined = self._sources(str(inactive).encode("utf-8"), target)
-        return live, defined
+        live, defined = self.documents()
+        return (self._sources(live, target) if live is not None else [],
+                self._sources(defined, target) if defined is not None else [])
 
     @staticmethod
     def _sources(document: bytes, target: str) -> list[str]:
