@@ -79,7 +79,7 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
     for entry in cache.entries():
         if entry.last_used > unused_since:
             kept += 1
-        elif args.dry_run or cache.remove(entry, unused_since=unused_since):
+        elif cache.remove(entry, unused_since=unused_since, dry_run=args.dry_run):
             removed.append(entry)
         else:
             kept += 1

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.atomic import lock_path, sweep_stale_partials
+from builder.atomic import sweep_stale_partials
 from builder.console import utc_time
 from builder.launch.image import VERIFIED, file_identity
-from builder.lock import try_lock
 from builder.pipeline.store import CacheEntry, StageCache
 from builder.virt.hypervisor import Hypervisor
 from builder.virt.qemu_img import backing_chain
@@ -130,20 +129,8 @@ def _entries(cache: StageCache, stage: str) -> list[CacheEntry]:
 
 
 def _remove(cache: StageCache, entry: CacheEntry, unused_since: float, dry_run: bool) -> bool:
-    if entry.last_used > unused_since:
-        return False
-    if dry_run:
-        return not _being_written(entry.path)
-    return cache.remove(entry, unused_since=unused_since)
-
-
-def _being_written(entry: Path) -> bool:
-    """Whether a launch holds the entry's lock (unpacking or adopting it) right now."""
-    held = try_lock(lock_path(entry), transient=True)
-    if held is None:
-        return True
-    held.release()
-    return False
+    return (entry.last_used <= unused_since
+            and cache.remove(entry, unused_since=unused_since, dry_run=dry_run))
 
 
 def find_users(storage: Path, uri: str) -> Users:

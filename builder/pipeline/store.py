@@ -150,10 +150,10 @@ class StageCache:
                                             entry.stat().st_mtime))
         return found
 
-    def remove(self, entry: CacheEntry, *, unused_since: float) -> bool:
+    def remove(self, entry: CacheEntry, *, unused_since: float, dry_run: bool = False) -> bool:
         """Remove `entry` if nobody is building or adopting it and it was not used after
         `unused_since`; False when it stays. Files already published from it (hard links,
-        copies) keep their data."""
+        copies) keep their data. `dry_run`: only whether it would go (nothing is removed)."""
         held = try_lock(lock_path(entry.path), transient=True)
         if held is None:
             return False
@@ -161,6 +161,8 @@ class StageCache:
             try:
                 if entry.path.stat().st_mtime > unused_since:
                     return False
+                if dry_run:
+                    return True
                 hidden = entry.path.with_name(f"{partial_prefix(entry.path)}removed")
                 entry.path.rename(hidden)
             except FileNotFoundError:

@@ -83,6 +83,23 @@ def test_an_entry_whose_lock_is_held_stays(tmp_path: Path) -> None:
     assert path.is_dir()
 
 
+def test_a_dry_run_names_what_would_go_and_removes_nothing(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    old = stored(cache, "ova", "old", age_days=40)
+    busy = stored(cache, "ova", "busy", age_days=40)
+    stored(cache, "ova", "new")
+    since = time.time() - 30 * DAY_S
+    held = try_lock(lock_path(busy), transient=True)  # a build adopting it: it would stay
+    assert held is not None
+    try:
+        going = [e.key for e in cache.entries() if cache.remove(e, unused_since=since,
+                                                                dry_run=True)]
+    finally:
+        held.release()
+    assert going == ["old"]
+    assert old.is_dir() and sorted(e.key for e in cache.entries()) == ["busy", "new", "old"]
+
+
 def test_a_published_file_keeps_its_data(tmp_path: Path) -> None:
     cache = StageCache(tmp_path / "cache")
     path = stored(cache, "rpm", "k1", age_days=40)
