@@ -90,6 +90,11 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 site`, `2 sites`; `plural` where English does not just add an s (`3 entries`)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def utc_time(stamp: float) -> str:
     """Seconds since the epoch as ISO 8601 in UTC, to the second: `2026-12-03T01:57:18Z`."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))

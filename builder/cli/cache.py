@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import human_size, text_table, utc_time
+from builder.console import counted, human_size, text_table, utc_time
 from builder.errors import InputError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
         return CommandResult(data=data, text=f"{cache.root}: empty")
     rows = [("STAGE", "KEY", "SIZE", "LAST USED")]
     rows += [(e.stage, e.key, human_size(e.size), utc_time(e.last_used)) for e in entries]
-    footer = f"{len(entries)} {_entries(len(entries))}, {human_size(total)} in {cache.root}"
+    footer = f"{counted(len(entries), 'entry', 'entries')}, {human_size(total)} in {cache.root}"
     return CommandResult(data=data, text=text_table(rows) + "\n" + footer)
 
 
@@ -89,7 +89,7 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
             "removed": [_entry_data(e) for e in removed], "freed": freed, "kept": kept}
     lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {utc_time(e.last_used)})"
              for e in removed]
-    lines.append(f"{verb} {len(removed)} {_entries(len(removed))} ({human_size(freed)}), "
+    lines.append(f"{verb} {counted(len(removed), 'entry', 'entries')} ({human_size(freed)}), "
                  f"kept {kept}")
     return CommandResult(data=data, text="\n".join(lines))
 
@@ -107,6 +107,3 @@ def _entry_data(entry: CacheEntry) -> dict[str, Any]:
     return {"stage": entry.stage, "key": entry.key, "path": str(entry.path),
             "size": entry.size, "last_used": utc_time(entry.last_used)}
 
-
-def _entries(count: int) -> str:
-    return "entry" if count == 1 else "entries"

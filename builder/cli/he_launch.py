@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from builder import __version__
 from builder.cli.cache import DAY_S, DEFAULT_UNUSED_DAYS, days
 from builder.cli.handler import CommandResult, configure_logging, run_command
-from builder.console import Console, human_size, utc_time
+from builder.console import Console, counted, human_size, utc_time
 from builder.errors import InputError
 from builder.launch.options import (
     DEFAULT_STORAGE,
@@ -237,7 +237,7 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
               for item in report.in_use]
     lines += [f"kept every image nothing else holds: cannot read the backing chain of {disk}"
               for disk in report.unreadable]
-    counts = ", ".join(_counted(report.count(kind), noun)
+    counts = ", ".join(counted(report.count(kind), noun)
                        for kind, noun in (("image", "image"), ("rpm", "RPM extract"),
                                           ("record", "record")))
     unsure = f", {report.unsure} for those chains" if report.unreadable else ""
@@ -246,9 +246,6 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
     return CommandResult(data={"ok": True, **report_data(report, args.unused_for)},
                          text="\n".join(lines))
 
-
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def report_usage_error(exc: InputError, *, json_mode: bool, debug: bool) -> int:

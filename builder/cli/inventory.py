@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
-from builder.console import text_table
+from builder.console import counted, text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -89,5 +89,5 @@ def render_check(inventory: Inventory, rows: list[dict[str, str]]) -> str:
         table.append((row["site"], row["fqdn"], row["mode"], where))
     lines = [text_table(table)]
     count = len(rows)
-    lines.append(f"{inventory.path}: {count} site{'s' if count != 1 else ''}, no problems")
+    lines.append(f"{inventory.path}: {counted(count, 'site')}, no problems")
     return "\n".join(lines)

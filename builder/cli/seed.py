@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult
 from builder.cli.inventory import add_inventory_option, load_from_args
-from builder.console import text_table
+from builder.console import counted, text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -71,8 +71,8 @@ def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
 
 def publication_note(out: Path, published: Publication, rendered: int) -> str:
     kept = len(published.sites) - rendered
-    return (f"published {out}: generation {published.generation}, {len(published.sites)} "
-            f"site{'s' if len(published.sites) != 1 else ''} ({rendered} rendered, "
+    return (f"published {out}: generation {published.generation}, "
+            f"{counted(len(published.sites), 'site')} ({rendered} rendered, "
             f"{kept} unchanged)")
 
 

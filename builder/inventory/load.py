@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from builder.console import counted
 from builder.errors import InputError
 from builder.inventory.checks import check_conflicts, check_network, check_site
 from builder.inventory.fields import check
@@ -73,10 +74,9 @@ class Report:
     def raise_if_any(self) -> None:
         if not self.lines:
             return
-        count = len(self.lines)
-        noun = "problem" if count == 1 else "problems"
         problems = [text for _, text in sorted(self.lines, key=lambda item: item[0])]
-        raise InputError(f"inventory {self.file} has {count} {noun}", problems=problems)
+        raise InputError(f"inventory {self.file} has {counted(len(problems), 'problem')}",
+                         problems=problems)
 
 
 def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> Inventory:

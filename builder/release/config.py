@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from builder.console import counted
 from builder.errors import InputError
 from builder.inventory.problems import TYPE_MESSAGES, type_message
 from builder.inventory.source import dotted, duplicate_problems, line_of, read_yaml_file
@@ -213,7 +214,7 @@ def load_release(path: Path) -> ReleaseFile:
         problems += validation_problems(path, tree, exc)
     if problems or model is None:
         count = len(problems)
-        raise InputError(f"release file {path} has {count} problem{'s' * (count != 1)}",
+        raise InputError(f"release file {path} has {counted(count, 'problem')}",
                          problems=problems)
     return ReleaseFile(path, model)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.atomic import staged_dir
+from builder.console import counted
 from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
 from builder.lock import Notify
@@ -263,7 +264,7 @@ def write_seeds(
 
 def _refused(problems: Sequence[str]) -> InputError:
     count = len(problems)
-    return InputError(f"{count} value{'s' if count > 1 else ''} cannot go into a seed; "
+    return InputError(f"{counted(count, 'value')} cannot go into a seed; "
                       "nothing was written", problems=problems)
 
 
