@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
-from builder.errors import InputError, IntegrityError, StorageError
+from builder.errors import CommandError, InputError, IntegrityError, StorageError
 from builder.launch.storage import StorageModes, create_private_file, private_file
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
@@ -30,6 +30,8 @@ APPLIANCE_DIR = Path("/usr/share/ovirt-engine-appliance")
 IMAGE_SUFFIXES = (".ova", ".qcow2")
 DISK_FILE = "disk.qcow2"
 ZEROS = memoryview(bytes(4 << 20))
+# A prune (--unused-for 0) can take an image between its lookup and its overlay: unpack again.
+PREPARE_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,24 @@ def prepare_disk(
     is reused only while this very file (same identity) is the one recorded as verified; any
     other file, or a changed image, is verified and unpacked again in one pass. Modes and
     owners follow `modes` (docs/launch.md), on what is created and on what is reused.
+    Once the overlay exists its image is claimed (`StageCache.claim`): if a prune took the
+    image before that, it is unpacked again.
     """
     modes = modes or StorageModes()
+    for _ in range(PREPARE_ATTEMPTS):
+        disk = _prepare_once(appliance, images, overlay, modes)
+        if disk is not None and image_cache(images).claim(disk.base.parent, disk.base):
+            return disk
+        overlay.unlink(missing_ok=True)
+    raise StorageError(f"the image under {images} this launch unpacked was removed before its "
+                       f"overlay could hold it, {PREPARE_ATTEMPTS} times",
+                       hint="a prune with --unused-for 0 is running: run the launch after it")
+
+
+def _prepare_once(
+    appliance: Path, images: Path, overlay: Path, modes: StorageModes,
+) -> PreparedDisk | None:
+    """`prepare_disk` once; None when the image went before the overlay could be made."""
     modes.passage_dir(images)
     modes.private_dir(images / VERIFIED)  # qemu never reads the records: nobody but us may
     record = images / VERIFIED / f"{file_identity(appliance)}.json"
@@ -154,7 +172,8 @@ def prepare_disk(
         info, base = _unpack(appliance, images, modes)
     if not verified_before:
         _record_info(record, info)
-    create_overlay(base, info.disk_format, overlay)
+    if not _overlay_onto(base, info.disk_format, overlay):
+        return None
     modes.qemu_disk(overlay)
     return PreparedDisk(appliance=appliance, info=info, base=base, base_format=info.disk_format,
                         overlay=overlay, reused=reused, verified_before=verified_before)
@@ -303,6 +322,17 @@ def _hash_zeros(digest: hashlib._Hash, count: int) -> None:
         step = min(count, len(ZEROS))
         digest.update(ZEROS[:step])
         count -= step
+
+
+def _overlay_onto(base: Path, base_format: str, overlay: Path) -> bool:
+    """`create_overlay`; False when it failed because `base` is gone (a prune took it)."""
+    try:
+        create_overlay(base, base_format, overlay)
+    except CommandError:
+        if base.exists():
+            raise
+        return False
+    return True
 
 
 def create_overlay(base: Path, base_format: str, overlay: Path) -> None:

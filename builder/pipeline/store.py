@@ -174,6 +174,19 @@ class StageCache:
         finally:
             held.release()
 
+    def claim(self, entry: Path, member: Path) -> bool:
+        """Stamp `entry` used now, under its lock, if `member` is still in it; False when a
+        prune took the entry first. Whoever has just made something depend on an entry (an
+        overlay backing onto its image) claims it: a prune that has not removed it by then
+        either waits for the lock and sees a stamp newer than its start, or started after the
+        dependency existed and finds it."""
+        with locked(lock_path(entry), transient=True, notify=self.notify,
+                    what=f"with {entry}"):
+            if not member.exists():
+                return False
+            stamp_used(entry)
+            return True
+
     def sweep(self) -> list[Path]:
         """Remove the partials of builds that are gone, in every stage and inside entries
         (a sidecar written into a finished entry); return what was removed."""

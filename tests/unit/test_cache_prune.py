@@ -100,6 +100,17 @@ def test_a_dry_run_names_what_would_go_and_removes_nothing(tmp_path: Path) -> No
     assert old.is_dir() and sorted(e.key for e in cache.entries()) == ["busy", "new", "old"]
 
 
+def test_a_claim_stamps_an_entry_still_there_and_refuses_one_pruned(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    path = stored(cache, "images", "k1", age_days=40)
+    assert cache.claim(path, path / "artifact")
+    [entry] = cache.entries()
+    assert entry.last_used > time.time() - 60  # a prune that starts now keeps it
+    assert not cache.remove(entry, unused_since=time.time() - 60)
+    assert cache.remove(entry, unused_since=time.time() + 1)
+    assert not cache.claim(path, path / "artifact")
+
+
 def test_a_published_file_keeps_its_data(tmp_path: Path) -> None:
     cache = StageCache(tmp_path / "cache")
     path = stored(cache, "rpm", "k1", age_days=40)
