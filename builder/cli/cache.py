@@ -77,9 +77,7 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
     removed: list[CacheEntry] = []
     kept = 0
     for entry in cache.entries():
-        if entry.last_used > unused_since:
-            kept += 1
-        elif cache.remove(entry, unused_since=unused_since, dry_run=args.dry_run):
+        if cache.remove(entry, unused_since=unused_since, dry_run=args.dry_run):
             removed.append(entry)
         else:
             kept += 1
@@ -106,4 +104,3 @@ def _cache() -> StageCache:
 def _entry_data(entry: CacheEntry) -> dict[str, Any]:
     return {"stage": entry.stage, "key": entry.key, "path": str(entry.path),
             "size": entry.size, "last_used": utc_time(entry.last_used)}
-

@@ -247,7 +247,6 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
                          text="\n".join(lines))
 
 
-
 def report_usage_error(exc: InputError, *, json_mode: bool, debug: bool) -> int:
     def refuse() -> CommandResult:
         raise exc

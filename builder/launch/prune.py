@@ -110,12 +110,12 @@ def prune_storage(storage: Path, uri: str, *, unused_since: float, dry_run: bool
             report.in_use.append(InUse(entry.path, holders))
         elif users.unreadable:
             report.unsure += 1
-        elif not _remove(cache, entry, unused_since, dry_run):
+        elif not cache.remove(entry, unused_since=unused_since, dry_run=dry_run):
             report.recent += 1
         else:
             report.removed.append(Pruned("image", entry.path, entry.size, entry.last_used))
     for entry in _entries(cache, RPMS):
-        if _remove(cache, entry, unused_since, dry_run):
+        if cache.remove(entry, unused_since=unused_since, dry_run=dry_run):
             report.removed.append(Pruned("rpm", entry.path, entry.size, entry.last_used))
         else:
             report.recent += 1
@@ -126,11 +126,6 @@ def prune_storage(storage: Path, uri: str, *, unused_since: float, dry_run: bool
 
 def _entries(cache: StageCache, stage: str) -> list[CacheEntry]:
     return [e for e in cache.entries(stage) if KEY_RE[stage].fullmatch(e.key)]
-
-
-def _remove(cache: StageCache, entry: CacheEntry, unused_since: float, dry_run: bool) -> bool:
-    return (entry.last_used <= unused_since
-            and cache.remove(entry, unused_since=unused_since, dry_run=dry_run))
 
 
 def find_users(storage: Path, uri: str) -> Users:

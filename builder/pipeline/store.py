@@ -154,6 +154,8 @@ class StageCache:
         """Remove `entry` if nobody is building or adopting it and it was not used after
         `unused_since`; False when it stays. Files already published from it (hard links,
         copies) keep their data. `dry_run`: only whether it would go (nothing is removed)."""
+        if entry.last_used > unused_since:  # as listed: no need to look under the lock
+            return False
         held = try_lock(lock_path(entry.path), transient=True)
         if held is None:
             return False

@@ -213,8 +213,7 @@ def load_release(path: Path) -> ReleaseFile:
     except ValidationError as exc:
         problems += validation_problems(path, tree, exc)
     if problems or model is None:
-        count = len(problems)
-        raise InputError(f"release file {path} has {counted(count, 'problem')}",
+        raise InputError(f"release file {path} has {counted(len(problems), 'problem')}",
                          problems=problems)
     return ReleaseFile(path, model)
 

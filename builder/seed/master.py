@@ -263,8 +263,7 @@ def write_seeds(
 
 
 def _refused(problems: Sequence[str]) -> InputError:
-    count = len(problems)
-    return InputError(f"{counted(count, 'value')} cannot go into a seed; "
+    return InputError(f"{counted(len(problems), 'value')} cannot go into a seed; "
                       "nothing was written", problems=problems)
 
 
