@@ -283,27 +283,20 @@ class DomainHandle:
         try:
             if not self.domain.isPersistent():
                 return
-            if self._has_nvram():
-                self._undefine_with_nvram()
-            else:
-                self.domain.undefine()
+            self._undefine_with_nvram()
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise VirtError(f"cannot undefine {self.name}: {_first_line(exc)}") from exc
 
     def _undefine_with_nvram(self) -> None:
+        # libvirt's qemu driver takes the flag for any domain and removes a variables file
+        # only where there is one, so no need to read the XML first.
         try:
             self.domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
                 raise
             self.domain.undefine()  # a driver without NVRAM files (libvirt's test driver)
-
-    def _has_nvram(self) -> bool:
-        document = self.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        os_el = etree.fromstring(str(document).encode("utf-8")).find("os")
-        return os_el is not None and (os_el.get("firmware") == "efi"
-                                      or os_el.find("nvram") is not None)
 
     def remove(self) -> None:
         """Destroy, then undefine: the domain leaves no trace in libvirt."""

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from builder.launch.vm import seed_cdrom
-from builder.virt.domain import DomainSpec, VirtType, render_domain_xml
+from builder.virt.domain import DomainSpec, Firmware, VirtType, render_domain_xml
 from builder.virt.errors import DomainNotFoundError, VmStartError
 from builder.virt.hypervisor import Hypervisor
 
@@ -168,3 +168,23 @@ def test_the_eject_s_last_resort_removes_the_drive_on_the_real_libvirtd(
             assert handle.is_active()
         finally:
             handle.remove()
+
+
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_removing_a_persistent_domain_takes_its_uefi_variables_with_it(
+    libvirt_uri: str, launch_storage: Path, firmware: Firmware,
+) -> None:
+    """The real libvirtd: a UEFI guest's variables file (made from the template at its start)
+    goes with its definition; a BIOS guest, which has none, is undefined all the same."""
+    nvram = launch_storage / f"nvram-{firmware}.fd"
+    spec = DomainSpec(name=f"he-undefine-{uuid.uuid4().hex[:6]}", uuid=uuid.uuid4(),
+                      virt_type="qemu", memory_mib=64, vcpus=1, firmware=firmware,
+                      nvram=nvram if firmware == "uefi" else None)
+    with Hypervisor(libvirt_uri) as hv:
+        handle = hv.create(render_domain_xml(spec), persistent=True)
+        try:
+            assert nvram.exists() == (firmware == "uefi")
+        finally:
+            handle.remove()
+        assert hv.lookup(spec.name) is None
+    assert not nvram.exists()
