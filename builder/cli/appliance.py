@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.atomic import write_atomic
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.console import human_size, text_table
 from builder.errors import InputError
 from builder.model import FORMATS
@@ -24,8 +24,7 @@ DEFAULT_RECIPE = "debian-test"
 DEFAULT_KICKSTART_RECIPE = "kickstart-centos9"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-             parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "appliance", parents=[parent], help="build the appliance disk, OVA and RPM",
         description="Build the appliance from a recipe: disk, then OVA (or qcow2), then RPM. "

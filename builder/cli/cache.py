@@ -12,7 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.console import counted, human_size, text_table, utc_time
 from builder.errors import InputError
 
@@ -24,8 +24,7 @@ DEFAULT_UNUSED_DAYS = 30.0
 DAY_S = 86400.0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-             parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "cache", parents=[parent], help="list or prune the stage cache",
         description="The stage cache ($HE_BUILDER_CACHE, else ~/.cache/he-builder): every "

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, TypeAlias
 
 from builder.console import Console
 from builder.errors import BuilderError, ExitCode, InputError
@@ -23,6 +23,9 @@ from builder.errors import BuilderError, ExitCode, InputError
 # `he-build:` line nor hide or reorder what follows it.
 UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
                             r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+# What a subcommand module's `register(subparsers, parent)` adds its parser to.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.console import counted, text_table
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:
                         "inventory's directory are allowed")
 
 
-def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     group = subparsers.add_parser("inventory", parents=[parent],
                                   help="validate the site inventory or print its schema")
     commands = group.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)

@@ -6,15 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.errors import InputError
 
 if TYPE_CHECKING:
     from builder.console import Console
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-             parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("ova", parents=[parent], help="inspect appliance OVAs")
     actions = parser.add_subparsers(dest="ova_command", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", parents=[parent],

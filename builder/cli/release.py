@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.console import text_table
 
 if TYPE_CHECKING:
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_RELEASE_FILE = "release.yaml"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-             parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "release", parents=[parent], help="build, boot-test, gate and publish a release",
         description="Build the release a release file declares: disk, OVAs, RPM, smoke seed, "

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.handler import CommandResult
+from builder.cli.handler import CommandResult, Subcommands
 from builder.cli.inventory import add_inventory_option, load_from_args
 from builder.console import counted, text_table
 
@@ -27,7 +27,7 @@ DHCP_DIR = "dhcp"
 PROGRESS_MIN_SITES = 10
 
 
-def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "seed", parents=[parent], help="render each site's cloud-init seed ISO and answer file",
         description="Render and master the NoCloud seed of each selected site into OUT/SITE/. "
