@@ -4,7 +4,6 @@ models that refuse unknown keys, every problem reported before anything runs, on
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from builder.console import counted
 from builder.errors import InputError
-from builder.inventory.problems import TYPE_MESSAGES, type_message
-from builder.inventory.source import dotted, duplicate_problems, line_of, read_yaml_file
+from builder.inventory.problems import in_line_order, model_problems, pydantic_message
+from builder.inventory.source import duplicate_problems, read_yaml_file
 from builder.inventory.syntax import check_line
 
 MAX_RELEASE_BYTES = 1 << 20
@@ -162,41 +161,8 @@ def all_field_names() -> set[str]:
     return names
 
 
-def problem_message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        match = difflib.get_close_matches(str(error["loc"][-1]), sorted(all_field_names()), n=1)
-        return "unknown field" + (f"; did you mean {match[0]!r}?" if match else "")
-    pattern = (error.get("ctx") or {}).get("pattern")
-    if error["type"] == "string_pattern_mismatch" and pattern in MESSAGES:
-        return MESSAGES[pattern].format(input=error.get("input"))
-    return describe(error)
-
-
-def describe(error: Any) -> str:
-    """The message for one pydantic error, never pydantic's multi-line text."""
-    if error["type"] in TYPE_MESSAGES:
-        return type_message(error["type"], error.get("input"), **(error.get("ctx") or {}))
-    return str(error["msg"]).removeprefix("Value error, ").splitlines()[0]
-
-
-def validation_problems(path: Path, tree: Any, exc: ValidationError) -> list[str]:
-    """One `FILE:LINE: field: message` per error, in line order; a list's "must not be empty"
-    is left out when one of its items has a problem (pydantic counts only the valid items)."""
-    found: list[tuple[int, str]] = []
-    errors = exc.errors(include_url=False)
-    problems = {tuple(part for part in error["loc"] if part != "[key]") for error in errors}
-    for error in errors:
-        loc = tuple(part for part in error["loc"] if part != "[key]")
-        if loc not in problems or (error["type"] == "too_short" and any(
-                len(other) > len(loc) and other[: len(loc)] == loc for other in problems)):
-            continue
-        line, _ = line_of(tree, loc)
-        field = dotted(loc)
-        message = problem_message(error)
-        found.append((line or 1, f"{path}:{line or 1}: {field}: {message}" if field
-                      else f"{path}:{line or 1}: {message}"))
-        problems.discard(loc)
-    return [text for _, text in sorted(found, key=lambda item: item[0])]
+def problem_message(error: Mapping[str, Any]) -> str:
+    return pydantic_message(error, fields=all_field_names(), patterns=MESSAGES)
 
 
 def load_release(path: Path) -> ReleaseFile:
@@ -211,7 +177,8 @@ def load_release(path: Path) -> ReleaseFile:
     try:
         model = ReleaseModel.model_validate(tree)
     except ValidationError as exc:
-        problems += validation_problems(path, tree, exc)
+        problems += in_line_order(model_problems(path, tree, exc.errors(include_url=False),
+                                                 problem_message))
     if problems or model is None:
         raise InputError(f"release file {path} has {counted(len(problems), 'problem')}",
                          problems=problems)
