@@ -27,8 +27,9 @@ from builder.disk.customize_ops import (
     host_files,
     resolve_paths,
 )
-from builder.disk.recipe import validate_options
+from builder.disk.recipe import invalid_recipe, validate_options
 from builder.errors import InputError
+from builder.inventory.problems import in_line_order
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.ova import unpack_ova
 from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
@@ -76,10 +77,10 @@ def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> CustomizeBackend:
     folder = recipe.path.resolve().parent
     base = folder / options.base
     ops = tuple(resolve_paths(op, folder) for op in options.operations)
-    missing = [f"options.operations.{i}: file not found: {path}"
+    missing = [recipe.problem(("options", "operations", i), f"file not found: {path}")
                for i, op in enumerate(ops) for path in host_files(op) if not path.is_file()]
     if missing:
-        raise InputError(f"recipe {recipe.path}: missing files", problems=missing)
+        raise invalid_recipe(recipe.path, in_line_order(missing))
     kind = detect_base(base, options.base_format)
     passwords = {i: read_cleartext(op, env) for i, op in enumerate(ops)
                  if isinstance(op, RootPasswordOp) and op.hash is None}

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from builder.console import Console
 from builder.disk import bootdisk, bootloader, normalize
 from builder.disk.backend import BuildContext
 from builder.disk.recipe import validate_options
-from builder.errors import InputError
 from builder.model import ApplianceMeta, BuiltDisk
 from builder.pipeline.store import StageCache, hash_inputs, package_version
 from builder.repro import source_date_epoch
@@ -75,6 +74,14 @@ class DebianTestOptions(BaseModel):
     disk_size_gib: int = Field(default=3, ge=1, le=64)
     extra_packages: tuple[str, ...] = Field(default=())
 
+    @field_validator("extra_packages")
+    @classmethod
+    def _package_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _is_package_name(name)]
+        if bad:
+            raise ValueError(f"not Debian package names: {', '.join(bad)}")
+        return value
+
     def packages(self) -> tuple[str, ...]:
         return BASE_PACKAGES + tuple(self.extra_packages)
 
@@ -83,9 +90,6 @@ def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> DebianTestBackend:
     """The registry entry: validate the recipe's options and make the backend (`env` is not
     needed: the recipe holds no secret reference)."""
     options = validate_options(DebianTestOptions, recipe)
-    bad = [p for p in options.extra_packages if not _is_package_name(p)]
-    if bad:
-        raise InputError(f"recipe {recipe.path}: not Debian package names: {', '.join(bad)}")
     return DebianTestBackend(meta=recipe.meta, options=options,
                              source_date_epoch=source_date_epoch(env))
 

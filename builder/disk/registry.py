@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,8 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from builder.disk import customize, debian_standin, kickstart_install
 from builder.disk.backend import DiskBackend
-from builder.disk.recipe import Recipe, problem_line
+from builder.disk.recipe import Recipe, invalid_recipe, options_problems
 from builder.errors import InputError
+from builder.inventory.problems import (
+    LineProblem,
+    in_line_order,
+    located,
+    model_problems,
+    pydantic_message,
+)
 from builder.inventory.source import duplicate_problems, read_yaml_file
 from builder.model import ApplianceMeta, PackageNames
 from builder.resources import bundled_recipes
@@ -20,21 +28,33 @@ from builder.resources import bundled_recipes
 __all__ = ["BACKENDS", "Recipe", "create_backend", "load_recipe"]
 
 MAX_RECIPE_BYTES = 1 << 20
+PACKAGE_NAME = r"^[a-z0-9][a-z0-9._+-]*$"
+VERSION = r"^[0-9][A-Za-z0-9._+~]*$"
+DISTRO = r"^[a-z][a-z0-9]*$"
+SUMMARY = r"^[A-Z0-9][^\n]*[^.\s]$"
+LICENSE = r"^[A-Za-z0-9.+() -]+$"
+# Each pattern's problem in words ({input}: the value given).
+RECIPE_PATTERNS = {
+    PACKAGE_NAME: "not a package name (lowercase letters, digits and ._+-): {input!r}",
+    VERSION: "must start with a digit, then letters, digits and ._+~ only: {input!r}",
+    DISTRO: "lowercase letters and digits, starting with a letter: {input!r}",
+    SUMMARY: "one line that starts with a capital letter or a digit and does not end with a "
+             "period or a space: {input!r}",
+    LICENSE: "letters, digits, spaces and .+() only: {input!r}",
+}
 
 
 class _MetaModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")
-    version: str = Field(pattern=r"^[0-9][A-Za-z0-9._+~]*$")
-    release: str = Field(pattern=r"^[0-9][A-Za-z0-9._+~]*$")
+    name: str = Field(pattern=PACKAGE_NAME)
+    version: str = Field(pattern=VERSION)
+    release: str = Field(pattern=VERSION)
     memory_mib: int = Field(ge=512, le=1 << 22)
     vcpus: int = Field(ge=1, le=512)
     description: str = Field(min_length=1, max_length=500)
     firmware: Literal["bios", "uefi"] = "bios"
 
-
-PACKAGE_NAME = r"^[a-z0-9][a-z0-9._+-]*$"
 # The words the Ansible role greps for in the discovery file (`grep path`, `grep sha1sum`):
 # a summary holding one would be read instead of the real line.
 ROLE_GREP_WORDS = ("path", "sha1sum")
@@ -46,12 +66,12 @@ class _RpmModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(default=PackageNames.name, pattern=PACKAGE_NAME, max_length=100)
-    distro: str = Field(default=PackageNames.distro, pattern=r"^[a-z][a-z0-9]*$", max_length=30)
+    distro: str = Field(default=PackageNames.distro, pattern=DISTRO, max_length=30)
     provides: tuple[str, ...] | None = Field(default=None, max_length=10)
     # At most 79 characters once " (qcow2)" is appended (rpmlint's summary-too-long).
     summary: str = Field(default=PackageNames.summary, min_length=1, max_length=71,
-                         pattern=r"^[A-Z0-9][^\n]*[^.\s]$")
-    license: str = Field(default=PackageNames.license, pattern=r"^[A-Za-z0-9.+() -]+$",
+                         pattern=SUMMARY)
+    license: str = Field(default=PackageNames.license, pattern=LICENSE,
                          max_length=200)
 
     @field_validator("provides")
@@ -89,13 +109,25 @@ class _RecipeModel(BaseModel):
 
 BackendFactory = Callable[[Recipe, Mapping[str, str]], DiskBackend]
 
-# Each backend module offers `from_recipe(recipe, env) -> DiskBackend`, validating its own
-# options; `env` is where secret references (env:NAME) are resolved.
-BACKENDS: dict[str, BackendFactory] = {
-    "customize": customize.from_recipe,
-    "debian-test": debian_standin.from_recipe,
-    "kickstart": kickstart_install.from_recipe,
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A backend's options model (checked with the rest of the recipe, before any work) and
+    its `from_recipe(recipe, env) -> DiskBackend`, which makes the backend; `env` is where
+    secret references (env:NAME) are resolved."""
+
+    options: type[BaseModel]
+    make: BackendFactory
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "customize": BackendEntry(customize.CustomizeOptions, customize.from_recipe),
+    "debian-test": BackendEntry(debian_standin.DebianTestOptions, debian_standin.from_recipe),
+    "kickstart": BackendEntry(kickstart_install.KickstartOptions, kickstart_install.from_recipe),
 }
+# What a misspelt key of the recipe's own sections is compared with.
+RECIPE_FIELDS = frozenset({*_RecipeModel.model_fields, *_MetaModel.model_fields,
+                           *_RpmModel.model_fields})
 
 
 def resolve_recipe_path(name_or_path: str) -> Path:
@@ -113,32 +145,56 @@ def resolve_recipe_path(name_or_path: str) -> Path:
 
 
 def load_recipe(name_or_path: str) -> Recipe:
-    """Read, parse and validate a recipe; every problem is reported before any work starts."""
+    """Read, parse and validate a recipe, its backend's options included; every problem is
+    reported at once, each at its line, before any work starts."""
     path = resolve_recipe_path(name_or_path)
     raw = read_yaml_file(path, what="recipe", limit=MAX_RECIPE_BYTES,
                          hint="a recipe is a YAML file")
     model = _validate(path, raw)
-    if model.backend not in BACKENDS:
-        known = ", ".join(sorted(BACKENDS))
-        raise InputError(f"recipe {path}: unknown backend {model.backend!r} (known: {known})")
     meta = ApplianceMeta(**model.appliance.model_dump())
-    return Recipe(path.stem, path, model.backend, meta, model.options, model.rpm.names())
+    return Recipe(name=path.stem, path=path, backend=model.backend, meta=meta,
+                  options=model.options, source=raw, package=model.rpm.names())
 
 
-def _validate(path: Path, raw: object) -> _RecipeModel:
-    """The recipe's model; InputError listing its keys given twice and its invalid fields."""
+def _validate(path: Path, raw: Any) -> _RecipeModel:
+    """The recipe's model; InputError listing its keys given twice, then its invalid fields
+    in line order."""
     problems = duplicate_problems(path, raw)
+    if not isinstance(raw, dict):
+        raise invalid_recipe(path, [*problems, f"{path}:1: expected a mapping of recipe "
+                                               "fields (backend, appliance, rpm, options)"])
+    model: _RecipeModel | None = None
+    found: list[LineProblem] = []
     try:
         model = _RecipeModel.model_validate(raw)
     except ValidationError as exc:
-        problems += [problem_line(dict(err)) for err in exc.errors()]
-        raise InputError(f"recipe {path} is invalid", problems=problems) from exc
-    if problems:
-        raise InputError(f"recipe {path} is invalid", problems=problems)
+        found += model_problems(path, raw, exc.errors(include_url=False), _recipe_message)
+    found += _backend_problems(path, raw)
+    problems += in_line_order(found)
+    if problems or model is None:
+        raise invalid_recipe(path, problems)
     return model
+
+
+def _recipe_message(error: Mapping[str, Any]) -> str:
+    return pydantic_message(error, fields=RECIPE_FIELDS, patterns=RECIPE_PATTERNS)
+
+
+def _backend_problems(path: Path, raw: Mapping[str, Any]) -> list[LineProblem]:
+    """An unknown backend, or the problems of the options for the backend named."""
+    backend = raw.get("backend")
+    if not isinstance(backend, str):
+        return []  # the model says what is wrong with it
+    if backend not in BACKENDS:
+        known = ", ".join(sorted(BACKENDS))
+        return [located(path, raw, ("backend",),
+                        f"unknown backend {backend!r} (known: {known})")]
+    if not isinstance(raw.get("options", {}), dict):
+        return []  # the model says so
+    return options_problems(BACKENDS[backend].options, path, raw)
 
 
 def create_backend(recipe: Recipe, env: Mapping[str, str] | None = None) -> DiskBackend:
     """The backend the recipe names, built from its options (which it validates); `env`
     resolves the recipe's environment references (none: an empty environment)."""
-    return BACKENDS[recipe.backend](recipe, env or {})
+    return BACKENDS[recipe.backend].make(recipe, env or {})

@@ -109,8 +109,8 @@ def test_a_value_the_kickstart_refuses_is_one_line(
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
-    ("kickstart_version", "RHEL8", "Input should be 'RHEL9' or 'RHEL10'"),
-    ("authselect_profile", "sssd", "Input should be 'minimal' or 'local'"),
+    ("kickstart_version", "RHEL8", "must be 'RHEL9' or 'RHEL10', got 'RHEL8'"),
+    ("authselect_profile", "sssd", "must be 'minimal' or 'local', got 'sssd'"),
 ])
 def test_an_unknown_syntax_or_profile_is_named(
         field: str, value: str, expected: str, standin_install_tree: Path, tmp_path: Path,
@@ -118,8 +118,10 @@ def test_an_unknown_syntax_or_profile_is_named(
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
                           repo_url=UNREACHABLE_REPO, **{field: value})
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert lines == [f"he-build: error: recipe {recipe} is invalid",
-                     f"he-build: options.{field}: {expected}"]
+    line = next(number for number, text in enumerate(recipe.read_text().splitlines(), 1)
+                if text.startswith(f"  {field}:"))
+    assert lines == [f"he-build: error: recipe {recipe} has 1 problem",
+                     f"he-build: {recipe}:{line}: options.{field}: {expected}"]
 
 
 @pytest.mark.parametrize("tree", [

@@ -81,9 +81,12 @@ BAD_RECIPES = [
                  ["{path}:2: byte 0xff is not UTF-8"], id="not-utf-8"),
     pytest.param(b"[" * 5000, "is not valid YAML",
                  ["{path}:1: nested more than 64 levels deep"], id="nested"),
-    pytest.param(b"backend: debian-test\nbackend: kickstart\n", "is invalid",
+    pytest.param(b"- debian-test\n", "has 1 problem",
+                 ["{path}:1: expected a mapping of recipe fields (backend, appliance, rpm, "
+                  "options)"], id="a-list"),
+    pytest.param(b"backend: debian-test\nbackend: kickstart\n", "has 2 problems",
                  ["{path}:2: backend: given twice (first on line 1)",
-                  "appliance: Field required"], id="key-twice"),
+                  "{path}:1: appliance: required"], id="key-twice"),
 ]
 
 
@@ -110,3 +113,104 @@ def test_an_oversized_recipe_is_refused_before_it_is_read(tmp_path: Path) -> Non
     assert info.value.message == (f"cannot read recipe {path}: 1,048,577 bytes, larger than "
                                   "the limit of 1,048,576 bytes")
     assert info.value.hint == "a recipe is a YAML file of at most 1,048,576 bytes"
+
+
+EVERY_SECTION_WRONG = """backend: debian-test
+appliance:
+  name: x-appliance
+  version: v1
+  release: "1"
+  memory_mib: 1024
+  vcpus: 0
+  description: d
+rpm:
+  distros: centos9
+options:
+  disk_size_gib: lots
+  extra_packages: [vim, "b d"]
+  mirorr: http://deb.example/debian
+"""
+
+
+def test_every_problem_of_a_recipe_is_told_at_once_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The recipe's own fields and its backend's options are checked together, before any
+    work: one run names them all, in the file's order, in words."""
+    path = Path(write(tmp_path, EVERY_SECTION_WRONG))
+    assert main(["appliance", "--recipe", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"he-build: error: recipe {path} has 6 problems",
+        f"he-build: {path}:4: appliance.version: must start with a digit, then letters, "
+        "digits and ._+~ only: 'v1'",
+        f"he-build: {path}:7: appliance.vcpus: must be at least 1, got 0",
+        f"he-build: {path}:10: rpm.distros: unknown field; did you mean 'distro'?",
+        f"he-build: {path}:12: options.disk_size_gib: expected an integer, got 'lots'",
+        f"he-build: {path}:13: options.extra_packages: not Debian package names: b d",
+        f"he-build: {path}:14: options.mirorr: unknown field; did you mean 'mirror'?",
+    ]
+    assert sorted(tmp_path.iterdir()) == [path]
+
+
+def test_an_unknown_backend_is_told_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.format(backend="debian", mem=1024, options="{}"))
+    with pytest.raises(InputError) as info:
+        load_recipe(path)
+    assert info.value.problems == (f"{path}:1: backend: unknown backend 'debian' (known: "
+                                   "customize, debian-test, kickstart)",)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "appliance.md"
+BUNDLED = Path(__file__).resolve().parents[2] / "pipelines" / "recipes" / "debian-test.yaml"
+# docs/appliance.md's recipe table, row for row: the row's label, the change it makes to a
+# copy of the bundled debian-test recipe, and the line he-build prints.
+DOC_ROWS = [
+    ("`firmware: efi`", ("  firmware: bios", "  firmware: efi"),
+     "he-build: r.yaml:11: appliance.firmware: must be 'bios' or 'uefi', got 'efi'"),
+    ("`vcpus: 0`", ("  vcpus: 2", "  vcpus: 0"),
+     "he-build: r.yaml:9: appliance.vcpus: must be at least 1, got 0"),
+    ("`distro: CentOS-9`", ("  distro: centos9", "  distro: CentOS-9"),
+     "he-build: r.yaml:17: rpm.distro: lowercase letters and digits, starting with a letter: "
+     "'CentOS-9'"),
+    ("`distros: centos9`", ("  distro: centos9", "  distros: centos9"),
+     "he-build: r.yaml:17: rpm.distros: unknown field; did you mean 'distro'?"),
+    ("`provides: [Bad Name]`", ("  provides: [ovirt-engine-appliance-centos9]",
+                                "  provides: [Bad Name]"),
+     "he-build: r.yaml:21: rpm.provides: not RPM package names: Bad Name"),
+    ("`summary: The appliance path`", ("  summary: The oVirt Engine Appliance image",
+                                       "  summary: The appliance path"),
+     "he-build: r.yaml:22: rpm.summary: must not contain 'path': the Ansible role finds the "
+     "discovery file's lines with `grep path`"),
+    ("`backend: debian`", ("backend: debian-test", "backend: debian"),
+     "he-build: r.yaml:3: backend: unknown backend 'debian' (known: customize, debian-test, "
+     "kickstart)"),
+    ("`disk_size_gib: lots` (under `options:`)", ("  disk_size_gib: 3", "  disk_size_gib: lots"),
+     "he-build: r.yaml:27: options.disk_size_gib: expected an integer, got 'lots'"),
+]
+
+
+@pytest.mark.parametrize(("change", "line"), [row[1:] for row in DOC_ROWS],
+                         ids=[row[0] for row in DOC_ROWS])
+def test_a_documented_recipe_row(change: tuple[str, str], line: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    text = BUNDLED.read_text()
+    assert text.count(change[0] + "\n") == 1
+    path = tmp_path / "r.yaml"
+    path.write_text(text.replace(change[0] + "\n", change[1] + "\n"))
+    assert main(["appliance", "--recipe", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.replace(str(path), "r.yaml").splitlines() == [
+        "he-build: error: recipe r.yaml has 1 problem", line]
+
+
+def test_the_documented_recipe_table_is_the_tested_one() -> None:
+    section = DOCS.read_text().split("Each row is one change to a copy (r.yaml)", 1)[1]
+    table = section.split("\n\n", 2)[1]
+    cells = [row.strip("| ").split(" | ") for row in table.splitlines()[2:]]
+    documented = [(label, _code_span(line)) for label, line in cells]
+    assert documented[:-1] == [(label, line) for label, _, line in DOC_ROWS]
+    assert documented[-1] == ("a list instead of a mapping", "he-build: r.yaml:1: expected a "
+                              "mapping of recipe fields (backend, appliance, rpm, options)")
+
+
+def _code_span(cell: str) -> str:
+    """The text of a Markdown code span: `x`, or ``x`` (which may hold a backquote)."""
+    return cell[2:-2].strip() if cell.startswith("``") else cell[1:-1]
