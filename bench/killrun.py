@@ -134,10 +134,14 @@ def syscall_sequence(argv: Sequence[str], env: Mapping[str, str], syscalls: Sequ
     tool = shutil.which("strace")
     if tool is None:
         raise RuntimeError("strace is needed (apt-get install strace)")
-    subprocess.run([tool, "-qq", "-s", "256", "-o", str(log), "-e",
-                    f"trace={','.join(syscalls)}", *argv], env=dict(env), check=True,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=timeout_s)
+    traced = subprocess.run([tool, "-qq", "-s", "256", "-o", str(log), "-e",
+                             f"trace={','.join(syscalls)}", *argv], env=dict(env),
+                            check=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, timeout=timeout_s)
+    if traced.returncode != 0:
+        raise RuntimeError(f"the traced run of {' '.join(argv[:2])} failed "
+                           f"({traced.returncode}): "
+                           f"{traced.stderr.decode(errors='replace')[-2000:]}")
     calls = []
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         name, _, rest = line.partition("(")
