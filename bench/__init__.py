@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from builder.cli.handler import error_lines
-from builder.errors import BuilderError, StorageError
+from builder.errors import BuilderError, file_error
 
 
 def run_bench(main: Callable[[], int | None]) -> NoReturn:
@@ -20,9 +20,10 @@ def run_bench(main: Callable[[], int | None]) -> NoReturn:
     except BuilderError as exc:
         fail(exc)
     except OSError as exc:
-        if exc.filename is None:
+        error = file_error(exc)
+        if error is None:
             raise
-        fail(StorageError(f"cannot read {exc.filename}: {exc.strerror}"))
+        fail(error)
     raise SystemExit(code or 0)
 
 

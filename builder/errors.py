@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from enum import IntEnum
+
+# An operating-system error about a path that could never name a usable file: the name given
+# is at fault, not the storage.
+PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.ENOENT,
+                         errno.EISDIR})
 
 
 class ExitCode(IntEnum):
@@ -34,7 +40,7 @@ MEANINGS: dict[ExitCode, str] = {
                              "line are printed)",
     ExitCode.MISSING_PREREQUISITE: "a required tool, library or service is missing",
     ExitCode.INTEGRITY: "an artifact failed verification (checksum, manifest, OVF)",
-    ExitCode.STORAGE: "storage: not enough space, or a write failed",
+    ExitCode.STORAGE: "storage: not enough space, or a write (or a read) failed",
     ExitCode.RELEASE_FAILED: "he-build release: the boot smoke test or a gate failed (the stage "
                              "is named; nothing was published)",
     ExitCode.VM_NOT_STARTED: "he-launch: the VM did not start",
@@ -131,3 +137,15 @@ class SecretOnDiskError(LaunchError):
 
 class InterruptedByUserError(BuilderError):
     exit_code = ExitCode.INTERRUPTED
+
+
+def file_error(exc: OSError) -> BuilderError | None:
+    """The error to report for an operating-system error on a named file that no step turned
+    into its own message (a path too long, a read or write refused): bad input when the name
+    itself is at fault, else storage. None when the error names no file (a bug, then)."""
+    if exc.filename is None:
+        return None
+    message = f"cannot use {exc.filename}: {exc.strerror or exc}"
+    if exc.errno in PATH_ERRNOS:
+        return InputError(message)
+    return StorageError(message)

@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any, TypeAlias
 
 from builder.console import Console
-from builder.errors import BuilderError, ExitCode, InputError
+from builder.errors import BuilderError, ExitCode, InputError, file_error
 
 # Control characters, line and paragraph separators, and invisible format characters (bidi
 # overrides...): printed escaped, so a value quoted in a message can neither start a fake
@@ -111,11 +111,6 @@ def run_command(
     try:
         with terminate_as_interrupt():
             result = action()
-    except BuilderError as exc:
-        if debug:
-            traceback.print_exc()
-        console.emit_error(prog, {**context(), **error_data(exc)}, error_lines(exc))
-        return int(exc.exit_code)
     except KeyboardInterrupt:
         console.emit_error(prog, {**context(), "ok": False, "error": "interrupted",
                                   "exit_code": int(ExitCode.INTERRUPTED)}, [interrupted])
@@ -123,6 +118,11 @@ def run_command(
     except Exception as exc:
         if debug:
             traceback.print_exc()
+        known = exc if isinstance(exc, BuilderError) else (
+            file_error(exc) if isinstance(exc, OSError) else None)
+        if known is not None:
+            console.emit_error(prog, {**context(), **error_data(known)}, error_lines(known))
+            return int(known.exit_code)
         message = printable(f"internal error: {type(exc).__name__}: {exc}")
         hint = [] if debug else ["hint: run with --debug for the traceback"]
         console.emit_error(prog, {**context(), "ok": False, "error": message,

@@ -74,5 +74,5 @@ def test_a_file_given_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bench.rpm", "--ova", str(missing)],
                           capture_output=True, text=True, check=False, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == ExitCode.STORAGE
-    assert done.stderr == f"bench.rpm: error: cannot read {missing}: No such file or directory\n"
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert done.stderr == f"bench.rpm: error: cannot use {missing}: No such file or directory\n"

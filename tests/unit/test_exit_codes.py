@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 
+import pytest
+
+from builder.cli.handler import CommandResult, run_command
+from builder.cli.he_build import main
+from builder.console import Console
 from builder.errors import MEANINGS, ExitCode
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
 ROW_RE = re.compile(r"^\| (\d+) \| (.+) \|$")
 
 
@@ -23,3 +31,47 @@ def test_readme_lists_every_exit_code_with_its_meaning() -> None:
 
 def test_every_exit_code_has_a_meaning() -> None:
     assert set(MEANINGS) == set(ExitCode)
+
+
+@pytest.mark.parametrize(("number", "code"), [
+    (errno.ENAMETOOLONG, ExitCode.BAD_INPUT), (errno.ELOOP, ExitCode.BAD_INPUT),
+    (errno.ENOTDIR, ExitCode.BAD_INPUT), (errno.EISDIR, ExitCode.BAD_INPUT),
+    (errno.ENOENT, ExitCode.BAD_INPUT), (errno.EIO, ExitCode.STORAGE),
+    (errno.EACCES, ExitCode.STORAGE), (errno.ENOSPC, ExitCode.STORAGE),
+])
+def test_an_os_error_on_a_named_file_is_reported_not_a_bug(
+        number: int, code: ExitCode, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever OSError on a named file escapes a command is one line and its exit code."""
+    def action() -> CommandResult:
+        raise OSError(number, os.strerror(number), "/srv/x")
+    assert run_command("he-build", Console(), action, debug=False) == code
+    assert capsys.readouterr().err == (f"he-build: error: cannot use /srv/x: "
+                                       f"{os.strerror(number)}\n")
+
+
+def test_an_os_error_without_a_file_is_still_an_internal_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def action() -> CommandResult:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    assert run_command("he-build", Console(), action, debug=False) == ExitCode.INTERNAL
+    assert capsys.readouterr().err.startswith("he-build: internal error: OSError:")
+
+
+LONG = "a" * 300
+
+
+@pytest.mark.parametrize("argv", [
+    ["appliance", "--recipe", f"{LONG}.yaml"],
+    ["appliance", "--recipe", "kickstart-centos9", "--render-kickstart", f"/tmp/{LONG}/ks.cfg"],
+    ["seed", "--all", "--inventory", str(EXAMPLE), "--out", f"/tmp/{LONG}/seeds"],
+    ["ova", "verify", f"/tmp/{LONG}.ova"],
+], ids=["recipe", "render-kickstart", "seed-out", "ova-verify"])
+def test_a_path_too_long_is_bad_input(argv: list[str], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(tmp_path / "cache"))
+    assert main(argv) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("he-build: error: cannot use ")
+    assert LONG in err[-1] and err[-1].endswith(": File name too long")
+    assert not any("internal error" in line or "Traceback" in line for line in err)
