@@ -24,6 +24,7 @@ TYPE_MESSAGES: dict[str, str] = {
     "int_type": "expected an integer, got {input!r}",
     "int_parsing": "expected an integer, got {input!r}",
     "int_from_float": "expected an integer, got {input!r}",
+    "finite_number": "expected a finite number, got {input!r}",
     "bool_type": "expected true or false, got {input!r}",
     "bool_parsing": "expected true or false, got {input!r}",
     "model_type": "expected a mapping, got {kind}",
