@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from builder.errors import StorageError
+from builder.errors import InputError, StorageError
 from builder.lock import Notify, locked, try_lock
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,25 @@ def partial_dir(final: Path, *, notify: Notify | None = None) -> Iterator[Path]:
             yield temp
         finally:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def check_directory_target(path: Path, what: str) -> None:
+    """InputError now, before any long work, when `path` can never be a directory to write in:
+    something other than a directory is there or on the way to it, or its name cannot be used.
+    (A directory that does not exist yet is fine: it is made when the results are published.)
+    `what` names the option (`--out`)."""
+    probe = path
+    while True:
+        try:
+            if probe.is_dir():
+                return
+            if not os.path.lexists(probe):
+                probe = probe.parent
+                continue
+        except OSError as exc:
+            raise InputError(f"{what} {path}: {exc.strerror}") from None
+        where = "is" if probe == path else f"lies under {probe}, which is"
+        raise InputError(f"{what} {path} {where} not a directory")
 
 
 def _make_parent(final: Path) -> None:

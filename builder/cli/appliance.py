@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.atomic import write_atomic
+from builder.atomic import check_directory_target, write_atomic
 from builder.cli.handler import CommandResult, Subcommands
 from builder.console import human_size, text_table
 from builder.errors import InputError
@@ -81,6 +81,7 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
 
     env = dict(os.environ)
     recipe = recipe_from_args(args)
+    check_directory_target(args.out, "--out")
     options = BuildOptions(compression=args.compress, payload=args.payload, format=args.format,
                            sign_key=args.sign_key)
     build = build_appliance(recipe, out_dir=args.out, options=options,

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.atomic import check_directory_target
 from builder.cli.handler import CommandResult, Subcommands
 from builder.console import text_table
 
@@ -55,6 +56,7 @@ def run_release_command(args: argparse.Namespace, console: Console) -> CommandRe
     release = load_release(args.file or default_release_file())
     ctx = pipeline.release_context(release, publish=args.publish,
                                    cache_root=default_cache_root(env), env=env)
+    check_directory_target(ctx.publish, "the publish directory")
     if args.plan:
         plan = pipeline.plan_release(ctx)
         data = {"ok": True, "file": str(release.path), "publish": str(ctx.publish),

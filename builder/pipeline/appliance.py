@@ -237,8 +237,8 @@ def publish_result(result: StageResult, recipe: Recipe, out_dir: Path,
     art = result.artifact(result.stage)
     is_disk = result.stage == "disk"
     final = out_dir / (f"{recipe.meta.name}{art.path.suffix}" if is_disk else art.path.name)
-    console.note(f"{result.stage}: {final}")
     link_or_copy(art.path, final, link=not is_disk)
+    console.note(f"{result.stage}: {final}")
     return Published(result.stage, final, art.size, art.sha256, result.reused)
 
 

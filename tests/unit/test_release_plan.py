@@ -83,3 +83,13 @@ def test_the_seed_key_follows_the_smoke_sites_secrets(tmp_path: Path) -> None:
     secret.unlink()  # unreadable now: still a plan (the seed stage would fail, saying why)
     missing = keys()
     assert missing["seed"] not in (before["seed"], after["seed"])
+
+
+def test_a_publish_directory_that_cannot_be_one_is_refused_first(tmp_path: Path) -> None:
+    """Before any stage (the boot smoke test alone takes minutes), and before the plan."""
+    (tmp_path / "publish").write_text("")
+    done = plan(tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"he-build: error: the publish directory {tmp_path / 'publish'} is not a directory"]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("stage.json"))

@@ -87,3 +87,21 @@ def test_render_kickstart_needs_a_file_in_an_existing_directory(
     assert (f"he-build: error: --render-kickstart: {target} is a directory or lies in a "
             "directory that does not exist") in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("file", "--out {tmp}/file is not a directory"),
+    ("file/sub", "--out {tmp}/file/sub lies under {tmp}/file, which is not a directory"),
+    ("a" * 300, "--out {tmp}/" + "a" * 300 + ": File name too long"),
+])
+def test_an_out_that_can_never_be_a_directory_is_refused_before_any_stage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        out: str, message: str) -> None:
+    """Checked before the disk stage, which takes minutes when it is not cached: the (empty)
+    cache shows that no stage ran."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HE_BUILDER_CACHE", str(tmp_path / "cache"))
+    assert main(["appliance", "--out", str(tmp_path / out)]) == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.splitlines() == [
+        "he-build: error: " + message.format(tmp=tmp_path)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
