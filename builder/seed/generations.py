@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.atomic import (
+    check_directory_target,
     fsync_path,
     remove_tree,
     staged_dir,
@@ -126,8 +127,7 @@ def _claim(out: Path) -> None:
     """Make sure OUT is ours: create it, or adopt it empty; refuse anything else untouched."""
     if out.is_symlink() and not out.exists():
         raise InputError(f"--out {out}: a link to nowhere")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
+    check_directory_target(out, "--out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -179,10 +179,17 @@ def test_an_out_that_is_not_ours_is_refused_untouched(tmp_path: Path, content: s
     assert snapshot(out) == before
 
 
-def test_an_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("out", "message"), [
+    ("out", "--out {tmp}/out is not a directory"),
+    ("out/seeds", "--out {tmp}/out/seeds lies under {tmp}/out, which is not a directory"),
+])
+def test_an_out_that_is_or_lies_under_a_file_is_refused(tmp_path: Path, out: str,
+                                                        message: str) -> None:
     (tmp_path / "out").write_text("x")
-    with pytest.raises(InputError, match="exists and is not a directory"):
-        build_seeds(jobs("dc1"), tmp_path / "out", epoch=0)
+    with pytest.raises(InputError) as info:
+        build_seeds(jobs("dc1"), tmp_path / out, epoch=0)
+    assert info.value.message == message.format(tmp=tmp_path)
+    assert (tmp_path / "out").read_text() == "x"
 
 
 def test_an_empty_out_is_adopted_even_a_fresh_filesystem(tmp_path: Path) -> None:
