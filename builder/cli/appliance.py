@@ -94,16 +94,18 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
     overrides = kickstart_overrides(args)
     wants_kickstart = overrides or args.render_kickstart is not None
     default = DEFAULT_KICKSTART_RECIPE if wants_kickstart else DEFAULT_RECIPE
+    from builder.disk.recipe import option_flag  # noqa: PLC0415
     from builder.disk.registry import load_recipe  # noqa: PLC0415  (every backend)
 
     recipe = load_recipe(args.recipe or default)
     if not overrides:
         return recipe
     if recipe.backend != "kickstart":
-        flags = ", ".join(f"--{key.replace('_', '-')}" for key in sorted(overrides))
+        flags = ", ".join(option_flag(key) for key in sorted(overrides))
         raise InputError(f"{flags}: recipe {recipe.name} uses the {recipe.backend} backend, "
                          f"not kickstart")
-    return dataclasses.replace(recipe, options={**recipe.options, **overrides})
+    return dataclasses.replace(recipe, options={**recipe.options, **overrides},
+                               overrides=frozenset(overrides))
 
 
 def list_recipes() -> CommandResult:

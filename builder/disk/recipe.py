@@ -37,6 +37,8 @@ class Recipe:
     # The file as read (builder.inventory.source): the line of each problem comes from it.
     source: Any = field(compare=False, repr=False)
     package: PackageNames = field(default_factory=PackageNames)
+    # The options laid over the file's from the command line: their problems name the flag.
+    overrides: frozenset[str] = frozenset()
 
     def problem(self, path: Path_, message: str) -> LineProblem:
         """`FILE:LINE: field: message` for the value at `path` (from the recipe's top)."""
@@ -48,16 +50,29 @@ def invalid_recipe(path: Path, problems: Sequence[str]) -> InputError:
                       problems=list(problems))
 
 
-def options_problems(model: type[BaseModel], path: Path, source: Any) -> list[LineProblem]:
-    """The problems of the `options:` mapping of the recipe `source` (read from `path`)
-    against a backend's options model, each at its line."""
-    options = source.get("options", {}) if isinstance(source, Mapping) else None
+def option_flag(key: str) -> str:
+    """The command-line flag that lays option `key` over a recipe's (repo_url: --repo-url)."""
+    return f"--{key.replace('_', '-')}"
+
+
+def options_problems(model: type[BaseModel], path: Path, source: Any,
+                     options: Mapping[str, Any] | None = None,
+                     overrides: frozenset[str] = frozenset()) -> list[LineProblem]:
+    """The problems of a recipe's options (`options`, else the `options:` mapping of `source`,
+    the recipe read from `path`) against a backend's options model: each at its line, or at
+    its flag for an option given on the command line (`overrides`)."""
+    if options is None:
+        options = source.get("options", {}) if isinstance(source, Mapping) else None
     try:
         model.model_validate(options)
     except ValidationError as exc:
-        return model_problems(path, source, exc.errors(include_url=False),
-                              partial(pydantic_message, fields=model.model_fields),
-                              prefix=("options",))
+        message = partial(pydantic_message, fields=model.model_fields)
+        errors = exc.errors(include_url=False)
+        flagged = [error for error in errors if error["loc"] and error["loc"][0] in overrides]
+        from_file = [error for error in errors if error not in flagged]
+        return [*((0, f"{option_flag(str(error['loc'][0]))}: {message(error)}")
+                  for error in flagged),
+                *model_problems(path, source, from_file, message, prefix=("options",))]
     return []
 
 
@@ -66,5 +81,6 @@ def validate_options(model: type[ModelT], recipe: Recipe) -> ModelT:
     try:
         return model.model_validate(dict(recipe.options))
     except ValidationError as exc:
-        problems = options_problems(model, recipe.path, recipe.source)
+        problems = options_problems(model, recipe.path, recipe.source, recipe.options,
+                                    recipe.overrides)
         raise invalid_recipe(recipe.path, in_line_order(problems)) from exc

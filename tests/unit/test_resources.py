@@ -105,3 +105,16 @@ def test_an_out_that_can_never_be_a_directory_is_refused_before_any_stage(
     assert capsys.readouterr().err.splitlines() == [
         "he-build: error: " + message.format(tmp=tmp_path)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_bad_option_given_on_the_command_line_is_named_by_its_flag(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The value came from --repo-url, not from the recipe file: no line of the file is
+    blamed, and the problem is there (not an empty list under "has 1 problem")."""
+    target = tmp_path / "ks.cfg"
+    assert main(["appliance", "--repo-url", "ftp://x y", "--render-kickstart",
+                 str(target)]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("he-build: error: recipe ") and err[0].endswith(" has 1 problem")
+    assert len(err) == 2 and err[1].startswith("he-build: --repo-url: 'ftp://x y' does not match ")
+    assert list(tmp_path.iterdir()) == []
