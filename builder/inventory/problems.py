@@ -102,8 +102,8 @@ def model_problems(
     found: list[LineProblem] = []
     reported: set[Path_] = set()
     for error, loc in zip(errors, locations, strict=True):
-        inner = any(len(other) > len(loc) and other[: len(loc)] == loc for other in locations)
-        if loc in reported or (error["type"] == "too_short" and inner):
+        if loc in reported or (error["type"] == "too_short" and any(
+                len(other) > len(loc) and other[: len(loc)] == loc for other in locations)):
             continue
         reported.add(loc)
         found.append(located(file, tree, (*prefix, *loc), message(error)))
