@@ -57,11 +57,14 @@ class Console:
             self.err.write("\n")
             self._open_line = False
 
-    def emit(self, data: dict[str, Any], text: str) -> None:
-        """A command's result: `data` as JSON with --json, else `text` for people."""
+    def emit(self, data: dict[str, Any], text: str, *, verbatim: bool = False) -> None:
+        """A command's result: `data` as JSON with --json, else `text` for people (ending in
+        one newline), or exactly `text` when `verbatim`."""
         self._end_progress_line()
         if self.json_mode:
             self.out.write(as_json(data))
+        elif verbatim:
+            self.out.write(text)
         elif text:
             self.out.write(text.rstrip("\n") + "\n")
         self.out.flush()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RECIPE = "debian-test"
 DEFAULT_KICKSTART_RECIPE = "kickstart-centos9"
+STDOUT_NAME = "-"
 
 
 def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
@@ -65,7 +66,7 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
                                 "tree)")
     kickstart.add_argument("--render-kickstart", type=Path, default=None, metavar="FILE",
                            help="write the kickstart the installer would get to FILE (mode "
-                                "0600) and stop: nothing is downloaded or built")
+                                "0600; - for stdout) and stop: nothing is downloaded or built")
     parser.set_defaults(handler=run_appliance)
 
 
@@ -120,16 +121,21 @@ def list_recipes() -> CommandResult:
 
 def render_kickstart_file(recipe: Recipe, target: Path) -> CommandResult:
     """The kickstart a build of `recipe` would give the installer, checked the same way, in
-    `target` (mode 0600: it may hold the root password's hash)."""
+    `target` (mode 0600: it may hold the root password's hash), or on stdout for `-` (in the
+    JSON document's `content` with --json)."""
     if recipe.backend != "kickstart":
         raise InputError(f"--render-kickstart: recipe {recipe.name} uses the {recipe.backend} "
                          "backend, not kickstart")
-    if target.is_dir() or not target.parent.is_dir():
+    to_stdout = str(target) == STDOUT_NAME
+    if not to_stdout and (target.is_dir() or not target.parent.is_dir()):
         raise InputError(f"--render-kickstart: {target} is a directory or lies in a directory "
                          "that does not exist")
     from builder.disk.kickstart_install import from_recipe  # noqa: PLC0415
 
     kickstart = from_recipe(recipe, dict(os.environ)).kickstart
+    if to_stdout:
+        data = {"ok": True, "recipe": recipe.name, "kickstart": STDOUT_NAME, "content": kickstart}
+        return CommandResult(data=data, text=kickstart, verbatim=True)
     write_atomic(target, kickstart.encode("utf-8"), mode=0o600)
     data = {"ok": True, "recipe": recipe.name, "kickstart": str(target)}
     return CommandResult(data=data, text=f"{target}: the kickstart of recipe {recipe.name}")

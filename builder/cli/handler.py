@@ -30,11 +30,13 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 @dataclass
 class CommandResult:
-    """What a command returns: `data` for --json, `text` for people."""
+    """What a command returns: `data` for --json, `text` for people (`verbatim`: exactly these
+    characters, for a document written to stdout)."""
 
     data: dict[str, Any]
     text: str
     exit_code: int = 0
+    verbatim: bool = False
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -128,5 +130,5 @@ def run_command(
         console.emit_error(prog, {**context(), "ok": False, "error": message,
                                   "exit_code": int(ExitCode.INTERNAL)}, [message, *hint])
         return int(ExitCode.INTERNAL)
-    console.emit(result.data, result.text)
+    console.emit(result.data, result.text, verbatim=result.verbatim)
     return result.exit_code

@@ -55,6 +55,22 @@ def test_render_kickstart_defaults_to_the_kickstart_recipe(
     assert not (tmp_path / "out").exists()
 
 
+def test_render_kickstart_dash_writes_to_stdout_and_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`-` is stdout (`./-` names a file); with --json the kickstart is the document's
+    `content`. The command runs from tmp_path, so a file named `-` would show there."""
+    expected = from_recipe(load_recipe("kickstart-centos9"), {}).kickstart
+    monkeypatch.chdir(tmp_path)
+    argv = ["appliance", "--render-kickstart", "-"]
+    assert main(argv) == ExitCode.OK
+    assert capsys.readouterr().out == expected
+    assert main([*argv, "--json"]) == ExitCode.OK
+    data = json.loads(capsys.readouterr().out)
+    assert (data["kickstart"], data["content"]) == ("-", expected)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_render_kickstart_applies_the_kickstart_flags(tmp_path: Path) -> None:
     own = tmp_path / "own.ks"
     own.write_text("text\nrootpw --lock\npoweroff\n")
