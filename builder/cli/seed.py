@@ -125,8 +125,10 @@ def result_data(out: Path, artifacts: Sequence[SeedArtifacts], dhcp: dict[str, A
 
 
 def result_text(artifacts: Sequence[SeedArtifacts], dhcp: dict[str, Any] | None) -> str:
-    rows = [("SITE", "FILE", "SHA256", "MODE")]
-    rows += [(a.site, str(f.path), f.sha256, f"{f.mode:04o}") for a in artifacts for f in a.files]
+    """One row a site: its MAC, its seed ISO and the ISO's SHA-256. Every file's checksum and
+    mode are in the site's manifest.json and under --json."""
+    rows = [("SITE", "MAC", "ISO", "SHA256")]
+    rows += [(a.site, a.mac, str(a.iso), a.file(a.iso.name).sha256) for a in artifacts]
     lines = [text_table(rows)]
     if dhcp is not None:
         lines.append("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,17 +34,18 @@ def test_all_sites_with_dhcp_export(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "engine.dc2.example.net. IN A 198.51.100.10" in dhcp["zone"]
 
 
-def test_text_table_lists_site_file_checksum_mode(
+def test_text_table_has_one_row_a_site_with_mac_iso_and_its_checksum(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["seed", "--site", "dc1", "--out", str(tmp_path)]) == ExitCode.OK
+    assert main(["seed", "--all", "--out", str(tmp_path)]) == ExitCode.OK
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["SITE", "FILE", "SHA256", "MODE"]
+    assert lines[0].split() == ["SITE", "MAC", "ISO", "SHA256"]
     rows = [line.split() for line in lines[1:]]
-    assert {row[1].rsplit("/", 1)[1] for row in rows} == {
-        "seed.iso", "user-data", "meta-data", "heanswers.conf", "manifest.json"}
-    assert all(row[0] == "dc1" and len(row[2]) == 64 for row in rows)
-    assert {row[1].rsplit("/", 1)[1]: row[3] for row in rows}["seed.iso"] == "0600"
+    assert [row[0] for row in rows] == ["dc1", "dc2"]
+    for site, mac, iso, digest in rows:
+        manifest = json.loads((tmp_path / site / "manifest.json").read_text())
+        assert (mac, iso) == (manifest["mac"], str(tmp_path / site / "seed.iso"))
+        assert digest == hashlib.sha256(Path(iso).read_bytes()).hexdigest()
 
 
 def test_unknown_site_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
