@@ -147,8 +147,8 @@ def kickstart_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["kickstart"] = str(args.kickstart.resolve())
     if args.install_tree is not None:
         tree: str = args.install_tree
-        is_url = tree.startswith(("http://", "https://"))
-        overrides["install_tree"] = tree if is_url else str(Path(tree).resolve())
+        # A URL is left as given for the backend to check (only http(s) is served).
+        overrides["install_tree"] = tree if "://" in tree else str(Path(tree).resolve())
     if args.repo_url is not None:
         overrides["repo_url"] = args.repo_url
     return overrides

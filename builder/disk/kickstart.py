@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 import jinja2
 
 from builder.errors import InputError, MissingPrerequisiteError
+from builder.inventory.source import Path_, dotted
 from builder.resources import KICKSTART_DIR, appliance_file
 from builder.templates import text_environment
 
@@ -123,36 +124,50 @@ def _environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     )
 
 
-def check_inputs(inputs: KickstartInputs) -> list[str]:
-    """Problems with the recipe's values, one line each (empty when all is well)."""
-    problems: list[str] = []
+@dataclass(frozen=True)
+class InputProblem:
+    """A value the kickstart refuses: the field of KickstartInputs (`("repos", 0, "url")`) and
+    why."""
+
+    field: Path_
+    message: str
+
+    def __str__(self) -> str:
+        return f"{dotted(self.field)}: {self.message}"
+
+
+def check_inputs(inputs: KickstartInputs) -> list[InputProblem]:
+    """Problems with the recipe's values, one each (empty when all is well)."""
+    problems: list[InputProblem] = []
+
+    def refuse(message: str, *field: str | int) -> None:
+        problems.append(InputProblem(field, message))
+
     if not _URL.match(inputs.install_tree):
-        problems.append(f"install_tree: not a URL: {inputs.install_tree!r}")
+        refuse(f"not a URL: {inputs.install_tree!r}", "install_tree")
     if not _TIMEZONE.match(inputs.timezone):
-        problems.append(f"timezone: not a zone name: {inputs.timezone!r}")
+        refuse(f"not a zone name: {inputs.timezone!r}", "timezone")
     if inputs.root_password_hash and not _CRYPT_HASH.match(inputs.root_password_hash):
-        problems.append("root_password_hash: not a crypt(3) hash ($6$..., $y$...)")
+        refuse("not a crypt(3) hash ($6$..., $y$...)", "root_password_hash")
     if inputs.disk_size_gib < MIN_DISK_GIB:
-        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is below {MIN_DISK_GIB} "
-                        "(what the partitioning needs)")
+        refuse(f"{inputs.disk_size_gib} is below {MIN_DISK_GIB} (what the partitioning needs)",
+               "disk_size_gib")
     if inputs.disk_size_gib > MAX_DISK_GIB:
-        problems.append(f"disk_size_gib: {inputs.disk_size_gib} is above {MAX_DISK_GIB}: "
-                        "hosted-engine copies the appliance onto a 61 GiB engine disk")
+        refuse(f"{inputs.disk_size_gib} is above {MAX_DISK_GIB}: hosted-engine copies the "
+               "appliance onto a 61 GiB engine disk", "disk_size_gib")
     if not _WORD.match(inputs.release_package):
-        problems.append(f"release_package: not a package name: {inputs.release_package!r}")
+        refuse(f"not a package name: {inputs.release_package!r}", "release_package")
     if inputs.authselect_profile not in get_args(AuthselectProfile):
-        problems.append(f"authselect_profile: not one of {', '.join(get_args(AuthselectProfile))}"
-                        f": {inputs.authselect_profile!r}")
+        refuse(f"not one of {', '.join(get_args(AuthselectProfile))}: "
+               f"{inputs.authselect_profile!r}", "authselect_profile")
     for index, repo in enumerate(inputs.repos):
         if not _URL.match(repo.url):
-            problems.append(f"repos[{index}].url: not a URL: {repo.url!r}")
+            refuse(f"not a URL: {repo.url!r}", "repos", index, "url")
         if not _WORD.match(repo.name):
-            problems.append(f"repos[{index}].name: not a valid name: {repo.name!r}")
-    problems.extend(
-        f"extra_packages[{index}]: not a package name: {name!r}"
-        for index, name in enumerate(inputs.extra_packages)
-        if not _WORD.match(name)
-    )
+            refuse(f"not a valid name: {repo.name!r}", "repos", index, "name")
+    for index, name in enumerate(inputs.extra_packages):
+        if not _WORD.match(name):
+            refuse(f"not a package name: {name!r}", "extra_packages", index)
     return problems
 
 
@@ -166,7 +181,7 @@ def render_kickstart(
     """The kickstart text; refuses bad values before rendering (InputError with every problem)."""
     problems = check_inputs(inputs)
     if problems:
-        raise InputError("invalid kickstart inputs", problems=problems)
+        raise InputError("invalid kickstart inputs", problems=[str(p) for p in problems])
     try:
         loaded = _environment((template_dir, *include_dirs)).get_template(template)
     except jinja2.TemplateNotFound as exc:

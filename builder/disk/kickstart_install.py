@@ -29,12 +29,20 @@ from builder.disk.kickstart import (
     KickstartVersion,
     Repo,
     check_finishes,
+    check_inputs,
     kickstart_available,
     render_kickstart,
     validate_kickstart,
 )
-from builder.disk.recipe import validate_options
+from builder.disk.recipe import (
+    invalid_recipe,
+    option_problem,
+    refused_option,
+    validate_options,
+)
 from builder.errors import InputError
+from builder.inventory.problems import in_line_order
+from builder.inventory.source import Path_
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import sha256_file
@@ -100,16 +108,25 @@ class InstallTree:
 
 def from_recipe(recipe: Recipe, env: Mapping[str, str]) -> KickstartBackend:
     """The registry entry: validate the options, find the tree, render and check the kickstart
-    (`env` is not needed: the root password is given as a crypt hash)."""
+    (`env` is not needed: the root password is given as a crypt hash). A bad value is reported
+    at its line in the recipe, or by its flag when the command line gave it."""
     options = validate_options(KickstartOptions, recipe)
-    tree = parse_install_tree(options.install_tree, recipe.path.parent)
+    tree = install_tree_of(recipe, options)
     repo_url = options.repo_url or tree.url
     if repo_url is None:
-        raise InputError(f"recipe {recipe.path}: options.repo_url is needed when install_tree "
-                         "is a directory (the URL the installer fetches stage2 and packages from)")
+        raise refused_option(recipe, ("install_tree",), "a directory, so repo_url (--repo-url) "
+                             "is needed too: the URL the installer fetches stage2 and packages "
+                             "from")
     kickstart = render_recipe_kickstart(recipe, options, repo_url)
     return KickstartBackend(meta=recipe.meta, options=options, tree=tree, repo_url=repo_url,
                             kickstart=kickstart)
+
+
+def install_tree_of(recipe: Recipe, options: KickstartOptions) -> InstallTree:
+    try:
+        return parse_install_tree(options.install_tree, recipe.path.parent)
+    except InputError as exc:
+        raise refused_option(recipe, ("install_tree",), exc.message) from exc
 
 
 def parse_install_tree(value: str, base: Path) -> InstallTree:
@@ -118,26 +135,25 @@ def parse_install_tree(value: str, base: Path) -> InstallTree:
     if "://" in value:
         url = value if value.endswith("/") else value + "/"
         if not re.match(_CMDLINE_URL, url) or not url.startswith(("http://", "https://")):
-            raise InputError(f"install tree is not an http(s) URL: {value!r}")
+            raise InputError(f"not an http(s) URL: {value!r}")
         return InstallTree(url=url, directory=None)
     directory = (base / value).resolve()
     missing = [rel for rel in PXEBOOT if not (directory / rel).is_file()]
     if missing:
-        raise InputError(f"install tree {directory} has no {', '.join(missing)}")
+        raise InputError(f"{directory} has no {', '.join(missing)}")
     return InstallTree(url=None, directory=directory)
 
 
 def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> str:
-    """The kickstart the installer gets; a bad value is one line naming the recipe and field."""
-    try:
-        text = load_kickstart(recipe, options, repo_url)
-        if kickstart_available():
+    """The kickstart the installer gets, checked by pykickstart when it is installed."""
+    text = load_kickstart(recipe, options, repo_url)
+    if kickstart_available():
+        try:
             validate_kickstart(text, version=options.kickstart_version)
             check_finishes(text, version=options.kickstart_version)
-    except InputError as exc:
-        if len(exc.problems) == 1:
-            raise InputError(f"recipe {recipe.path}: options.{exc.problems[0]}") from exc
-        raise InputError(f"recipe {recipe.path}: {exc.message}", problems=exc.problems) from exc
+        except InputError as exc:
+            raise InputError(f"recipe {recipe.path}: {exc.message}",
+                             problems=exc.problems) from exc
     return text
 
 
@@ -148,22 +164,41 @@ def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> 
     if options.kickstart is not None:
         path = (recipe.path.parent / options.kickstart).resolve()
         if not path.is_file():
-            raise InputError(f"kickstart not found: {path}")
+            raise refused_option(recipe, ("kickstart",), f"not found: {path}")
         if path.suffix != ".j2":
             try:
                 return path.read_text(encoding="utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(f"kickstart {path} is not UTF-8 text") from exc
+                raise refused_option(recipe, ("kickstart",),
+                                     f"{path} is not UTF-8 text") from exc
         template_dir, template = path.parent, path.name
-    inputs = KickstartInputs(
+    inputs = kickstart_inputs(options, repo_url)
+    problems = check_inputs(inputs)
+    if problems:
+        raise invalid_recipe(recipe.path, in_line_order(
+            option_problem(recipe, option_of(problem.field, options), problem.message)
+            for problem in problems))
+    try:
+        return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
+                                template=template)
+    except InputError as exc:
+        raise InputError(f"recipe {recipe.path}: {exc.message}", problems=exc.problems) from exc
+
+
+def kickstart_inputs(options: KickstartOptions, repo_url: str) -> KickstartInputs:
+    return KickstartInputs(
         install_tree=repo_url, timezone=options.timezone,
         root_password_hash=options.root_password_hash, disk_size_gib=options.disk_size_gib,
         repos=tuple(Repo(r.name, r.url) for r in options.repos),
         extra_packages=options.extra_packages, release_package=options.release_package,
         authselect_profile=(options.authselect_profile
                             or AUTHSELECT_BY_VERSION[options.kickstart_version]))
-    return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
-                            template=template)
+
+
+def option_of(field: Path_, options: KickstartOptions) -> Path_:
+    """The recipe option a KickstartInputs field comes from (its install_tree is repo_url
+    when the recipe sets one)."""
+    return ("repo_url",) if field == ("install_tree",) and options.repo_url else field
 
 
 @dataclass

@@ -55,6 +55,20 @@ def option_flag(key: str) -> str:
     return f"--{key.replace('_', '-')}"
 
 
+def option_problem(recipe: Recipe, path: Path_, message: str) -> LineProblem:
+    """A problem with the option at `path` (under `options:`): at its line in the recipe, or
+    named by its flag when the command line gave it."""
+    key = str(path[0])
+    if key in recipe.overrides:
+        return 0, f"{option_flag(key)}: {message}"
+    return recipe.problem(("options", *path), message)
+
+
+def refused_option(recipe: Recipe, path: Path_, message: str) -> InputError:
+    """`recipe FILE has 1 problem`, then the option's problem (see option_problem)."""
+    return invalid_recipe(recipe.path, [option_problem(recipe, path, message)[1]])
+
+
 def options_problems(model: type[BaseModel], path: Path, source: Any,
                      options: Mapping[str, Any] | None = None,
                      overrides: frozenset[str] = frozenset()) -> list[LineProblem]:

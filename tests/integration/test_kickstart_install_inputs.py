@@ -61,8 +61,8 @@ def test_a_directory_without_pxeboot_files_is_refused(
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(empty),
                           repo_url=UNREACHABLE_REPO)
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert lines == [f"he-build: error: install tree {empty} has no "
-                     "images/pxeboot/vmlinuz, images/pxeboot/initrd.img"]
+    assert lines == refused_at(recipe, "install_tree",
+                               f"{empty} has no images/pxeboot/vmlinuz, images/pxeboot/initrd.img")
 
 
 def test_a_url_tree_without_the_kernel_is_a_404(
@@ -85,27 +85,66 @@ def test_a_directory_tree_needs_a_repo_url(
         capsys: pytest.CaptureFixture[str]) -> None:
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree))
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert len(lines) == 1 and "options.repo_url is needed" in lines[0]
+    assert lines == refused_at(recipe, "install_tree", (
+        "a directory, so repo_url (--repo-url) is needed too: the URL the installer fetches "
+        "stage2 and packages from"))
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("timezone", "UTC" + INJECTION),
-    ("extra_packages", ["vim" + INJECTION]),
-    ("repos", [{"name": "ovirt", "url": "http://mirror.example/" + INJECTION}]),
-    ("root_password_hash", "$6$salt$" + "a" * 86 + INJECTION),
-    ("release_package", "centos-release-ovirt45" + INJECTION),
-    ("disk_size_gib", 10),
-    ("disk_size_gib", 62),
+@pytest.mark.parametrize(("field", "value", "where", "message", "markers"), [
+    ("timezone", "UTC" + INJECTION, "timezone", f"not a zone name: {'UTC' + INJECTION!r}",
+     ["  timezone:"]),
+    ("extra_packages", ["vim" + INJECTION], "extra_packages[0]",
+     f"not a package name: {'vim' + INJECTION!r}", ["  extra_packages:", "  - "]),
+    ("repos", [{"name": "ovirt", "url": "http://mirror.example/" + INJECTION}],
+     "repos[0].url", f"not a URL: {'http://mirror.example/' + INJECTION!r}",
+     ["  repos:", "    url:"]),
+    ("root_password_hash", "$6$salt$" + "a" * 86 + INJECTION, "root_password_hash",
+     "not a crypt(3) hash ($6$..., $y$...)", ["  root_password_hash:"]),
+    ("release_package", "centos-release-ovirt45" + INJECTION, "release_package",
+     f"not a package name: {'centos-release-ovirt45' + INJECTION!r}", ["  release_package:"]),
+    ("disk_size_gib", 10, "disk_size_gib", "10 is below 51 (what the partitioning needs)",
+     ["  disk_size_gib:"]),
+    ("disk_size_gib", 62, "disk_size_gib",
+     "62 is above 61: hosted-engine copies the appliance onto a 61 GiB engine disk",
+     ["  disk_size_gib:"]),
 ])
-def test_a_value_the_kickstart_refuses_is_one_line(
-        field: str, value: object, standin_install_tree: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_value_the_kickstart_refuses_is_named_at_its_line(
+        field: str, value: object, where: str, message: str, markers: list[str],
+        standin_install_tree: Path,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each of them on one line (a newline in the value is shown escaped), at the line of the
+    recipe that holds the value."""
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
                           repo_url=UNREACHABLE_REPO, **{field: value})
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert len(lines) == 1
-    assert lines[0].startswith(f"he-build: error: recipe {recipe}: options.")
-    assert "\n" not in lines[0]
+    assert lines == refused_at(recipe, where, message, *markers)
+
+
+def test_every_refused_kickstart_value_is_reported_in_one_run(
+        standin_install_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
+                          repo_url=UNREACHABLE_REPO, timezone="Etc/U TC", disk_size_gib=62,
+                          release_package="a b")
+    lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
+    assert lines[0] == f"he-build: error: recipe {recipe} has 3 problems"
+    assert [line.split(": ")[2] for line in lines[1:]] == [
+        "options.timezone", "options.disk_size_gib", "options.release_package"]
+
+
+def refused_at(recipe: Path, where: str, message: str, *markers: str) -> list[str]:
+    """The two lines of a recipe with one problem: the count, then `FILE:LINE: options.WHERE:
+    MESSAGE`. LINE is found by walking down from `options:` to the first line starting with
+    each marker in turn (default: `  WHERE:`)."""
+    text = recipe.read_text().splitlines()
+    line = text.index("options:")
+    for marker in markers or (f"  {where}:",):
+        line = next(number for number in range(line + 1, len(text))
+                    if text[number].startswith(marker))
+    line += 1
+    return [f"he-build: error: recipe {recipe} has 1 problem",
+            f"he-build: {recipe}:{line}: options.{where}: {message}"]
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
@@ -133,7 +172,8 @@ def test_an_install_tree_url_unfit_for_the_kernel_command_line_is_refused(
         capsys: pytest.CaptureFixture[str]) -> None:
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=tree)
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert len(lines) == 1 and "install tree is not an http(s) URL" in lines[0]
+    assert lines == refused_at(recipe, "install_tree",
+                               f"not an http(s) URL: {tree!r}")
 
 
 def test_the_oemdrv_image_holds_the_kickstart(tmp_path: Path) -> None:

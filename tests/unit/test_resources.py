@@ -80,6 +80,59 @@ def test_render_kickstart_applies_the_kickstart_flags(tmp_path: Path) -> None:
     assert target.read_text() == own.read_text()
 
 
+def test_a_bad_value_of_a_kickstart_recipe_is_named_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A value the kickstart template refuses (not one pydantic does): at the recipe's line."""
+    text = (REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml").read_text()
+    line = text.splitlines().index("  timezone: Etc/UTC") + 1
+    path = tmp_path / "r.yaml"
+    path.write_text(text.replace("  timezone: Etc/UTC\n", "  timezone: Etc/U TC\n"))
+    argv = ["appliance", "--recipe", str(path), "--render-kickstart", "-"]
+    assert main(argv) == ExitCode.BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"he-build: error: recipe {path} has 1 problem",
+        f"he-build: {path}:{line}: options.timezone: not a zone name: 'Etc/U TC'"]
+    assert captured.out == ""
+
+
+def test_the_documented_kickstart_refusal_is_what_he_build_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/appliance-backends.md's example: the bundled recipe with three values changed."""
+    docs = (REPO / "docs" / "appliance-backends.md").read_text()
+    start = docs.index("  he-build: error: recipe ks.yaml has 3 problems")
+    documented = [line.strip() for line in docs[start:docs.index("  ```", start)].splitlines()]
+    text = (REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml").read_text()
+    for old, new in [("timezone: Etc/UTC", "timezone: Etc/U TC"),
+                     ("disk_size_gib: 51", "disk_size_gib: 62"),
+                     ("url: http://mirror.stream.centos.org/9-stream/CRB/x86_64/os/", "url: nope")]:
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    path = tmp_path / "ks.yaml"
+    path.write_text(text)
+    assert main(["appliance", "--recipe", str(path), "--render-kickstart", "-"]) == 2
+    assert capsys.readouterr().err.replace(str(path), "ks.yaml").splitlines() == documented
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--install-tree", "ftp://mirror.example/os/"],
+     "--install-tree: not an http(s) URL: 'ftp://mirror.example/os/'"),
+    (["--install-tree", "{tmp}"],
+     "--install-tree: {tmp} has no images/pxeboot/vmlinuz, images/pxeboot/initrd.img"),
+    (["--kickstart", "{tmp}/missing.ks"], "--kickstart: not found: {tmp}/missing.ks"),
+], ids=["url-scheme", "directory-without-pxeboot", "missing-kickstart"])
+def test_a_bad_kickstart_flag_is_named_by_its_flag(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        message: str) -> None:
+    """A flag's value has no line in the recipe: the problem names the flag."""
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    assert main(["appliance", *argv, "--render-kickstart", "-"]) == ExitCode.BAD_INPUT
+    recipe = REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml"
+    assert capsys.readouterr().err.splitlines() == [
+        f"he-build: error: recipe {recipe} has 1 problem",
+        f"he-build: {message.format(tmp=tmp_path)}"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--recipe", "debian-test"],
      "--render-kickstart: recipe debian-test uses the debian-test backend, not kickstart"),
