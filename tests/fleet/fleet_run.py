@@ -91,7 +91,8 @@ def prepare_run(scratch: Path, fleet: Fleet, sites: Sequence[SiteSpec],
         # this machine's libvirtd.
         "he_deploy_uri": "test:///default",
         "he_deploy_poll_interval": 1,
-        "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": str(standin_seconds)},
+        "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": str(standin_seconds),
+                                         "HE_STANDIN_REAL_HE_LAUNCH": tool("he-launch")},
     }))
     return FleetRun(source, inventory, extra_vars, out, remote_dir, storage, tuple(secrets),
                     fleet_env(scratch, fleet, out, collections))

@@ -7,6 +7,7 @@ label, meta-data, user-data and its own answer file with `isoinfo`), keeps he-la
 `--json` result. engine-setup's exit status is 0 unless the site's answer file sets
 OVESETUP_STANDIN/exitCode=int:N (the test's way to make one site fail through its real seed).
 HE_STANDIN_SECONDS (default 0) is the time the stand-in "boots", for the fleet benchmark.
+`--prune-images` runs the real he-launch ($HE_STANDIN_REAL_HE_LAUNCH) on the real storage.
 Runs with the hosts' /usr/bin/python3 and the standard library only (plus isoinfo).
 """
 
@@ -23,6 +24,9 @@ import time
 from pathlib import Path
 
 EXIT_CODE_KEY = re.compile(r"OVESETUP_STANDIN/exitCode=int:(-?\d+)")
+PRUNE_FLAG = "--prune-images"
+# `--prune-images` is handed to the real he-launch named by this variable.
+REAL_HE_LAUNCH = "HE_STANDIN_REAL_HE_LAUNCH"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,6 +69,9 @@ def netns() -> str:
 
 
 def main(argv: list[str]) -> int:
+    if PRUNE_FLAG in argv:
+        # No VM, but the storage is real: the real he-launch prunes it.
+        os.execv(os.environ[REAL_HE_LAUNCH], [os.environ[REAL_HE_LAUNCH], *argv])
     opts = parse_args(argv)
     started = time.monotonic()
     workdir = opts.storage / opts.site

@@ -6,6 +6,8 @@ machine. he-launch on the hosts is a STAND-IN (tests/fleet/standin_he_launch.py)
 booted (no nested VMs here), but it consumes the real seed that `he-build seed` rendered on the
 controller and prints he-launch's --json result. Four sites: alpha and bravo succeed, charlie's
 engine-setup exits 1 (an answer in its seed), delta's host does not exist (unreachable).
+The prune after a successful deploy (`he_deploy_prune_images`) is the real he-launch's, on the
+hosts' real storage directory.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from builder.virt.qemu_img import create_image
 from tests.fleet.ansible_env import run, tool
 from tests.fleet.fleet_run import FleetRun, SiteSpec, playbook_argv, prepare_run
 from tests.fleet.netns import PREFIX, Fleet, alive, namespaces, ssh_fleet
@@ -58,6 +62,17 @@ def left_behind(run_: FleetRun) -> list[Path]:
             *run_.out.glob("*/seed")]
 
 
+def aged_image(storage: Path, days: int) -> Path:
+    """images/KEY/ as he-launch unpacks an appliance (a real qcow2), last used `days` ago."""
+    entry = storage / "images" / f"{days:016x}"
+    entry.mkdir(parents=True)
+    create_image(entry / "disk.qcow2", size_bytes=1 << 20)
+    (entry / "unpacked.json").write_text("{}")
+    used = time.time() - days * 86400
+    os.utime(entry, (used, used))
+    return entry
+
+
 def ansible_payloads(directory: Path) -> set[Path]:
     """AnsiballZ's payload directories in a temporary directory: a module that Ansible's async
     limit SIGKILLs leaves its own there (ansible-core's, not the role's)."""
@@ -68,8 +83,10 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
         tmp_path: Path, collections_path: Path) -> None:
     with ssh_fleet(tmp_path / "net", 3) as fleet:
         run_ = prepare_run(tmp_path, fleet, sites_of(fleet), collections=collections_path)
-        proc = subprocess.run(playbook_argv(fleet, run_, forks=4), env=run_.env,
-                              capture_output=True, text=True, check=False, timeout=600)
+        old_image, recent_image = aged_image(run_.storage, 40), aged_image(run_.storage, 1)
+        proc = subprocess.run(playbook_argv(fleet, run_, 4, "-e", "he_deploy_prune_images=true"),
+                              env=run_.env, capture_output=True, text=True, check=False,
+                              timeout=600)
         output = proc.stdout + proc.stderr
         assert proc.returncode != 0, output  # a site failed: the run says so
         summary = summary_of(run_)
@@ -91,6 +108,15 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
             assert standin["fqdn"] == f"engine.{name}.example.com"
             assert standin["netns"] == netns_of[host_of[name]]
             assert expected_ids[name] in Path(row["console_log"]).read_text()
+        # The successful sites pruned the (shared) storage with the real he-launch: the image
+        # unused for 40 days went, once, the one used yesterday stayed; the failed site did
+        # not prune.
+        prunes = [by_site[name]["prune"] for name in ("alpha", "bravo")]
+        assert all(p["exit_code"] == 0 and p["error"] is None for p in prunes), prunes
+        assert sorted(path for p in prunes for path in p["removed"]) == [str(old_image)]
+        assert sum(p["freed"] for p in prunes) > 0
+        assert not old_image.exists() and (recent_image / "disk.qcow2").is_file()
+        assert by_site["charlie"]["prune"] is None and by_site["delta"]["prune"] is None
         charlie = by_site["charlie"]
         assert (charlie["status"], charlie["exit_status"], charlie["stage"]) == \
             ("failed", 1, "launch")
@@ -114,11 +140,19 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
         assert left_behind(run_) == []
 
         # A subset, by label: only that site is deployed and summarized.
-        subset = subprocess.run(playbook_argv(fleet, run_, 4, "-e", "he_fleet_sites=edge"),
-                                env=run_.env, capture_output=True, text=True, check=False,
-                                timeout=300)
+        # ... and a prune that fails (libvirt unreachable: it cannot tell which images are in
+        # use) leaves the deployed site ok, with the prune's error recorded.
+        subset = subprocess.run(
+            playbook_argv(fleet, run_, 4, "-e", "he_fleet_sites=edge", "-e",
+                          "he_deploy_prune_images=true", "-e", "he_deploy_uri=bogus:///x"),
+            env=run_.env, capture_output=True, text=True, check=False, timeout=300)
         assert subset.returncode == 0, subset.stdout + subset.stderr
         assert [row["site"] for row in summary_of(run_)["sites"]] == ["alpha"]
+        alpha = summary_of(run_)["by_site"]["alpha"]
+        assert (alpha["status"], alpha["prune"]["exit_code"], alpha["prune"]["removed"]) == (
+            "ok", 4, [])
+        assert alpha["prune"]["error"].startswith("cannot connect to libvirt at bogus:///x")
+        assert (recent_image / "disk.qcow2").is_file()
     assert [name for name in namespaces() if name.startswith(PREFIX)] == []
 
 

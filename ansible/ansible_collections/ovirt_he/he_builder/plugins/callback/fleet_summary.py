@@ -105,7 +105,7 @@ class CallbackModule(CallbackBase):
 def empty_row(name, host):
     return {"site": name, "host": host, "status": "", "stage": None, "exit_status": None,
             "exit_code": None, "error": "", "durations": {}, "console_log": None,
-            "transcript": None, "result": None, "url": None}
+            "transcript": None, "result": None, "url": None, "prune": None}
 
 
 def failure_text(result):
