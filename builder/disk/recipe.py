@@ -55,12 +55,17 @@ def option_flag(key: str) -> str:
     return f"--{key.replace('_', '-')}"
 
 
+def flag_problem(key: str, message: str) -> LineProblem:
+    """A problem with option `key` given on the command line: named by its flag (no line)."""
+    return 0, f"{option_flag(key)}: {message}"
+
+
 def option_problem(recipe: Recipe, path: Path_, message: str) -> LineProblem:
     """A problem with the option at `path` (under `options:`): at its line in the recipe, or
     named by its flag when the command line gave it."""
     key = str(path[0])
     if key in recipe.overrides:
-        return 0, f"{option_flag(key)}: {message}"
+        return flag_problem(key, message)
     return recipe.problem(("options", *path), message)
 
 
@@ -84,8 +89,7 @@ def options_problems(model: type[BaseModel], path: Path, source: Any,
         errors = exc.errors(include_url=False)
         flagged = [error for error in errors if error["loc"] and error["loc"][0] in overrides]
         from_file = [error for error in errors if error not in flagged]
-        return [*((0, f"{option_flag(str(error['loc'][0]))}: {message(error)}")
-                  for error in flagged),
+        return [*(flag_problem(str(error["loc"][0]), message(error)) for error in flagged),
                 *model_problems(path, source, from_file, message, prefix=("options",))]
     return []
 
