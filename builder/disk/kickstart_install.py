@@ -152,8 +152,7 @@ def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url:
             validate_kickstart(text, version=options.kickstart_version)
             check_finishes(text, version=options.kickstart_version)
         except InputError as exc:
-            raise InputError(f"recipe {recipe.path}: {exc.message}",
-                             problems=exc.problems) from exc
+            raise in_recipe(recipe, exc) from exc
     return text
 
 
@@ -182,7 +181,13 @@ def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> 
         return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
                                 template=template)
     except InputError as exc:
-        raise InputError(f"recipe {recipe.path}: {exc.message}", problems=exc.problems) from exc
+        raise in_recipe(recipe, exc) from exc
+
+
+def in_recipe(recipe: Recipe, exc: InputError) -> InputError:
+    """A refusal of the rendered kickstart or its template, which has no line in the recipe:
+    `recipe FILE: ...`."""
+    return InputError(f"recipe {recipe.path}: {exc.message}", problems=exc.problems)
 
 
 def kickstart_inputs(options: KickstartOptions, repo_url: str) -> KickstartInputs:
