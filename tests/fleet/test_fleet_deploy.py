@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from builder.virt.qemu_img import create_image
+from tests.fixtures.storage import unpacked_image
 from tests.fleet.ansible_env import run, tool
 from tests.fleet.fleet_run import FleetRun, SiteSpec, playbook_argv, prepare_run
 from tests.fleet.netns import PREFIX, Fleet, alive, namespaces, ssh_fleet
@@ -64,13 +64,7 @@ def left_behind(run_: FleetRun) -> list[Path]:
 
 def aged_image(storage: Path, days: int) -> Path:
     """images/KEY/ as he-launch unpacks an appliance (a real qcow2), last used `days` ago."""
-    entry = storage / "images" / f"{days:016x}"
-    entry.mkdir(parents=True)
-    create_image(entry / "disk.qcow2", size_bytes=1 << 20)
-    (entry / "unpacked.json").write_text("{}")
-    used = time.time() - days * 86400
-    os.utime(entry, (used, used))
-    return entry
+    return unpacked_image(storage, f"{days:016x}", used_at=time.time() - days * 86400)
 
 
 def ansible_payloads(directory: Path) -> set[Path]:

@@ -22,6 +22,7 @@ from builder.launch.prune import prune_storage
 from builder.lock import try_lock
 from builder.virt.hypervisor import Hypervisor
 from builder.virt.qemu_img import create_image
+from tests.fixtures.storage import unpacked_image
 
 DAY = 86400.0
 MONTH_AGO = time.time() - 40 * DAY
@@ -37,12 +38,7 @@ def domain_xml(name: str, disk: Path) -> str:
 
 def image_entry(storage: Path, purpose: str, *, age: float = MONTH_AGO) -> Path:
     """images/KEY/disk.qcow2 as he-launch unpacks it, last used at `age`."""
-    entry = storage / "images" / KEYS[purpose]
-    entry.mkdir(parents=True)
-    create_image(entry / "disk.qcow2", size_bytes=1 << 20)
-    (entry / "unpacked.json").write_text("{}")
-    os.utime(entry, (age, age))
-    return entry
+    return unpacked_image(storage, KEYS[purpose], used_at=age)
 
 
 def rpm_extract(storage: Path, key: str, *, age: float) -> Path:
