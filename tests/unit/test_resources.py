@@ -16,6 +16,7 @@ from builder.disk.registry import load_recipe
 from builder.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
+KICKSTART_RECIPE = REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml"
 
 
 def test_the_checkout_answers_with_its_top_level_files() -> None:
@@ -83,7 +84,7 @@ def test_render_kickstart_applies_the_kickstart_flags(tmp_path: Path) -> None:
 def test_a_bad_value_of_a_kickstart_recipe_is_named_at_its_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A value the kickstart template refuses (not one pydantic does): at the recipe's line."""
-    text = (REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml").read_text()
+    text = (KICKSTART_RECIPE).read_text()
     line = text.splitlines().index("  timezone: Etc/UTC") + 1
     path = tmp_path / "r.yaml"
     path.write_text(text.replace("  timezone: Etc/UTC\n", "  timezone: Etc/U TC\n"))
@@ -102,7 +103,7 @@ def test_the_documented_kickstart_refusal_is_what_he_build_prints(
     docs = (REPO / "docs" / "appliance-backends.md").read_text()
     start = docs.index("  he-build: error: recipe ks.yaml has 3 problems")
     documented = [line.strip() for line in docs[start:docs.index("  ```", start)].splitlines()]
-    text = (REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml").read_text()
+    text = (KICKSTART_RECIPE).read_text()
     for old, new in [("timezone: Etc/UTC", "timezone: Etc/U TC"),
                      ("disk_size_gib: 51", "disk_size_gib: 62"),
                      ("url: http://mirror.stream.centos.org/9-stream/CRB/x86_64/os/", "url: nope")]:
@@ -127,7 +128,7 @@ def test_a_bad_kickstart_flag_is_named_by_its_flag(
     """A flag's value has no line in the recipe: the problem names the flag."""
     argv = [arg.format(tmp=tmp_path) for arg in argv]
     assert main(["appliance", *argv, "--render-kickstart", "-"]) == ExitCode.BAD_INPUT
-    recipe = REPO / "pipelines" / "recipes" / "kickstart-centos9.yaml"
+    recipe = KICKSTART_RECIPE
     assert capsys.readouterr().err.splitlines() == [
         f"he-build: error: recipe {recipe} has 1 problem",
         f"he-build: {message.format(tmp=tmp_path)}"]
