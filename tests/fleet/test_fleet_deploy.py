@@ -126,6 +126,8 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
         for name in ("alpha", "bravo"):
             assert any(line.split()[:3] == [name, host_of[name], "ok"]
                        for line in table.splitlines()), table
+        assert table.splitlines()[1].split()[-2:] == ["PRUNED", "LOG"], table
+        assert "1 image, " in table and "0 images, 0 B" in table, table
 
         # Secrets: never printed, never in the summary; every seed copy is gone.
         summary_text = (run_.out / "summary.json").read_text()
@@ -146,6 +148,8 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
         assert (alpha["status"], alpha["prune"]["exit_code"], alpha["prune"]["removed"]) == (
             "ok", 4, [])
         assert alpha["prune"]["error"].startswith("cannot connect to libvirt at bogus:///x")
+        assert "alpha: prune failed (exit 4): cannot connect to libvirt at bogus:///x" in \
+            subset.stdout, subset.stdout
         assert (recent_image / "disk.qcow2").is_file()
     assert [name for name in namespaces() if name.startswith(PREFIX)] == []
 

@@ -11,8 +11,9 @@ short_description: per-site summary of a fleet deployment (table and JSON)
 version_added: 0.1.0
 description:
   - At the end of a run, prints one row per site of the he-builder inventory that the run
-    touched (site, host, status, engine-setup's exit status, phase timings, log) and the reason
-    of every failed or unreachable site, and writes the same as JSON to O(out_dir)/summary.json.
+    touched (site, host, status, engine-setup's exit status, phase timings, what the image prune
+    removed when a site pruned, log) and the reason of every failed or unreachable site and of
+    every failed prune, and writes the same as JSON to O(out_dir)/summary.json.
   - Each site's row comes from what the C(ovirt_he.he_builder.he_deploy) role recorded
     (C(set_stats) key C(he_fleet)); a site the role could not record (unreachable, or failed
     before the role ran) is reported from Ansible's own result.
@@ -40,6 +41,8 @@ from ansible.plugins.callback import CallbackBase
 
 STAT_KEY = "he_fleet"
 COLUMNS = ("SITE", "HOST", "STATUS", "RC", "PHASES", "LOG")
+# Shown (before LOG) only when a site of the run pruned he-launch's images.
+PRUNE_COLUMN = "PRUNED"
 # he-launch's phases in the order they run (its JSON sorts them by name).
 PHASES = ("prepare", "start", "boot", "setup", "eject", "health")
 
@@ -148,8 +151,10 @@ def render_table(rows):
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     title = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    cells = [COLUMNS] + [row_cells(row) for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    pruned = any(row.get("prune") for row in rows)
+    columns = COLUMNS[:-1] + (PRUNE_COLUMN,) + COLUMNS[-1:] if pruned else COLUMNS
+    cells = [columns] + [row_cells(row, pruned) for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns) - 1)]
     lines = ["", f"FLEET SUMMARY ({title})"]
     for line in cells:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1]))
@@ -157,14 +162,41 @@ def render_table(rows):
     for row in rows:
         if row["status"] != "ok":
             lines.append(f"{row['site']}: {row['status']}: {row['error'] or 'no reason given'}")
+        prune = row.get("prune")
+        if prune and prune["exit_code"] != 0:
+            lines.append(f"{row['site']}: prune failed (exit {prune['exit_code']}): "
+                         f"{prune['error'] or 'no reason given'}")
     return lines
 
 
-def row_cells(row):
+def row_cells(row, pruned=False):
     rc = "-" if row["exit_status"] is None else str(row["exit_status"])
     durations = row["durations"] or {}
     order = [name for name in PHASES if name in durations]
     order += sorted(name for name in durations if name not in PHASES)
     phases = ", ".join(f"{name} {float(durations[name]):.1f} s" for name in order)
     log = row["transcript"] if row["status"] != "ok" and row["transcript"] else row["console_log"]
-    return (row["site"], row["host"], row["status"], rc, phases or "-", log or "-")
+    cells = (row["site"], row["host"], row["status"], rc, phases or "-")
+    if pruned:
+        cells += (prune_cell(row.get("prune")),)
+    return cells + (log or "-",)
+
+
+def prune_cell(prune):
+    """What a site's prune did: '-' (none ran), 'failed (N)', or 'K images, SIZE'."""
+    if not prune:
+        return "-"
+    if prune["exit_code"] != 0:
+        return f"failed ({prune['exit_code']})"
+    count = len(prune["removed"])
+    return f"{count} image{'' if count == 1 else 's'}, {size_text(prune['freed'])}"
+
+
+def size_text(size):
+    """Bytes in binary units, one decimal: 0 B, 512 B, 192.0 KiB, 1.5 GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            break
+        value /= 1024
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
