@@ -1,0 +1,64 @@
+"""A fixed-seed sample of the command-line fuzz campaign (bench/fuzz_argv.py runs 1,000 cases):
+random command lines of he-build and he-launch end in a result or a documented refusal; never
+an internal error, a traceback without --debug, a hang, a crash or a printed secret."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.fuzz_argv import FAILURES, Case, Outcome, baselines, generate, judge, run_campaign
+
+SAMPLE = 150
+SEED = 20261203
+SECRET = "s3cret-Root-pw"
+
+
+def test_fuzz_sample_has_no_internal_error_hang_crash_or_leak() -> None:
+    problems: list[str] = []
+    bases: Counter[tuple[str, str]] = Counter()
+
+    def report(case: Case, outcome: Outcome) -> None:
+        bases[(case.base, outcome.kind)] += 1
+        if outcome.kind in FAILURES:
+            problems.append(f"case {case.index} ({case.program} {case.argv}): {outcome.kind}: "
+                            f"{outcome.detail}")
+
+    counts = run_campaign(generate(SEED, SAMPLE), jobs=2, timeout=120, report=report)
+    assert problems == []
+    assert sum(counts.values()) == SAMPLE
+    # Every command line of the campaign ran, and the sample holds both ends.
+    assert {base for base, _ in bases} == set(baselines())
+    assert counts["done"] > SAMPLE // 10 and counts["refused"] > SAMPLE // 2
+
+
+def test_the_first_cases_are_the_unmutated_baselines_and_they_succeed_or_refuse_as_expected(
+) -> None:
+    """The baselines are valid command lines: each ends in exit 0, except where an input is
+    junk on purpose: the launches' OVA and seed (so that no case boots) and the OVA whose disk
+    names its file by an XPath injection (read as a name, then refused as incomplete)."""
+    cases = list(generate(SEED, len(baselines())))
+    outcomes: dict[str, Outcome] = {}
+    run_campaign(iter(cases), jobs=2, timeout=120,
+                 report=lambda case, outcome: outcomes.__setitem__(case.base, outcome))
+    expected = {base: Outcome("done") for base in baselines()}
+    expected["launch"] = Outcome("refused", "5 junk.ova is not a readable OVA")
+    expected["launch seed"] = Outcome("refused", "2 junk.iso is not a readable ISO 9660 image")
+    expected["ova verify"] = Outcome("refused", "5 vm.ovf lacks a field the appliance needs")
+    assert outcomes == expected
+
+
+def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None:
+    def kind(code: int, out: str = "", err: str = "", debug: bool = False) -> str:
+        return judge(code, out, err, [SECRET], debug=debug).kind
+
+    traceback = "Traceback (most recent call last):\n  File ...\nValueError: x\n"
+    assert kind(0) == "done"
+    assert kind(2, err="he-build: error: no site 'x'\n") == "refused"
+    assert kind(1, err="he-build: error: internal error\n") == "internal error"
+    assert kind(2, err=traceback) == "internal error"
+    assert kind(2, err=traceback, debug=True) == "refused"
+    assert kind(1, err=traceback, debug=True) == "internal error"
+    assert kind(9) == "internal error"  # not an ExitCode
+    assert kind(-11) == "crash"
+    assert kind(0, out=f"password: {SECRET}") == "leak"
+    assert kind(2, err=f"he-build: error: bad {SECRET!r}") == "leak"
