@@ -8,6 +8,8 @@ that reads its real seed and "boots" for --seconds (no VM). The same deployment 
 times in the same run: --forks SITES; --forks 1 (one task at a time, but he-launch runs
 asynchronously, so the launches still overlap); and --forks 1 with he_fleet_batch=1 (one site
 after the other, as by hand). Prints the wall times and the ratios to the first.
+With --prune, every successful site then prunes he-launch's images (the real he-launch,
+`he_deploy_prune_images`), and each run fails unless every prune succeeded.
 Needs root (namespaces).
 """
 
@@ -35,8 +37,12 @@ def deploy_once(sites: int, forks: int, seconds: float, scratch: Path, *extra: s
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
     summary = json.loads((run.out / "summary.json").read_text())
-    if proc.returncode != 0 or summary["counts"] != {"ok": sites}:
-        raise SystemExit(f"the deployment failed ({proc.returncode}): {summary['counts']}\n"
+    pruning = "he_deploy_prune_images=true" in extra
+    failed_prunes = [row["site"] for row in summary["sites"]
+                     if pruning and (row["prune"] or {}).get("exit_code") != 0]
+    if proc.returncode != 0 or summary["counts"] != {"ok": sites} or failed_prunes:
+        raise SystemExit(f"the deployment failed ({proc.returncode}): {summary['counts']}, "
+                         f"prunes failed or missing: {failed_prunes}\n"
                          f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
     return wall
 
@@ -46,12 +52,16 @@ def main() -> None:
     parser.add_argument("--sites", type=int, nargs="+", default=[3, 10])
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="how long each stand-in he-launch runs (default 5)")
+    parser.add_argument("--prune", action="store_true",
+                        help="each site prunes he-launch's images after its deploy")
     args = parser.parse_args()
-    print(f"stand-in he-launch: {args.seconds:g} s per site; wall time of ansible-playbook")
+    prune = ("-e", "he_deploy_prune_images=true") if args.prune else ()
+    print(f"stand-in he-launch: {args.seconds:g} s per site"
+          f"{', then a prune' if args.prune else ''}; wall time of ansible-playbook")
     print(f"{'sites':>5}  {'forks=sites':>11}  {'forks=1':>15}  {'one by one':>15}")
     for sites in args.sites:
-        runs = (("parallel", (sites,)), ("forks1", (1,)),
-                ("serial", (1, "-e", "he_fleet_batch=1")))
+        runs = (("parallel", (sites, *prune)), ("forks1", (1, *prune)),
+                ("serial", (1, "-e", "he_fleet_batch=1", *prune)))
         walls = {}
         for label, (forks, *extra) in runs:
             with tempfile.TemporaryDirectory(prefix=f"bench-fleet-{label}-") as scratch:

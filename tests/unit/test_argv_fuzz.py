@@ -11,6 +11,7 @@ from bench.fuzz_argv import FAILURES, Case, Outcome, baselines, generate, judge,
 SAMPLE = 150
 SEED = 20261203
 SECRET = "s3cret-Root-pw"
+SECRET_FILE = "examples/secrets/dc1-root-password"
 
 
 def test_fuzz_sample_has_no_internal_error_hang_crash_or_leak() -> None:
@@ -48,8 +49,9 @@ def test_the_first_cases_are_the_unmutated_baselines_and_they_succeed_or_refuse_
 
 
 def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None:
-    def kind(code: int, out: str = "", err: str = "", debug: bool = False) -> str:
-        return judge(code, out, err, [SECRET], debug=debug).kind
+    def kind(code: int, out: str = "", err: str = "", debug: bool = False,
+             argv: tuple[str, ...] = ()) -> str:
+        return judge(code, out, err, {SECRET_FILE: SECRET}, debug=debug, argv=argv).kind
 
     traceback = "Traceback (most recent call last):\n  File ...\nValueError: x\n"
     assert kind(0) == "done"
@@ -62,3 +64,10 @@ def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None
     assert kind(-11) == "crash"
     assert kind(0, out=f"password: {SECRET}") == "leak"
     assert kind(2, err=f"he-build: error: bad {SECRET!r}") == "leak"
+    # Handed the secret's own file as another input (a kickstart, say), a refusal that quotes
+    # it is an echo; an internal error still counts as one.
+    given = ("--kickstart", SECRET_FILE)
+    assert kind(2, err=f"line 1: Unknown command: {SECRET}", argv=given) == "echo"
+    assert kind(2, err=f"line 1: Unknown command: {SECRET}",
+                argv=("--kickstart", "other")) == "leak"
+    assert kind(1, err=f"error: {SECRET}", argv=given) == "internal error"
