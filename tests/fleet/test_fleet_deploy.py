@@ -109,6 +109,7 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
         assert all(p["exit_code"] == 0 and p["error"] is None for p in prunes), prunes
         assert sorted(path for p in prunes for path in p["removed"]) == [str(old_image)]
         assert sum(p["freed"] for p in prunes) > 0
+        assert [(p["in_use"], p["kept_recent"]) for p in prunes] == [([], 1), ([], 1)]
         assert not old_image.exists() and (recent_image / "disk.qcow2").is_file()
         assert by_site["charlie"]["prune"] is None and by_site["delta"]["prune"] is None
         charlie = by_site["charlie"]
@@ -127,7 +128,7 @@ def test_fleet_deploys_in_parallel_and_reports_failed_and_unreachable_sites(
             assert any(line.split()[:3] == [name, host_of[name], "ok"]
                        for line in table.splitlines()), table
         assert table.splitlines()[1].split()[-2:] == ["PRUNED", "LOG"], table
-        assert "1 image, " in table and "0 images, 0 B" in table, table
+        assert "1 image, " in table and "0 images, 0 B (1 kept)" in table, table
 
         # Secrets: never printed, never in the summary; every seed copy is gone.
         summary_text = (run_.out / "summary.json").read_text()

@@ -25,9 +25,10 @@ def row(plugin: ModuleType, site: str, prune: dict[str, Any] | None,
             "console_log": f"/out/{site}/console.log", "prune": prune}
 
 
-def prune(exit_code: int, removed: list[str], freed: int,
-          error: str | None = None) -> dict[str, Any]:
-    return {"exit_code": exit_code, "removed": removed, "freed": freed, "error": error}
+def prune(exit_code: int, removed: list[str], freed: int, error: str | None = None,
+          in_use: tuple[str, ...] = (), recent: int = 0) -> dict[str, Any]:
+    return {"exit_code": exit_code, "removed": removed, "freed": freed, "error": error,
+            "in_use": list(in_use), "kept_recent": recent}
 
 
 def test_the_table_has_no_prune_column_when_no_site_pruned() -> None:
@@ -45,14 +46,15 @@ def test_the_prune_column_and_a_failed_prune_s_reason() -> None:
             row(plugin, "bravo", prune(0, [], 0)),
             row(plugin, "charlie", None, status="failed"),
             row(plugin, "delta", prune(4, [], 0, "cannot connect to libvirt at bogus:///x: no")),
-            row(plugin, "echo", prune(0, ["/s/images/b", "/s/images/c"], 3 * 2**29))]
+            row(plugin, "echo", prune(0, ["/s/images/b", "/s/images/c"], 3 * 2**29,
+                                      in_use=("/s/images/d",), recent=2))]
     lines = plugin.render_table(rows)
     header = lines[2]
     assert header.split() == ["SITE", "HOST", "STATUS", "RC", "PHASES", "PRUNED", "LOG"]
     cells = {line.split()[0]: line[header.index("PRUNED"):header.index("LOG")].rstrip()
              for line in lines[3:8]}
     assert cells == {"alpha": "1 image, 192.0 KiB", "bravo": "0 images, 0 B", "charlie": "-",
-                     "delta": "failed (4)", "echo": "2 images, 1.5 GiB"}
+                     "delta": "failed (4)", "echo": "2 images, 1.5 GiB (3 kept)"}
     assert lines[8:] == [
         "charlie: failed: no reason given",
         "delta: prune failed (exit 4): cannot connect to libvirt at bogus:///x: no"]

@@ -183,13 +183,16 @@ def row_cells(row, pruned=False):
 
 
 def prune_cell(prune):
-    """What a site's prune did: '-' (none ran), 'failed (N)', or 'K images, SIZE'."""
+    """What a site's prune did: '-' (none ran), 'failed (N)', or 'K images, SIZE' and how
+    many it kept, in use or used recently ('(2 kept)')."""
     if not prune:
         return "-"
     if prune["exit_code"] != 0:
         return f"failed ({prune['exit_code']})"
     count = len(prune["removed"])
-    return f"{count} image{'' if count == 1 else 's'}, {size_text(prune['freed'])}"
+    kept = len(prune.get("in_use") or []) + int(prune.get("kept_recent") or 0)
+    return (f"{count} image{'' if count == 1 else 's'}, {size_text(prune['freed'])}"
+            + (f" ({kept} kept)" if kept else ""))
 
 
 def size_text(size):
