@@ -60,7 +60,7 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
     cache = _cache()
     entries = cache.entries()
     total = sum(e.size for e in entries)
-    data = {"root": str(cache.root), "entries": [_entry_data(e) for e in entries],
+    data = {"ok": True, "root": str(cache.root), "entries": [_entry_data(e) for e in entries],
             "total_size": total}
     if not entries:
         return CommandResult(data=data, text=f"{cache.root}: empty")
@@ -82,7 +82,8 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
             kept += 1
     freed = sum(e.size for e in removed)
     verb = "would remove" if args.dry_run else "removed"
-    data = {"root": str(cache.root), "dry_run": args.dry_run, "unused_for_days": args.unused_for,
+    data = {"ok": True, "root": str(cache.root), "dry_run": args.dry_run,
+            "unused_for_days": args.unused_for,
             "removed": [_entry_data(e) for e in removed], "freed": freed, "kept": kept}
     lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {utc_time(e.last_used)})"
              for e in removed]

@@ -9,11 +9,11 @@ import re
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from builder.console import Console
 from builder.errors import BuilderError, ExitCode, InputError, file_error
@@ -37,6 +37,58 @@ class CommandResult:
     text: str
     exit_code: int = 0
     verbatim: bool = False
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, whose usage errors go through the one error handler like every other error
+    (one line and a hint, exit 2, and a JSON object with --json) instead of exiting on their
+    own. Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
+
+    def __init__(self, *, hint: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hint = hint
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message, hint=self.hint or f"see {self.prog} --help")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: None = None) -> argparse.Namespace:
+        """As argparse's, but words left over are refused by the subcommand that was given
+        them, so that the hint names its help (`see he-build seed --help`). Only a new
+        namespace is parsed here, hence the narrower signature."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.innermost(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def innermost(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The parser of the subcommand `parsed` ran (this one when there is none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(str(getattr(parsed, action.dest, "")))
+                if isinstance(chosen, CommandParser):
+                    return chosen.innermost(parsed)
+        return self
+
+
+def parse_command_line(parser: argparse.ArgumentParser,
+                       argv: Sequence[str]) -> argparse.Namespace | int:
+    """The parsed options, or the exit code when parsing ended the command: --help and
+    --version (0), a usage error (2, reported as every error is, with --json and --debug taken
+    as written)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0
+    except InputError as exc:
+        return report_usage_error(parser.prog, exc, json_mode="--json" in argv,
+                                  debug="--debug" in argv)
+
+
+def report_usage_error(prog: str, exc: InputError, *, json_mode: bool, debug: bool) -> int:
+    def refuse() -> CommandResult:
+        raise exc
+    return run_command(prog, Console(json_mode=json_mode), refuse, debug=debug)
 
 
 def common_options() -> argparse.ArgumentParser:

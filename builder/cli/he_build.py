@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 from builder import __version__
 from builder.cli import appliance, cache, inventory, ova, release, seed
-from builder.cli.handler import common_options, configure_logging, run_command
+from builder.cli.handler import (
+    CommandParser,
+    common_options,
+    configure_logging,
+    parse_command_line,
+    run_command,
+)
 from builder.console import Console
 
 PROG = "he-build"
@@ -17,7 +23,7 @@ SUBCOMMANDS = (inventory, seed, appliance, ova, release, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, parents=[common_options()])
+    parser = CommandParser(prog=PROG, parents=[common_options()])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
@@ -26,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(build_parser(), list(sys.argv[1:] if argv is None else argv))
+    if isinstance(args, int):
+        return args
     debug = bool(getattr(args, "debug", False))
     console = Console(json_mode=bool(getattr(args, "json", False)))
     configure_logging(debug)

@@ -9,11 +9,16 @@ import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, NoReturn
 
 from builder import __version__
 from builder.cli.cache import DAY_S, DEFAULT_UNUSED_DAYS, days
-from builder.cli.handler import CommandResult, configure_logging, run_command
+from builder.cli.handler import (
+    CommandParser,
+    CommandResult,
+    configure_logging,
+    parse_command_line,
+    run_command,
+)
 from builder.console import Console, counted, human_size, utc_time
 from builder.errors import InputError
 from builder.launch.options import (
@@ -31,20 +36,8 @@ PRUNE_FLAG = "--prune-images"
 PRUNE_HINT = f"see {PROG} {PRUNE_FLAG} --help"
 
 
-class LaunchParser(argparse.ArgumentParser):
-    """argparse, whose usage errors go through the one error handler like every other error
-    (one line, exit 2, and a JSON object with --json) instead of exiting on their own."""
-
-    def __init__(self, *, hint: str = f"see {PROG} --help", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.hint = hint
-
-    def error(self, message: str) -> NoReturn:
-        raise InputError(message, hint=self.hint)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = LaunchParser(
+    parser = CommandParser(
         prog=PROG,
         description="Boot the engine appliance with its seed and exit with engine-setup's status.",
         epilog=f"{PROG} {PRUNE_FLAG} [--storage DIR] [--uri URI] [--unused-for DAYS] "
@@ -60,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_prune_parser() -> argparse.ArgumentParser:
-    parser = LaunchParser(
+    parser = CommandParser(
         prog=PROG, hint=PRUNE_HINT,
         usage=f"{PROG} {PRUNE_FLAG} [--storage DIR] [--uri URI] [--unused-for DAYS] [--dry-run] "
               "[--json] [--debug]",
@@ -193,13 +186,9 @@ def options_from_args(args: argparse.Namespace) -> LaunchOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     pruning = PRUNE_FLAG in given
-    try:
-        args = (build_prune_parser() if pruning else build_parser()).parse_args(given)
-    except SystemExit as done:  # --help and --version print and stop
-        return done.code if isinstance(done.code, int) else 0
-    except InputError as exc:
-        # Before parsing succeeded, --json and --debug are taken as written.
-        return report_usage_error(exc, json_mode="--json" in given, debug="--debug" in given)
+    args = parse_command_line(build_prune_parser() if pruning else build_parser(), given)
+    if isinstance(args, int):
+        return args
     debug = bool(args.debug)
     console = Console(json_mode=bool(args.json))
     configure_logging(debug)
@@ -245,12 +234,6 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
                  f"use, {report.recent} used in the last {args.unused_for:g} days{unsure}")
     return CommandResult(data={"ok": True, **report_data(report, args.unused_for)},
                          text="\n".join(lines))
-
-
-def report_usage_error(exc: InputError, *, json_mode: bool, debug: bool) -> int:
-    def refuse() -> CommandResult:
-        raise exc
-    return run_command(PROG, Console(json_mode=json_mode), refuse, debug=debug)
 
 
 def render_report(report: LaunchReport) -> CommandResult:

@@ -19,7 +19,7 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     verify = actions.add_parser("verify", parents=[parent],
                                 help="check the manifest and the OVF, gzip or plain tar "
                                      "(exit 5 when tampered)")
-    verify.add_argument("file", type=Path)
+    verify.add_argument("file", type=Path, metavar="OVA", help="the OVA file")
     verify.set_defaults(handler=run_verify)
 
 

@@ -173,6 +173,7 @@ def test_list_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 0
     report = json.loads(out)
     assert [e["key"] for e in report["removed"]] == ["old"] and report["kept"] == 1
+    assert report["ok"] is True
     assert len(cache.entries()) == 2  # a dry run removes nothing
 
     code, out, _ = run_cli(["cache", "prune"], tmp_path, monkeypatch, capsys)
@@ -184,7 +185,7 @@ def test_list_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                            capsys)
     assert out.splitlines()[-1].startswith("removed 1 entry (")
     code, out, _ = run_cli(["--json", "cache", "list"], tmp_path, monkeypatch, capsys)
-    assert json.loads(out)["entries"] == []
+    assert json.loads(out)["entries"] == [] and json.loads(out)["ok"] is True
 
 
 def test_an_absent_cache_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -199,12 +200,12 @@ def test_an_absent_cache_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyP
 # docs/appliance.md's "The stage cache" table, row for row: argv, the line, the exit code.
 ROWS = [
     (["cache", "prune", "--unused-for", "-1"],
-     "he-build cache prune: error: argument --unused-for: must be from 0 to 999999 days, "
+     "he-build: error: argument --unused-for: must be from 0 to 999999 days, "
      "got '-1'", 2),
     (["cache", "prune", "--unused-for", "soon"],
-     "he-build cache prune: error: argument --unused-for: not a number of days: 'soon'", 2),
+     "he-build: error: argument --unused-for: not a number of days: 'soon'", 2),
     (["cache", "prune", "--unused-for", "nan"],
-     "he-build cache prune: error: argument --unused-for: must be from 0 to 999999 days, "
+     "he-build: error: argument --unused-for: must be from 0 to 999999 days, "
      "got 'nan'", 2),
     (["cache", "list"], "he-build: error: the cache CACHE is not a directory", 2),
 ]
@@ -218,8 +219,8 @@ def test_bad_input_row(argv: list[str], line: str, code: int, tmp_path: Path,
     not_a_directory.write_text("")
     got, _, err = run_cli(argv, not_a_directory, monkeypatch, capsys)
     assert got == code
-    lines = [x for x in err.splitlines() if x.startswith("he-build")]
-    assert lines[-1].replace(str(not_a_directory), "CACHE") == line
+    lines = [x for x in err.splitlines() if x.startswith("he-build: error: ")]
+    assert [x.replace(str(not_a_directory), "CACHE") for x in lines] == [line]
 
 
 def test_the_documented_table_is_the_tested_one() -> None:

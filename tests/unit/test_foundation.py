@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -215,8 +216,48 @@ def test_source_date_epoch(value: str | None, expected: int | None) -> None:
     assert source_date_epoch(env) == expected
 
 
-def test_cli_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["no-such-command"])
-    assert info.value.code == ExitCode.BAD_INPUT
-    assert "invalid choice" in capsys.readouterr().err
+@pytest.mark.parametrize(("argv", "lines"), [
+    (["no-such-command"],
+     ["he-build: error: argument COMMAND: invalid choice: 'no-such-command' (choose from "
+      "'inventory', 'seed', 'appliance', 'ova', 'release', 'cache')",
+      "he-build: hint: see he-build --help"]),
+    ([], ["he-build: error: the following arguments are required: COMMAND",
+          "he-build: hint: see he-build --help"]),
+    (["seed"], ["he-build: error: one of the arguments --site --all is required",
+                "he-build: hint: see he-build seed --help"]),
+    # Words left over are refused by the subcommand that was given them.
+    (["seed", "--all", "--colour", "blue"],
+     ["he-build: error: unrecognized arguments: --colour blue",
+      "he-build: hint: see he-build seed --help"]),
+    (["inventory", "check", "extra"],
+     ["he-build: error: unrecognized arguments: extra",
+      "he-build: hint: see he-build inventory check --help"]),
+    (["appliance", "--format", "xz"],
+     ["he-build: error: argument --format: invalid choice: 'xz' (choose from 'ovirt', "
+      "'qcow2', 'ovf')", "he-build: hint: see he-build appliance --help"]),
+    (["ova", "verify"], ["he-build: error: the following arguments are required: OVA",
+                         "he-build: hint: see he-build ova verify --help"]),
+])
+def test_a_usage_error_is_one_error_line_and_a_hint_and_exit_2(
+        argv: list[str], lines: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == ExitCode.BAD_INPUT
+    out, err = capsys.readouterr()
+    assert (out, err.splitlines()) == ("", lines)
+
+
+def test_a_usage_error_under_json_is_the_json_error_object(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--json", "seed", "--site"]) == ExitCode.BAD_INPUT
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"ok": False, "error": "argument --site: expected one argument",
+                               "kind": "InputError", "exit_code": 2, "problems": []}
+    assert err.splitlines() == ["he-build: error: argument --site: expected one argument",
+                                "he-build: hint: see he-build seed --help"]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["seed", "--help"], ["--version"]])
+def test_help_and_version_print_and_return_0(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(("usage: he-build", "he-build ")) and err == ""
