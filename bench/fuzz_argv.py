@@ -17,7 +17,8 @@ appliance` only lists recipes or renders a kickstart, `he-build release` only pl
 path a case may write to is inside its directory.
 
 Outcomes: done (exit 0), refused (a documented exit code other than 1), internal error (exit
-1, an undocumented exit code, or a traceback without --debug), hang (past
+1, an undocumented exit code, a traceback without --debug, or with --json a stdout that is not
+one JSON object whose `ok` and `exit_code` match the exit code), hang (past
 the deadline), crash (killed by a signal), leak (one of the example's secrets printed), echo
 (a secret printed by a command that was handed the secret's own file as some other input, e.g.
 `--kickstart examples/secrets/dc1-root-password`: pykickstart names the unknown command on its
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -311,9 +313,32 @@ def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
         return Outcome("internal error", "traceback: " + last_line(err))
     if code not in {int(c) for c in ExitCode} or code == ExitCode.INTERNAL:
         return Outcome("internal error", f"exit {code}: {last_line(err)}")
+    if json_mode(argv) and not json_answer(out, code):
+        return Outcome("internal error", f"exit {code} under --json without its JSON object: "
+                                         f"{last_line(out)}")
     if leaked:  # only the files the command line itself handed over
         return Outcome("echo", f"the content of {', '.join(sorted(leaked))}")
     return Outcome("done") if code == 0 else Outcome("refused", refusal(code, err))
+
+
+def json_mode(argv: tuple[str, ...]) -> bool:
+    """Whether `--json` is an option of `argv` (not a word after `--`)."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in words
+
+
+def json_answer(out: str, code: int) -> bool:
+    """stdout is one JSON object whose `ok` and `exit_code` (for a failure) match `code`; or
+    the inventory's JSON Schema, which `inventory schema` prints as it is."""
+    try:
+        document = json.loads(out)
+    except ValueError:
+        return False
+    if not isinstance(document, dict):
+        return False
+    if code == 0:
+        return document.get("ok") is True or "$schema" in document
+    return document.get("ok") is False and document.get("exit_code") == code
 
 
 def refusal(code: int, err: str) -> str:

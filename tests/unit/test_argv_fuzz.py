@@ -71,3 +71,12 @@ def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None
     assert kind(2, err=f"line 1: Unknown command: {SECRET}",
                 argv=("--kickstart", "other")) == "leak"
     assert kind(1, err=f"error: {SECRET}", argv=given) == "internal error"
+    # Under --json, stdout is the one JSON object, and it agrees with the exit code.
+    json_argv = ("--json", "seed", "--all")
+    assert kind(0, out='{"ok": true}', argv=json_argv) == "done"
+    assert kind(2, out='{"ok": false, "exit_code": 2}', argv=json_argv) == "refused"
+    assert kind(2, out="", err="usage: he-build ...", argv=json_argv) == "internal error"
+    assert kind(2, out='{"ok": false, "exit_code": 5}', argv=json_argv) == "internal error"
+    assert kind(0, out='{"entries": []}', argv=json_argv) == "internal error"
+    assert kind(0, out='{"$schema": "x"}', argv=("--json", "inventory", "schema")) == "done"
+    assert kind(0, out="text", argv=("seed", "--", "--json")) == "done"  # a word, not --json
