@@ -9,7 +9,8 @@ four mutations drawn from that command's own parser: an option added with an odd
 300 characters, control characters, `-`, NaN, huge or negative numbers, odd URL schemes, a
 directory, a FIFO, an empty file, random bytes, a tar whose OVF quotes an XPath), an option's
 value replaced, an option dropped, a stray word. Every case runs `he-build` or `he-launch` in a
-directory of its own holding a copy of the examples, with its own cache, storage and output.
+directory of its own holding a copy of the examples, with its own cache, storage and output;
+that directory is two levels below the case's own, so that a value's `../../` stays in it.
 
 The campaign stays on this machine and stays short: libvirt is only ever the test driver
 (`test:///default`) or a URI that cannot connect, no appliance it is given boots, `he-build
@@ -74,6 +75,8 @@ SECRETS_PATH = "examples/secrets"
 CASE_PATHS = ["examples/inventory.yaml", "release.yaml", "empty", "junk.bin", "fifo", "dir",
               "missing/file", "junk.ova", "xpath.ova", "junk.iso", "junk.rpm", "bad.yaml",
               "out", "storage", "dir/ks.cfg", "-", f"{SECRETS_PATH}/dc1-root-password"]
+# Deeper than any `..` of ODD_TEXT climbs.
+CASE_DEPTH = ("in", "case")
 PATH_WORDS = ("FILE", "DIR", "OVA", "ISO", "RPM", "PATH", "RECIPE", "OUT", "KEY")
 TIMEOUT_FLAGS = ("--boot-timeout", "--setup-timeout", "--health-timeout")
 
@@ -268,11 +271,14 @@ def secrets() -> dict[str, str]:
 
 
 def run_case(case: Case, scratch: Path, timeout: float, known: dict[str, str]) -> Outcome:
+    """The case runs CASE_DEPTH directories below its own, so that a value's `../../` still
+    names a place inside it."""
     root = scratch / f"case-{case.index}"
-    root.mkdir()
+    work = root.joinpath(*CASE_DEPTH)
+    work.mkdir(parents=True)
     try:
-        lay_out(root)
-        return evaluate(case, root, timeout, known)
+        lay_out(work)
+        return evaluate(case, work, timeout, known)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -355,10 +361,11 @@ def last_line(text: str) -> str:
 
 
 def run_campaign(cases: Iterator[Case], *, jobs: int, timeout: float,
-                 report: Callable[[Case, Outcome], None]) -> Counter[str]:
+                 report: Callable[[Case, Outcome], None],
+                 scratch_parent: Path | None = None) -> Counter[str]:
     counts: Counter[str] = Counter()
     known = secrets()
-    with tempfile.TemporaryDirectory(prefix="he-fuzz-argv-") as scratch, \
+    with tempfile.TemporaryDirectory(prefix="he-fuzz-argv-", dir=scratch_parent) as scratch, \
             ThreadPoolExecutor(max_workers=jobs) as pool:
         ordered = list(cases)
         outcomes = pool.map(lambda c: run_case(c, Path(scratch), timeout, known), ordered)

@@ -5,6 +5,7 @@ an internal error, a traceback without --debug, a hang, a crash or a printed sec
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from bench.fuzz_argv import FAILURES, Case, Outcome, baselines, generate, judge, run_campaign
 
@@ -14,7 +15,7 @@ SECRET = "s3cret-Root-pw"
 SECRET_FILE = "examples/secrets/dc1-root-password"
 
 
-def test_fuzz_sample_has_no_internal_error_hang_crash_or_leak() -> None:
+def test_fuzz_sample_has_no_internal_error_hang_crash_or_leak(tmp_path: Path) -> None:
     problems: list[str] = []
     bases: Counter[tuple[str, str]] = Counter()
 
@@ -24,8 +25,10 @@ def test_fuzz_sample_has_no_internal_error_hang_crash_or_leak() -> None:
             problems.append(f"case {case.index} ({case.program} {case.argv}): {outcome.kind}: "
                             f"{outcome.detail}")
 
-    counts = run_campaign(generate(SEED, SAMPLE), jobs=2, timeout=120, report=report)
+    counts = run_campaign(generate(SEED, SAMPLE), jobs=2, timeout=120, report=report,
+                          scratch_parent=tmp_path)
     assert problems == []
+    assert list(tmp_path.iterdir()) == []  # no case wrote outside its directory
     assert sum(counts.values()) == SAMPLE
     # Every command line of the campaign ran, and the sample holds both ends.
     assert {base for base, _ in bases} == set(baselines())
@@ -46,6 +49,17 @@ def test_the_first_cases_are_the_unmutated_baselines_and_they_succeed_or_refuse_
     expected["launch seed"] = Outcome("refused", "2 junk.iso is not a readable ISO 9660 image")
     expected["ova verify"] = Outcome("refused", "5 vm.ovf lacks a field the appliance needs")
     assert outcomes == expected
+
+
+def test_a_value_climbing_out_stays_inside_the_case(tmp_path: Path) -> None:
+    """`--out ../../etc/shadow` writes the seeds into the case's own directory."""
+    argv = ("seed", "--site", "dc1", "--inventory", "examples/inventory.yaml", "--out",
+            "../../etc/shadow")
+    outcomes: list[Outcome] = []
+    run_campaign(iter([Case(0, "he-build", "seed site", argv)]), jobs=1, timeout=120,
+                 report=lambda _case, outcome: outcomes.append(outcome), scratch_parent=tmp_path)
+    assert outcomes == [Outcome("done")]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None:
