@@ -49,6 +49,7 @@ from pathlib import Path
 
 from bench import run_bench
 from builder.cli import he_build, he_launch
+from builder.cli.handler import CommandParser
 from builder.errors import ExitCode
 
 OUTCOMES = ("done", "refused", "internal error", "hang", "crash", "leak", "echo")
@@ -136,22 +137,10 @@ def options_of(base: str, argv: list[str]) -> list[argparse.Action]:
         parser = he_launch.build_parser()
     else:
         parser = he_build.build_parser()
-        for word in argv:
-            sub = subcommand_parser(parser, word)
-            if sub is None:
-                break
-            parser = sub
-    return [a for a in parser._actions
+    assert isinstance(parser, CommandParser)
+    innermost = parser.innermost(parser.parse_args(argv))
+    return [a for a in innermost._actions
             if a.option_strings and a.option_strings[0] not in ("-h", "--help", "--version")]
-
-
-def subcommand_parser(parser: argparse.ArgumentParser,
-                      word: str) -> argparse.ArgumentParser | None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
-            chosen: argparse.ArgumentParser = action.choices[word]
-            return chosen
-    return None
 
 
 def odd_value(rng: random.Random, action: argparse.Action) -> str:
@@ -216,10 +205,11 @@ def generate(seed: int, count: int) -> Iterator[Case]:
     rng = random.Random(seed)
     bases = baselines()
     names = sorted(bases)
+    options = {name: options_of(name, argv) for name, (_, argv) in bases.items()}
     for index in range(count):
         base = names[index % len(names)] if index < len(names) else rng.choice(names)
         program, argv = bases[base]
-        actions = options_of(base, argv)
+        actions = options[base]
         mutated = list(argv)
         if index >= len(names):  # the first cases are the baselines themselves
             for _ in range(rng.randint(1, 4)):
@@ -292,7 +282,7 @@ def evaluate(case: Case, root: Path, timeout: float, known: dict[str, str]) -> O
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc.pid)
         proc.communicate()
         return Outcome("hang", f"past {timeout:g} s")
     finally:
