@@ -27,19 +27,20 @@ from tests.fleet.fleet_run import SiteSpec, playbook_argv, prepare_run
 from tests.fleet.netns import ssh_fleet
 
 
-def deploy_once(sites: int, forks: int, seconds: float, scratch: Path, *extra: str) -> float:
+def deploy_once(sites: int, forks: int, seconds: float, scratch: Path, *extra: str,
+                prune: bool = False) -> float:
     with ssh_fleet(scratch / "net", sites) as fleet:
         specs = [SiteSpec(f"site{i:02d}", host.address) for i, host in
                  enumerate(fleet.hosts, start=1)]
         run = prepare_run(scratch, fleet, specs, standin_seconds=seconds)
         started = time.monotonic()
-        proc = subprocess.run(playbook_argv(fleet, run, forks, *extra), env=run.env,
+        prune_vars = ("-e", "he_deploy_prune_images=true") if prune else ()
+        proc = subprocess.run(playbook_argv(fleet, run, forks, *extra, *prune_vars), env=run.env,
                               capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
     summary = json.loads((run.out / "summary.json").read_text())
-    pruning = "he_deploy_prune_images=true" in extra
     failed_prunes = [row["site"] for row in summary["sites"]
-                     if pruning and (row["prune"] or {}).get("exit_code") != 0]
+                     if prune and (row["prune"] or {}).get("exit_code") != 0]
     if proc.returncode != 0 or summary["counts"] != {"ok": sites} or failed_prunes:
         raise SystemExit(f"the deployment failed ({proc.returncode}): {summary['counts']}, "
                          f"prunes failed or missing: {failed_prunes}\n"
@@ -55,17 +56,17 @@ def main() -> None:
     parser.add_argument("--prune", action="store_true",
                         help="each site prunes he-launch's images after its deploy")
     args = parser.parse_args()
-    prune = ("-e", "he_deploy_prune_images=true") if args.prune else ()
     print(f"stand-in he-launch: {args.seconds:g} s per site"
           f"{', then a prune' if args.prune else ''}; wall time of ansible-playbook")
     print(f"{'sites':>5}  {'forks=sites':>11}  {'forks=1':>15}  {'one by one':>15}")
     for sites in args.sites:
-        runs = (("parallel", (sites, *prune)), ("forks1", (1, *prune)),
-                ("serial", (1, "-e", "he_fleet_batch=1", *prune)))
+        runs = (("parallel", (sites,)), ("forks1", (1,)),
+                ("serial", (1, "-e", "he_fleet_batch=1")))
         walls = {}
         for label, (forks, *extra) in runs:
             with tempfile.TemporaryDirectory(prefix=f"bench-fleet-{label}-") as scratch:
-                walls[label] = deploy_once(sites, forks, args.seconds, Path(scratch), *extra)
+                walls[label] = deploy_once(sites, forks, args.seconds, Path(scratch), *extra,
+                                           prune=args.prune)
         base, forks1, serial = walls["parallel"], walls["forks1"], walls["serial"]
         print(f"{sites:>5}  {base:>9.1f} s  {forks1:>7.1f} s {forks1 / base:>4.2f}x"
               f"  {serial:>7.1f} s {serial / base:>4.2f}x", flush=True)
