@@ -17,9 +17,12 @@ The command and the in-process path run `--rounds` times each, every run into ne
 (nothing is removed before the end); prints every run, the best and the median in ms per site,
 their ratios to the reference, and whether the goal (through the command: at most 1.5 ms a site
 and at least 10x the loop) is met by the best and by the median run, with the command's CPU time
-per site and the floor it sets on this many CPUs, and the SHA-512 crypt's own time per site and
-the floor that alone sets (the hash's cost is the machine's, not the command's: 1.3 to 2.9 ms on
-the same kind of 2-CPU machine on different days).
+per site and the floor it sets on this many CPUs, its system part, and the SHA-512 crypt's own
+time per site and the floor that alone sets. Both are the machine's more than the command's:
+the crypt took 1.3 to 2.9 ms on the same kind of 2-CPU machine on different days, and the system
+time 0.6 to 3.3 ms a site in one hour on one machine (an ext4 without a journal skips every
+inode freed in the last minutes on each file it creates: `perf` shows the time in the kernel's
+`recently_deleted`).
 """
 
 from __future__ import annotations
@@ -117,7 +120,12 @@ def _write_secret(path: Path, value: str) -> None:
 @dataclass(frozen=True)
 class CliRun:
     seconds: float
-    cpu_seconds: float  # user + system, he-build and its pool's workers
+    user_seconds: float  # he-build and its pool's workers
+    system_seconds: float  # the kernel on their behalf: creating, writing and linking files
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.user_seconds + self.system_seconds
 
 
 def run_cli(inventory: Path, out: Path) -> CliRun:
@@ -131,14 +139,15 @@ def run_cli(inventory: Path, out: Path) -> CliRun:
     if done.returncode != 0:
         raise SystemExit(f"he-build seed failed ({done.returncode}):\n"
                          f"{done.stderr.decode(errors='replace')}")
-    return CliRun(elapsed, _children_cpu() - before)
+    after = _children_cpu()
+    return CliRun(elapsed, after[0] - before[0], after[1] - before[1])
 
 
-def _children_cpu() -> float:
-    """CPU seconds of every waited-for descendant: he-build waits for its pool's workers, so
-    theirs is in he-build's own figure once it has exited."""
+def _children_cpu() -> tuple[float, float]:
+    """User and system CPU seconds of every waited-for descendant: he-build waits for its
+    pool's workers, so theirs is in he-build's own figure once it has exited."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def run_ours(sites: list[Site], out: Path) -> tuple[float, list[SeedArtifacts]]:
@@ -245,6 +254,9 @@ def report(count: int, rounds: int, out: Path) -> None:
     print(f"command CPU time     : {1000 * cpu / count:.3f} ms/site (median, user + system, "
           f"every process): on {cpus} CPUs no schedule beats {1000 * cpu / count / cpus:.3f} "
           "ms/site")
+    system = statistics.median(run.system_seconds for run in runs)
+    print(f"  of which system    : {1000 * system / count:.3f} ms/site (median): the kernel "
+          "creating ~8 inodes a site (directory, 6 files, OUT's link) and writing ~100 KB")
     if differ:
         shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
         raise SystemExit(f"the command and the in-process path wrote different bytes: {shown}")
