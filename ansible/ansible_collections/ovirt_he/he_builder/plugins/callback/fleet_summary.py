@@ -127,11 +127,8 @@ def failure_text(result):
 def write_summary(out_dir, started, rows):
     """summary.json, complete or not at all (temporary file + rename)."""
     os.makedirs(out_dir, exist_ok=True)
-    counts = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
     document = {"ok": all(row["status"] == "ok" for row in rows), "started": started,
-                "finished": time.time(), "counts": counts, "sites": rows}
+                "finished": time.time(), "counts": status_counts(rows), "sites": rows}
     path = os.path.join(out_dir, "summary.json")
     fd, temp = tempfile.mkstemp(prefix=".summary.", dir=out_dir)
     try:
@@ -146,11 +143,16 @@ def write_summary(out_dir, started, rows):
     return path
 
 
-def render_table(rows):
+def status_counts(rows):
+    """How many sites ended in each status: {"ok": 2, "failed": 1}."""
     counts = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    title = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    return counts
+
+
+def render_table(rows):
+    title = ", ".join(f"{count} {status}" for status, count in sorted(status_counts(rows).items()))
     pruned = any(row.get("prune") for row in rows)
     columns = COLUMNS[:-1] + (PRUNE_COLUMN,) + COLUMNS[-1:] if pruned else COLUMNS
     cells = [columns] + [row_cells(row, pruned) for row in rows]
