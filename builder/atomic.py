@@ -116,15 +116,23 @@ def partial_dir(final: Path, *, notify: Notify | None = None) -> Iterator[Path]:
     """An empty private (0700) partial directory beside `final`, made and held under `final`'s
     lock and removed when the block ends (a killed writer's is swept by its name)."""
     _make_parent(final)
-    with locked(lock_path(final), transient=True, notify=notify, what=f"writing {final}"):
-        try:
-            temp = Path(tempfile.mkdtemp(prefix=partial_prefix(final), dir=final.parent))
-        except OSError as exc:
-            raise StorageError(f"cannot write in {final.parent}: {exc.strerror}") from exc
-        try:
-            yield temp
-        finally:
-            shutil.rmtree(temp, ignore_errors=True)
+    with (locked(lock_path(final), transient=True, notify=notify, what=f"writing {final}"),
+          private_temp_dir(final.parent, partial_prefix(final)) as temp):
+        yield temp
+
+
+@contextlib.contextmanager
+def private_temp_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new private (0700) directory in `parent`, removed with what it holds when the block
+    ends (unless the block renamed it away); StorageError when it cannot be made."""
+    try:
+        temp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    except OSError as exc:
+        raise StorageError(f"cannot write in {parent}: {exc.strerror}") from exc
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def check_directory_target(path: Path, what: str) -> None:

@@ -27,8 +27,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 from builder.atomic import (
     check_directory_target,
     fsync_path,
+    private_temp_dir,
     remove_tree,
     staged_dir,
     sweep_stale_partials,
@@ -238,14 +237,8 @@ def check_names(seeds: SeedSet, names: Iterable[str]) -> None:
 @contextlib.contextmanager
 def staging(seeds: SeedSet) -> Iterator[Path]:
     """A private (0700) directory for the next set; removed unless `publish` took it."""
-    try:
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=seeds.state))
-    except OSError as exc:
-        raise StorageError(f"cannot write in {seeds.state}: {exc.strerror}") from exc
-    try:
+    with private_temp_dir(seeds.state, f"{STAGE_PREFIX}{os.getpid()}-") as stage:
         yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def site_dir(stage: Path, name: str) -> Path:
