@@ -66,6 +66,23 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def create_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` with `mode` from the first byte, whatever the umask, and write `data`
+    unflushed (for files inside a private directory that is flushed and renamed as a whole).
+    StorageError if `path` exists or cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open()
+        write_all(fd, data)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def staged_file(final: Path, *, mode: int = 0o644, notify: Notify | None = None) -> Iterator[Path]:
     """Yield an empty temp file beside `final` (already `mode`); rename it over `final` on success.

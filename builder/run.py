@@ -86,3 +86,16 @@ def run(
         tail = redact(proc.stderr.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:], hidden)
         raise CommandError([redact(a, hidden) for a in args], proc.returncode, tail)
     return done
+
+
+def tool_version(*argv: str) -> str:
+    """The first line a tool prints for its version: a tool upgrade invalidates its stages."""
+    done = run(argv, check=False)
+    text = (done.stdout or done.stderr).decode("utf-8", errors="replace").strip()
+    return text.splitlines()[0] if text else f"{argv[0]}: unknown"
+
+
+def package_version(package: str) -> str:
+    """The installed Debian version of `package` (for tools without --version)."""
+    done = run(["dpkg-query", "-W", "-f=${Version}", package], check=False)
+    return done.text.strip() or "unknown"

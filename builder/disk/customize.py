@@ -34,11 +34,12 @@ from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.ova import unpack_ova
 from builder.ova.verify import GZIP_MAGIC, QCOW2_MAGIC
 from builder.passwords import password_problem
-from builder.pipeline.store import hash_inputs, package_version, tool_version
+from builder.pipeline.store import hash_inputs
 from builder.repro import sha256_file
+from builder.run import package_version
 from builder.sparse import sha256_sparse
 from builder.virt.guestfs import open_guest
-from builder.virt.qemu_img import convert_image, create_image, image_info
+from builder.virt.qemu_img import convert_image, create_image, image_info, qemu_img_version
 
 if TYPE_CHECKING:
     from builder.disk.recipe import Recipe
@@ -167,7 +168,7 @@ class CustomizeBackend:
             "base_kind": self.base_kind, "output_format": self.output_format,
             "operations": [self._op_inputs(i, op) for i, op in enumerate(self.operations)],
             "libguestfs": package_version("libguestfs0"),
-            "qemu_img": tool_version("qemu-img", "--version"),
+            "qemu_img": qemu_img_version(),
         })
 
     def _op_inputs(self, index: int, op: Operation) -> dict[str, Any]:

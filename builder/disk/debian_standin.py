@@ -22,10 +22,10 @@ from builder.disk import bootdisk, bootloader, normalize
 from builder.disk.backend import BuildContext
 from builder.disk.recipe import validate_options
 from builder.model import ApplianceMeta, BuiltDisk
-from builder.pipeline.store import StageCache, hash_inputs, package_version
+from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import source_date_epoch
 from builder.resources import appliance_file
-from builder.run import require_tool, run
+from builder.run import package_version, require_tool, run
 
 if TYPE_CHECKING:
     from builder.disk.recipe import Recipe

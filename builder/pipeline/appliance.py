@@ -27,11 +27,13 @@ from builder.ova import pack_ova
 from builder.ova.digests import FileDigests, file_digests
 from builder.ova.pack import Compression, OvaLayout, check_source, convert_disk
 from builder.pipeline.stages import Built, Stage, StageContext, StageResult, run_stages
-from builder.pipeline.store import StageCache, link_or_copy, tool_version
+from builder.pipeline.store import StageCache, link_or_copy
 from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.rpm import PayloadChoice, RpmImage, build_rpm
 from builder.rpm.metadata import ImageKind, rpm_layout
 from builder.rpm.spec import templates_digest
+from builder.run import tool_version
+from builder.virt.qemu_img import qemu_img_version
 
 # Bumped when a stage's output changes in a way its other inputs cannot see.
 DISK_FORMAT = "2"  # the stage table's entry layout
@@ -141,7 +143,7 @@ def ova_stage(recipe: Recipe, layout: OvaLayout, options: BuildOptions,
     def inputs() -> dict[str, Any]:
         return {"meta": asdict(recipe.meta), "compression": options.compression,
                 "layout": layout, "epoch": source_date_epoch(env),
-                "qemu_img": tool_version("qemu-img", "--version"),
+                "qemu_img": qemu_img_version(),
                 # The gzip stream's deflated parts are zlib's bytes.
                 "zlib": zlib.ZLIB_RUNTIME_VERSION if layout == "ovirt" else None}
 
@@ -169,7 +171,7 @@ def qcow2_stage(recipe: Recipe, options: BuildOptions) -> Stage:
 
     return Stage("qcow2", ("disk",),
                  lambda: {"compression": options.compression, "name": name,
-                          "qemu_img": tool_version("qemu-img", "--version")},
+                          "qemu_img": qemu_img_version()},
                  build, version=QCOW2_FORMAT,
                  title=f"converting the disk to qcow2 ({options.compression} clusters)")
 

@@ -38,7 +38,6 @@ from builder.atomic import (
 )
 from builder.errors import StorageError
 from builder.lock import Notify, locked, try_lock, wait_until_free
-from builder.run import run
 from builder.sparse import copy_sparse
 
 ENV_CACHE = "HE_BUILDER_CACHE"
@@ -56,19 +55,6 @@ def hash_inputs(inputs: Mapping[str, Any]) -> str:
     """A stable hex key for a stage: canonical JSON of its inputs, hashed."""
     canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
-
-def tool_version(*argv: str) -> str:
-    """The first line a tool prints for its version: a tool upgrade invalidates its stages."""
-    done = run(argv, check=False)
-    text = (done.stdout or done.stderr).decode("utf-8", errors="replace").strip()
-    return text.splitlines()[0] if text else f"{argv[0]}: unknown"
-
-
-def package_version(package: str) -> str:
-    """The installed Debian version of `package` (for tools without --version)."""
-    done = run(["dpkg-query", "-W", "-f=${Version}", package], check=False)
-    return done.text.strip() or "unknown"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 from builder import __version__
 from builder.atomic import write_atomic
 from builder.errors import InputError
-from builder.pipeline.store import tool_version
 from builder.repro import sha256_file
+from builder.run import tool_version
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

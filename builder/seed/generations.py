@@ -33,13 +33,13 @@ from pathlib import Path
 
 from builder.atomic import (
     check_directory_target,
+    create_new,
     fsync_path,
     private_temp_dir,
     remove_tree,
     staged_dir,
     sweep_stale_partials,
     sync_filesystem,
-    write_all,
 )
 from builder.errors import InputError, StorageError
 from builder.lock import Notify, locked
@@ -138,7 +138,7 @@ def _claim(out: Path) -> None:
         return
     _check_empty(out)
     with staged_dir(state, replace=False) as temp:
-        _write_new(temp / FORMAT_NAME, FORMAT_TEXT.encode("ascii"), 0o644)
+        create_new(temp / FORMAT_NAME, FORMAT_TEXT.encode("ascii"), 0o644)
         (temp / LOCK_NAME).touch(mode=0o600)
         temp.chmod(PUBLIC_DIR_MODE)
     _check_format(out)
@@ -274,7 +274,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        _write_new(target, source.read_bytes(), source.stat().st_mode & 0o7777)
+        create_new(target, source.read_bytes(), source.stat().st_mode & 0o7777)
 
 
 def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None) -> Publication:
@@ -305,7 +305,7 @@ def _write_index(stage: Path, number: int, sites: Sequence[str], has_dhcp: bool,
         "sites": {name: manifests.get(name) or _manifest_digest(stage / name) for name in sites},
     }
     data = (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    _write_new(stage / INDEX_NAME, data, 0o644)
+    create_new(stage / INDEX_NAME, data, 0o644)
 
 
 def _manifest_digest(site: Path) -> str | None:
@@ -353,17 +353,3 @@ def switch_current(seeds: SeedSet, gen: Path) -> None:
     temp.rename(seeds.state / CURRENT)
     fsync_path(seeds.state)
 
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` with `mode` from the first byte (inside a private directory)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        os.fchmod(fd, mode)
-        write_all(fd, data)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)

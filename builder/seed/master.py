@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.atomic import staged_dir
+from builder.atomic import create_new, staged_dir
 from builder.console import counted
 from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
@@ -324,7 +324,7 @@ def _cpu_count() -> int:
 
 def _write_site(directory: Path, seed: PreparedSeed) -> WrittenSeed:
     for name, (data, mode) in seed.contents.items():
-        _write_new(directory / name, data, mode)
+        create_new(directory / name, data, mode)
     rendered = seed.rendered
     files = tuple(WrittenFile(name, seed.digests[name], len(data), mode)
                   for name, (data, mode) in sorted(seed.contents.items()))
@@ -373,20 +373,3 @@ def _artifacts(seed: WrittenSeed, final: Path) -> SeedArtifacts:
     return SeedArtifacts(site=seed.site, directory=final, iso=final / ISO_NAME, files=files,
                          instance_id=seed.instance_id, mac=seed.mac)
 
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` with `mode` from the first byte (inside a private staging directory);
-    the staging set is flushed as a whole before it is published."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        os.fchmod(fd, mode)  # the umask may have narrowed the mode given to open()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)

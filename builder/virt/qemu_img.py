@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from builder.run import require_tool, run
+from builder.run import require_tool, run, tool_version
 
 ImageFormat = Literal["raw", "qcow2"]
 Compression = Literal["none", "zlib", "zstd"]
@@ -26,6 +26,11 @@ class ImageInfo:
 
 def qemu_img() -> str:
     return require_tool("qemu-img", package="qemu-utils")
+
+
+def qemu_img_version() -> str:
+    """qemu-img's version line: a stage whose bytes qemu-img writes names it in its key."""
+    return tool_version("qemu-img", "--version")
 
 
 def image_info(path: Path, *, fmt: ImageFormat | None = None) -> ImageInfo | None:
