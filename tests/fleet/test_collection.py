@@ -47,6 +47,7 @@ def test_collection_builds_and_installs_offline(collections_path: Path, tmp_path
     assert manifest["collection_info"]["namespace"] == "ovirt_he"
     assert manifest["collection_info"]["name"] == "he_builder"
     for part in ("plugins/inventory/sites.py", "plugins/callback/fleet_summary.py",
+                 "plugins/filter/command_json.py", "plugins/filter/command_json.yml",
                  "roles/he_deploy/tasks/main.yml", "playbooks/deploy.yml",
                  "playbooks/ovirt_hosted_engine.yml", "meta/runtime.yml", "README.md"):
         assert (root / part).is_file(), part
@@ -60,6 +61,7 @@ def test_collection_builds_and_installs_offline(collections_path: Path, tmp_path
     # The plugins' documentation is what ansible-doc shows operators: it must parse.
     for kind, name in (("inventory", "ovirt_he.he_builder.sites"),
                        ("callback", "ovirt_he.he_builder.fleet_summary"),
+                       ("filter", "ovirt_he.he_builder.command_json"),
                        ("role", "ovirt_he.he_builder.he_deploy")):
         doc = run([tool("ansible-doc"), "-t", kind, "--json", name], env)
         assert doc.returncode == 0, doc.stderr
