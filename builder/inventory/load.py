@@ -111,7 +111,7 @@ def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> In
 def read_tree(path: Path) -> Any:
     """The parsed YAML of a regular file of at most MAX_INVENTORY_BYTES, in UTF-8."""
     return read_yaml_file(path, what="inventory", limit=MAX_INVENTORY_BYTES,
-                          hint="the inventory is a YAML file")
+                          hint="the inventory is a YAML file", describe=field_of)
 
 
 def report_duplicates(tree: Any, report: Report) -> None:
@@ -129,6 +129,12 @@ def scope_of(path: Path_) -> tuple[str, Path_]:
     if path and path[0] == "defaults":
         return "defaults", path[1:]
     return "", path
+
+
+def field_of(path: Path_) -> str:
+    """('sites', 'dc1', 'vcpus') -> 'site dc1: vcpus', as the inventory's problems name it."""
+    scope, rest = scope_of(path)
+    return ": ".join(part for part in (scope, dotted(rest)) if part)
 
 
 def split_top_level(tree: Any, report: Report) -> tuple[LineDict, LineDict]:

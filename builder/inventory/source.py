@@ -42,12 +42,14 @@ _BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "o
 
 
 class YamlInputError(Exception):
-    """The text is not YAML this reader accepts; `line` is 1-based."""
+    """The text is not YAML this reader accepts; `line` is 1-based; `path` is where the value
+    sits (keys and list indexes) when the problem is one value's (a bad tag or scalar)."""
 
-    def __init__(self, line: int, message: str) -> None:
+    def __init__(self, line: int, message: str, path: Path_ = ()) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
+        self.path = path
 
 
 class LineDict(dict[Any, Any]):
@@ -199,19 +201,37 @@ class _TreeBuilder:
             return
         construct = SCALARS.get(tag)
         if construct is None:
-            raise YamlInputError(line, f"unsupported YAML tag {_short(tag)}")
-        self._add(_Built(construct(event.value, line), 1), line, event.anchor)
+            raise YamlInputError(line, f"unsupported YAML tag {_short(tag)}", self.key_path())
+        try:
+            value = construct(event.value, line)
+        except YamlInputError as exc:
+            raise YamlInputError(exc.line, exc.message, self.key_path()) from None
+        self._add(_Built(value, 1), line, event.anchor)
 
     def _start(self, event: ev.MappingStartEvent | ev.SequenceStartEvent, line: int) -> None:
         is_mapping = isinstance(event, ev.MappingStartEvent)
         if event.tag not in (MAPPING_TAGS if is_mapping else SEQUENCE_TAGS):
-            raise YamlInputError(line, f"unsupported YAML tag {_short(event.tag)}")
+            raise YamlInputError(line, f"unsupported YAML tag {_short(event.tag)}",
+                                 self.key_path())
         if len(self.stack) >= MAX_DEPTH:
             raise YamlInputError(line, f"nested more than {MAX_DEPTH} levels deep")
         self._count(1, line)
         if event.anchor is not None:
             self.open_anchors.add(event.anchor)
         self.stack.append(_Open(line, event.anchor, is_mapping))
+
+    def key_path(self) -> Path_:
+        """Where the node being read sits: the key or index it takes in each open node (a
+        mapping's key being read sits at the mapping itself)."""
+        path: list[str | int] = []
+        for node in self.stack:
+            if not node.is_mapping:
+                path.append(len(node.items))
+            elif not node.has_key:
+                break
+            else:
+                path.append("<<" if node.pending_key is MERGE else str(node.pending_key))
+        return tuple(path)
 
     def _end(self, line: int) -> None:
         node = self.stack.pop()
@@ -335,11 +355,14 @@ def parse_yaml(text: str) -> Any:
     return None if builder.root is None else builder.root.value
 
 
-def read_yaml_file(path: Path, *, what: str, limit: int, hint: str) -> Any:
+def read_yaml_file(path: Path, *, what: str, limit: int, hint: str,
+                   describe: Callable[[Path_], str] | None = None) -> Any:
     """The parsed YAML of a regular file of at most `limit` bytes in UTF-8 (None when empty).
 
     InputError naming `what` (inventory, release file, recipe) and `path`, with the line of a
-    byte that is not UTF-8 or of a YAML error; `hint` says what the file should be."""
+    byte that is not UTF-8 or of a YAML error, and the value's place in the file when the error
+    is one value's (`describe` words it; default: `key.path[0]`); `hint` says what the file
+    should be."""
     try:
         data = read_regular_file(path, limit=limit).data
     except FileRefused as exc:
@@ -355,8 +378,9 @@ def read_yaml_file(path: Path, *, what: str, limit: int, hint: str) -> Any:
     try:
         return parse_yaml(text)
     except YamlInputError as exc:
+        subject = f"{(describe or dotted)(exc.path)}: " if exc.path else ""
         raise InputError(f"{what} {path} is not valid YAML",
-                         problems=[f"{path}:{exc.line}: {exc.message}"]) from None
+                         problems=[f"{path}:{exc.line}: {subject}{exc.message}"]) from None
 
 
 def duplicate_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int, int]]:

@@ -87,6 +87,8 @@ BAD_RECIPES = [
     pytest.param(b"backend: debian-test\nbackend: kickstart\n", "has 2 problems",
                  ["{path}:2: backend: given twice (first on line 1)",
                   "{path}:1: appliance: required"], id="key-twice"),
+    pytest.param(b"backend: debian-test\noptions:\n  sizes: [1, !!int ten]\n", "is not valid YAML",
+                 ["{path}:3: options.sizes[1]: not an integer: 'ten'"], id="tagged-value"),
 ]
 
 
