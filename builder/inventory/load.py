@@ -66,9 +66,8 @@ class Report:
     lines: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, line: int | None, scope: str, path: Path_, message: str) -> None:
-        where = f"{self.file}:{line or 1}: "
-        subject = dotted(path)
-        text = where + (f"{scope}: " if scope else "") + (f"{subject}: " if subject else "")
+        subject = named(scope, path)
+        text = f"{self.file}:{line or 1}: " + (f"{subject}: " if subject else "")
         self.lines.append((line or 1, text + message))
 
     def raise_if_any(self) -> None:
@@ -131,10 +130,14 @@ def scope_of(path: Path_) -> tuple[str, Path_]:
     return "", path
 
 
+def named(scope: str, path: Path_) -> str:
+    """('site dc1', ('network', 'mode')) -> 'site dc1: network.mode'; either may be empty."""
+    return ": ".join(part for part in (scope, dotted(path)) if part)
+
+
 def field_of(path: Path_) -> str:
     """('sites', 'dc1', 'vcpus') -> 'site dc1: vcpus', as the inventory's problems name it."""
-    scope, rest = scope_of(path)
-    return ": ".join(part for part in (scope, dotted(rest)) if part)
+    return named(*scope_of(path))
 
 
 def split_top_level(tree: Any, report: Report) -> tuple[LineDict, LineDict]:
