@@ -339,9 +339,10 @@ def json_answer(out: str, code: int) -> bool:
 
 def refusal(code: int, err: str) -> str:
     """What a refusal says, without its values: the exit code and the error line's words
-    before the first quote or colon after `error: `."""
+    before the first quote or colon after `error: `. The error line is the last one: with
+    --debug a traceback comes first, and its message may hold a value's own newline."""
     errors = [line for line in err.splitlines() if ": error: " in line]
-    words = errors[0].split(": error: ", 1)[1] if errors else last_line(err)
+    words = errors[-1].split(": error: ", 1)[1] if errors else last_line(err)
     return f"{code} {words.split(chr(39))[0].split(': ')[0][:60]}"
 
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.fuzz_argv import FAILURES, Case, Outcome, baselines, generate, judge, run_campaign
+from bench.fuzz_argv import (
+    FAILURES,
+    Case,
+    Outcome,
+    baselines,
+    generate,
+    judge,
+    refusal,
+    run_campaign,
+)
 
 SAMPLE = 150
 SEED = 20261203
@@ -94,3 +103,15 @@ def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None
     assert kind(0, out='{"entries": []}', argv=json_argv) == "internal error"
     assert kind(0, out='{"$schema": "x"}', argv=("--json", "inventory", "schema")) == "done"
     assert kind(0, out="text", argv=("seed", "--", "--json")) == "done"  # a word, not --json
+
+
+def test_a_refusal_is_grouped_by_the_clis_own_error_line_not_a_line_of_the_traceback() -> None:
+    # With --debug the traceback's message holds the value as given, newline and all: the line
+    # it forges comes before the CLI's own (escaped) error line, which is the one that counts.
+    err = ("Traceback (most recent call last):\n  File ...\n"
+           "builder.errors.InputError: inventory i.yaml has no site a\n"
+           "he-build: error: fake (known: dc1)\n"
+           "he-build: error: inventory i.yaml has no site a\\x0ahe-build: error: fake\n")
+    assert refusal(2, err) == "2 inventory i.yaml has no site a\\x0ahe-build"
+    assert refusal(2, "he-build: error: no site 'x'\n") == "2 no site "
+    assert refusal(6, "something else\n") == "6 something else"
