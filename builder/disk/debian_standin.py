@@ -21,6 +21,7 @@ from builder.console import Console
 from builder.disk import bootdisk, bootloader, normalize
 from builder.disk.backend import BuildContext
 from builder.disk.recipe import validate_options
+from builder.inventory.counts import Count
 from builder.model import ApplianceMeta, BuiltDisk
 from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import source_date_epoch
@@ -71,7 +72,7 @@ class DebianTestOptions(BaseModel):
 
     suite: str = Field(default="bookworm", pattern=r"^[a-z]+$")
     mirror: str = Field(default="http://deb.debian.org/debian", pattern=r"^(https?|file)://\S+$")
-    disk_size_gib: int = Field(default=3, ge=1, le=64)
+    disk_size_gib: Count = Field(default=3, ge=1, le=64)
     extra_packages: tuple[str, ...] = Field(default=())
 
     @field_validator("extra_packages")

@@ -41,6 +41,7 @@ from builder.disk.recipe import (
     validate_options,
 )
 from builder.errors import InputError
+from builder.inventory.counts import Count
 from builder.inventory.problems import in_line_order
 from builder.inventory.source import Path_
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
@@ -77,7 +78,7 @@ class KickstartOptions(BaseModel):
     repo_url: str | None = Field(default=None, pattern=_CMDLINE_URL)
     timezone: str = "Etc/UTC"
     root_password_hash: str | None = None
-    disk_size_gib: int = Field(default=DEFAULT_DISK_GIB, le=16384)
+    disk_size_gib: Count = Field(default=DEFAULT_DISK_GIB, le=16384)
     disk_format: Literal["raw", "qcow2"] = "raw"
     repos: tuple[RepoOption, ...] = ()
     extra_packages: tuple[str, ...] = ()
@@ -89,9 +90,9 @@ class KickstartOptions(BaseModel):
     libvirt_uri: str = "qemu:///system"
     virt_type: VirtChoice = "auto"
     network: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
-    memory_mib: int = Field(default=3072, ge=128, le=1 << 20)
-    vcpus: int = Field(default=2, ge=1, le=64)
-    timeout_s: int = Field(default=7200, ge=5)
+    memory_mib: Count = Field(default=3072, ge=128, le=1 << 20)
+    vcpus: Count = Field(default=2, ge=1, le=64)
+    timeout_s: Count = Field(default=7200, ge=5)
     vm_dir: Path = Path("/var/tmp/he-build")
 
 

@@ -14,6 +14,7 @@ from builder.disk import customize, debian_standin, kickstart_install
 from builder.disk.backend import DiskBackend
 from builder.disk.recipe import Recipe, invalid_recipe, options_problems
 from builder.errors import InputError
+from builder.inventory.counts import Count
 from builder.inventory.problems import (
     LineProblem,
     in_line_order,
@@ -50,8 +51,8 @@ class _MetaModel(BaseModel):
     name: str = Field(pattern=PACKAGE_NAME)
     version: str = Field(pattern=VERSION)
     release: str = Field(pattern=VERSION)
-    memory_mib: int = Field(ge=512, le=1 << 22)
-    vcpus: int = Field(ge=1, le=512)
+    memory_mib: Count = Field(ge=512, le=1 << 22)
+    vcpus: Count = Field(ge=1, le=512)
     description: str = Field(min_length=1, max_length=500)
     firmware: Literal["bios", "uefi"] = "bios"
 

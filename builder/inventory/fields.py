@@ -23,7 +23,7 @@ from builder.inventory.problems import (
     Problem,
     type_message,
 )
-from builder.inventory.source import Path_
+from builder.inventory.source import OtherKey, Path_
 
 T = TypeVar("T")
 INVALID: Any = object()  # what a kind returns after reporting its problem
@@ -134,6 +134,10 @@ MAX_FLOAT_INTEGER = 2.0**63
 
 
 def as_integer(value: Any, path: Path_, problems: Problems) -> Any:
+    """`value` as an int; true and false (yes, on...) are not counts, though Python's bool is
+    an int."""
+    if isinstance(value, bool):
+        return problems.add(path, type_message("int_type", value))
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -321,8 +325,7 @@ class Record(Kind):
                 problems.add((*path, name), TYPE_MESSAGES["missing"])
         for key in value:
             if not isinstance(key, str):
-                problems.add((*path, int(key) if isinstance(key, bool) else key),
-                             "not a field name (field names are text)")
+                problems.add((*path, OtherKey(key)), "not a field name (field names are text)")
             elif key not in self.names:
                 problems.add((*path, key), unknown_field(key, field_names(problems.root)))
         if len(problems) > before:

@@ -18,10 +18,12 @@ from builder.inventory.problems import Problem
 from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_site_secrets
 from builder.inventory.source import (
     LineDict,
+    OtherKey,
     Path_,
     dotted,
     duplicate_keys,
     line_of,
+    path_key,
     read_yaml_file,
 )
 from builder.resources import EXAMPLE_INVENTORY
@@ -148,7 +150,7 @@ def split_top_level(tree: Any, report: Report) -> tuple[LineDict, LineDict]:
         return empty, empty
     for key in tree:
         if key not in TOP_LEVEL_KEYS:
-            report.add(tree.key_lines[key], "", (str(key),),
+            report.add(tree.key_lines[key], "", (path_key(key),),
                        "unknown top-level key (expected 'defaults' or 'sites')")
     defaults = top_level_mapping(tree, "defaults", report, required=False)
     sites = top_level_mapping(tree, "sites", report, required=True)
@@ -159,8 +161,12 @@ def top_level_mapping(tree: LineDict, key: str, report: Report, *, required: boo
     value = tree.get(key)
     if value is None and not required:
         return LineDict(tree.key_lines.get(key, 1))
-    if not isinstance(value, LineDict) or (required and not value):
-        line = tree.key_lines.get(key, 1)
+    line = tree.key_lines.get(key, 1)
+    if required and (value is None or value == {}):
+        report.add(line, "", (key,), "no site: the inventory needs at least one (site names "
+                   "as keys, each with its fields)")
+        return LineDict(line)
+    if not isinstance(value, LineDict):
         report.add(line, "", (key,), "expected a mapping of site names to sites" if required
                    else "expected a mapping of site fields")
         return LineDict(line)
@@ -173,7 +179,7 @@ def check_defaults(defaults: LineDict, report: Report) -> LineDict:
     So a bad default is reported once, not again for every site, and the sites are still
     checked with the rest.
     """
-    bad = {key for key in NOT_IN_DEFAULTS if key in defaults}
+    bad: set[Any] = {key for key in NOT_IN_DEFAULTS if key in defaults}
     for key in sorted(bad):
         report.add(defaults.key_lines[key], "defaults", (key,), "set per site, not in defaults")
     _, problems = check(Site, {**DEFAULTS_PROBE, **without(defaults, bad)})
@@ -181,11 +187,12 @@ def check_defaults(defaults: LineDict, report: Report) -> LineDict:
         line, _ = line_of(defaults, problem.path)
         report.add(line or defaults.line, "defaults", problem.path, problem.message)
         if problem.path:
-            bad.add(str(problem.path[0]))
+            first = problem.path[0]
+            bad.add(first.value if isinstance(first, OtherKey) else first)
     return without(defaults, bad)
 
 
-def without(mapping: LineDict, keys: set[str]) -> LineDict:
+def without(mapping: LineDict, keys: set[Any]) -> LineDict:
     kept = LineDict(mapping.line)
     for key, value in mapping.items():
         if key not in keys:
@@ -213,7 +220,8 @@ class SiteEntry:
         return line or self.line
 
     def report(self, report: Report, problem: Problem) -> None:
-        report.add(self.line_of(problem.path), f"site {self.name}", problem.path, problem.message)
+        report.add(self.line_of(problem.path), f"site {path_key(self.name)}", problem.path,
+                   problem.message)
 
 
 def build_site(entry: SiteEntry, report: Report, files: SecretFiles | None = None) -> Site | None:
@@ -244,13 +252,24 @@ def check_network_alone(merged: Mapping[str, Any]) -> list[Problem]:
 
 def check_entry_shape(entry: SiteEntry) -> Problem | None:
     """A site name the record can't see (it is a key) and a body that must be a mapping."""
-    if not isinstance(entry.name, str) or not re.match(SITE_NAME_PATTERN, entry.name):
+    if not isinstance(entry.name, str):
+        return Problem(("name",), non_text_name(entry.name))
+    if not re.match(SITE_NAME_PATTERN, entry.name):
         return Problem(("name",), PATTERN_MESSAGES[SITE_NAME_PATTERN].format(input=entry.name))
     if not isinstance(entry.raw, LineDict):
         return Problem((), "expected a mapping of site fields (at least fqdn)")
     if "name" in entry.raw:
         return Problem(("name",), "not a field: the site's name is its key under 'sites'")
     return None
+
+
+def non_text_name(name: object) -> str:
+    """Why a key YAML read as null, a boolean or a number is no site name."""
+    if name is None or isinstance(name, bool):
+        kind = "null" if name is None else "a boolean"
+        return f"YAML reads this key as {kind}, not as text: quote it to make it a site name"
+    return ("YAML reads this key as a number, not as text: a site name is lowercase letters, "
+            "digits and '-', starting with a letter")
 
 
 def deep_merge(base: Mapping[Any, Any], override: Mapping[Any, Any]) -> dict[Any, Any]:

@@ -37,6 +37,7 @@ from builder.inventory.patterns import (
     REFERENCE_PATTERN,
     SITE_NAME_PATTERN,
 )
+from builder.inventory.source import yaml_text
 from builder.inventory.syntax import (
     ANSWER_TYPES,
     answer_value_matches,
@@ -147,7 +148,7 @@ class TypedAnswer:
 def typed_answer_problem(answer: TypedAnswer) -> str | None:
     """Why the value does not fit the declared type, or would not read back (None: fine)."""
     if not answer_value_matches(answer.type, answer.value):
-        return (f"value {answer.value!r} is not {ANSWER_TYPES[answer.type]} "
+        return (f"value {yaml_text(answer.value)} is not {ANSWER_TYPES[answer.type]} "
                 f"(type: {answer.type})")
     problem = answer_value_problem(answer.type, answer.value)
     return None if problem is None else f"the {answer.type} value {problem}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.inventory.source import Path_, dotted, line_of
+from builder.inventory.source import Path_, dotted, line_of, yaml_text
 
 # A problem in a file, as (line, `FILE:LINE: field: message`): sorted, they read top to bottom.
 LineProblem = tuple[int, str]
@@ -21,28 +21,28 @@ REFERENCE_MESSAGE = (
 TYPE_MESSAGES: dict[str, str] = {
     "missing": "required",
     "string_type": "expected a string, got {kind}",
-    "int_type": "expected an integer, got {input!r}",
-    "int_parsing": "expected an integer, got {input!r}",
-    "int_from_float": "expected an integer, got {input!r}",
-    "finite_number": "expected a finite number, got {input!r}",
-    "bool_type": "expected true or false, got {input!r}",
-    "bool_parsing": "expected true or false, got {input!r}",
+    "int_type": "expected an integer, got {input}",
+    "int_parsing": "expected an integer, got {input}",
+    "int_from_float": "expected an integer, got {input}",
+    "finite_number": "expected a finite number, got {input}",
+    "bool_type": "expected true or false, got {input}",
+    "bool_parsing": "expected true or false, got {input}",
     "model_type": "expected a mapping, got {kind}",
     "model_attributes_type": "expected a mapping, got {kind}",
     "dict_type": "expected a mapping, got {kind}",
     "tuple_type": "expected a list, got {kind}",
     "list_type": "expected a list, got {kind}",
-    "greater_than_equal": "must be at least {ge}, got {input!r}",
-    "less_than_equal": "must be at most {le}, got {input!r}",
-    "literal_error": "must be {expected}, got {input!r}",
+    "greater_than_equal": "must be at least {ge}, got {input}",
+    "less_than_equal": "must be at most {le}, got {input}",
+    "literal_error": "must be {expected}, got {input}",
     "too_short": "must not be empty",
     "too_long": "must have at most {max_length} items",
     "string_too_long": "must be at most {max_length} characters long",
     "path_type": "expected a path, got {kind}",
-    "ip_v4_interface": "not an IPv4 address with prefix (e.g. 192.0.2.10/24): {input!r}",
-    "ip_v6_interface": "not an IPv6 address with prefix (e.g. 2001:db8::10/64): {input!r}",
-    "ip_v4_address": "not an IPv4 address: {input!r}",
-    "ip_v6_address": "not an IPv6 address: {input!r}",
+    "ip_v4_interface": "not an IPv4 address with prefix (e.g. 192.0.2.10/24): {input}",
+    "ip_v6_interface": "not an IPv6 address with prefix (e.g. 2001:db8::10/64): {input}",
+    "ip_v4_address": "not an IPv4 address: {input}",
+    "ip_v6_address": "not an IPv6 address: {input}",
 }
 
 
@@ -65,7 +65,8 @@ class InvalidFields(ValueError):
 
 def type_message(code: str, value: Any, **context: Any) -> str:
     """The message of a type or bound problem `code` for `value` (context: ge, le, expected)."""
-    return TYPE_MESSAGES[code].format(input=value, kind=kind_of(value), **context)
+    shown = kind_of(value) if isinstance(value, dict | list | tuple) else yaml_text(value)
+    return TYPE_MESSAGES[code].format(input=shown, kind=kind_of(value), **context)
 
 
 def kind_of(value: Any) -> str:
@@ -73,7 +74,7 @@ def kind_of(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
-    return "nothing (null)" if value is None else repr(value)
+    return "nothing (null)" if value is None else yaml_text(value)
 
 
 def located(file: Path, tree: Any, path: Path_, message: str) -> LineProblem:

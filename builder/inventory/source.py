@@ -8,6 +8,7 @@ PyYAML's own composer recurses in C and crashes the process on deeply nested inp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,19 @@ from yaml._yaml import CParser
 from builder.errors import InputError
 from builder.inventory.files import FileRefused, read_regular_file, size_text
 
-Path_ = tuple[str | int, ...]
+
+@dataclass(frozen=True)
+class OtherKey:
+    """A mapping key YAML read as something other than text (null, true, 3), in a path: an
+    int in a path is a list index, and a message shows this key as the file spells it."""
+
+    value: object
+
+    def __str__(self) -> str:
+        return yaml_text(self.value)
+
+
+Path_ = tuple[str | int | OtherKey, ...]
 
 MAX_DEPTH = 64
 # Values in the document once every alias is expanded: what later steps walk over.
@@ -223,14 +236,14 @@ class _TreeBuilder:
     def key_path(self) -> Path_:
         """Where the node being read sits: the key or index it takes in each open node (a
         mapping's key being read sits at the mapping itself)."""
-        path: list[str | int] = []
+        path: list[str | int | OtherKey] = []
         for node in self.stack:
             if not node.is_mapping:
                 path.append(len(node.items))
             elif not node.has_key:
                 break
             else:
-                path.append("<<" if node.pending_key is MERGE else str(node.pending_key))
+                path.append("<<" if node.pending_key is MERGE else path_key(node.pending_key))
         return tuple(path)
 
     def _end(self, line: int) -> None:
@@ -388,9 +401,9 @@ def duplicate_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int, in
     in a mapping anywhere under `node`, in document order: YAML would silently keep the last."""
     if isinstance(node, LineDict):
         for key, line, first in node.duplicates:
-            yield (*path, key), line, first
+            yield (*path, path_key(key)), line, first
         for key, value in node.items():
-            yield from duplicate_keys(value, (*path, key))
+            yield from duplicate_keys(value, (*path, path_key(key)))
     elif isinstance(node, LineList):
         for index, value in enumerate(node):
             yield from duplicate_keys(value, (*path, index))
@@ -416,10 +429,28 @@ def line_of(node: Any, path: Path_) -> tuple[int | None, bool]:
     """The line of the deepest key of `path` present under `node`, and whether all of it was."""
     line: int | None = None
     for part in path:
-        if isinstance(node, LineDict) and part in node:
-            line, node = node.key_lines[part], node[part]
+        key = part.value if isinstance(part, OtherKey) else part
+        if isinstance(node, LineDict) and key in node:
+            line, node = node.key_lines[key], node[key]
         elif isinstance(node, LineList) and isinstance(part, int) and 0 <= part < len(node):
             line, node = node.item_lines[part], node[part]
         else:
             return line, False
     return line, True
+
+
+def path_key(key: object) -> str | OtherKey:
+    """A mapping key as a path element: text as it is, any other key as an OtherKey."""
+    return key if isinstance(key, str) else OtherKey(key)
+
+
+def yaml_text(value: object) -> str:
+    """A scalar as YAML spells it, text quoted: null, true, 3, 1.5, .inf, 'text'. Messages
+    show values so, as the file reads, not as Python's None and True."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ("-.inf" if value < 0 else ".inf")
+    return repr(value)

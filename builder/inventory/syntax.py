@@ -13,6 +13,7 @@ from typing import Any
 
 from builder.inventory.otopi import int_problem, multi_str_problem, str_problem
 from builder.inventory.patterns import HOST_NAME_PATTERN
+from builder.inventory.source import yaml_text
 
 # Key types OpenSSH accepts in authorized_keys.
 SSH_KEY_TYPES = frozenset({
@@ -111,7 +112,7 @@ def parse_ip(value: Any) -> Any:
     if isinstance(value, IPv4Address | IPv6Address):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected an IP address, got {value!r}")
+        raise ValueError(f"expected an IP address, got {yaml_text(value)}")
     try:
         return ip_address(value)
     except ValueError:

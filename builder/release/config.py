@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from builder.console import counted
 from builder.errors import InputError
+from builder.inventory.counts import Count
 from builder.inventory.problems import in_line_order, model_problems, pydantic_message
 from builder.inventory.source import duplicate_problems, read_yaml_file
 from builder.inventory.syntax import check_line
@@ -88,12 +89,12 @@ class SigningSection(Strict):
 class SmokeSection(Strict):
     inventory: Line
     site: str = Field(pattern=SITE_PATTERN)
-    memory_mib: int = Field(1024, ge=512, le=65536)
-    vcpus: int = Field(1, ge=1, le=64)
+    memory_mib: Count = Field(1024, ge=512, le=65536)
+    vcpus: Count = Field(1, ge=1, le=64)
     uri: Line = "qemu:///system"
     storage: Line = "/var/tmp/he-release-smoke"
-    boot_timeout: int = Field(900, ge=10, le=86400)
-    setup_timeout: int = Field(900, ge=10, le=86400)
+    boot_timeout: Count = Field(900, ge=10, le=86400)
+    setup_timeout: Count = Field(900, ge=10, le=86400)
 
 
 class GatesSection(Strict):

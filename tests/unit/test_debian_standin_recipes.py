@@ -170,6 +170,8 @@ DOC_ROWS = [
      "he-build: r.yaml:11: appliance.firmware: must be 'bios' or 'uefi', got 'efi'"),
     ("`vcpus: 0`", ("  vcpus: 2", "  vcpus: 0"),
      "he-build: r.yaml:9: appliance.vcpus: must be at least 1, got 0"),
+    ("`vcpus: yes`", ("  vcpus: 2", "  vcpus: yes"),
+     "he-build: r.yaml:9: appliance.vcpus: expected an integer, got true"),
     ("`distro: CentOS-9`", ("  distro: centos9", "  distro: CentOS-9"),
      "he-build: r.yaml:17: rpm.distro: lowercase letters and digits, starting with a letter: "
      "'CentOS-9'"),

@@ -46,6 +46,8 @@ root_password: prompt
 admin_password: prompt
 """
 
+NO_SITE = "no site: the inventory needs at least one (site names as keys, each with its fields)"
+
 CASES: list[tuple[str, str, str]] = [
     ("unknown field", site("colour: red\n"), "6: site dc1: colour: unknown field"),
     ("misspelt field", site("vcpu: 4\n"),
@@ -58,9 +60,12 @@ CASES: list[tuple[str, str, str]] = [
     ("fractional count", site("vcpus: 4.5\n"), "6: site dc1: vcpus: expected an integer, got 4.5"),
     ("a flag as a gateway",
      site("network:\n  mode: static\n  ipv4:\n    address: 192.0.2.10/24\n    gateway: true\n"),
-     "10: site dc1: network.ipv4.gateway: not an IPv4 address: True"),
+     "10: site dc1: network.ipv4.gateway: not an IPv4 address: true"),
+    ("a flag as a count", site("vcpus: yes\n"),
+     "6: site dc1: vcpus: expected an integer, got true"),
     ("a number as a key", site("1: x\n"),
-     "6: site dc1: [1]: not a field name (field names are text)"),
+     "6: site dc1: 1: not a field name (field names are text)"),
+    ("a null key", site("~: x\n"), "6: site dc1: null: not a field name (field names are text)"),
     ("too little memory", site("memory_mib: 512\n"),
      "6: site dc1: memory_mib: must be at least 1024, got 512"),
     ("bad fqdn", BASE.replace("engine.dc1.example.com", "engine_dc1"),
@@ -149,7 +154,7 @@ CASES: list[tuple[str, str, str]] = [
      "7: site dc1: extra_answers.OVESETUP_A/b: value 'ten' is not an integer (type: int)"),
     ("answer bool is not int",
      site("extra_answers:\n  OVESETUP_A/b:\n    type: int\n    value: true\n"),
-     "7: site dc1: extra_answers.OVESETUP_A/b: value True is not an integer (type: int)"),
+     "7: site dc1: extra_answers.OVESETUP_A/b: value true is not an integer (type: int)"),
     ("answer none with value",
      site("extra_answers:\n  OVESETUP_A/b:\n    type: none\n    value: x\n"),
      "7: site dc1: extra_answers.OVESETUP_A/b: value 'x' is not empty (null) (type: none)"),
@@ -169,11 +174,18 @@ CASES: list[tuple[str, str, str]] = [
     ("bad site name", BASE.replace("  dc1:", "  DC_1:"),
      "2: site DC_1: name: 'DC_1' is not a site name "
      "(lowercase letters, digits and '-', starting with a letter)"),
+    ("a flag as a site name", BASE.replace("  dc1:", "  on:"),
+     "2: site true: name: YAML reads this key as a boolean, not as text: quote it to make it a "
+     "site name"),
+    ("a number as a site name", BASE.replace("  dc1:", "  3:"),
+     "2: site 3: name: YAML reads this key as a number, not as text: a site name is lowercase "
+     "letters, digits and '-', starting with a letter"),
     ("site not a mapping", "sites:\n  dc1: engine.example.com\n",
      "2: site dc1: expected a mapping of site fields (at least fqdn)"),
-    ("no sites", "defaults:\n  vcpus: 2\nsites: {}\n",
-     "3: sites: expected a mapping of site names to sites"),
-    ("missing sites", "defaults:\n  vcpus: 2\n",
+    ("no sites", "defaults:\n  vcpus: 2\nsites: {}\n", f"3: sites: {NO_SITE}"),
+    ("empty sites", "sites:\n", f"1: sites: {NO_SITE}"),
+    ("missing sites", "defaults:\n  vcpus: 2\n", f"1: sites: {NO_SITE}"),
+    ("sites not a mapping", "sites: [dc1]\n",
      "1: sites: expected a mapping of site names to sites"),
     ("not a mapping", "- dc1\n",
      "1: the inventory must be a mapping with 'sites:' (and 'defaults:')"),
@@ -183,6 +195,8 @@ CASES: list[tuple[str, str, str]] = [
      "2: defaults: fqdn: set per site, not in defaults"),
     ("bad default, reported once", "defaults:\n  vcpus: lots\n" + two_sites(DC2),
      "2: defaults: vcpus: expected an integer, got 'lots'"),
+    ("a flag as a key in defaults, reported once", "defaults:\n  true: 1\n" + two_sites(DC2),
+     "2: defaults: true: not a field name (field names are text)"),
     ("unknown default", "defaults:\n  network:\n    moed: static\n" + BASE,
      "3: defaults: network.moed: unknown field; did you mean 'mode'?"),
     ("default breaks a site", "defaults:\n  network:\n    mode: static\n" + BASE,

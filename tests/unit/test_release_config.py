@@ -92,6 +92,7 @@ smoke:
   inventory: inventory.yaml
   site: DC1
   memory_mib: lots
+  vcpus: yes
 gates:
   rpmlint: maybe
 publish_dir: out
@@ -105,8 +106,9 @@ publish_dir: out
         "never a literal value",
         f"{path}:12: smoke.site: 'DC1' is not a site name (lowercase letters, digits and '-')",
         f"{path}:13: smoke.memory_mib: expected an integer, got 'lots'",
-        f"{path}:15: gates.rpmlint: expected true or false, got 'maybe'",
-        f"{path}:16: publish_dir: unknown field; did you mean 'publish'?",
+        f"{path}:14: smoke.vcpus: expected an integer, got true",
+        f"{path}:16: gates.rpmlint: expected true or false, got 'maybe'",
+        f"{path}:17: publish_dir: unknown field; did you mean 'publish'?",
     ]
     # The literal passphrase is never echoed.
     assert not any("hunter2" in line for line in problems)
