@@ -71,9 +71,9 @@ class Signal:
 
 
 # Where a row runs (environment()): libvirt's test driver; that with a terminal on stdin; the
-# real libvirtd with a domain defined, or with a storage qemu cannot reach; a tmpfs that is
-# read-only, or small.
-Setup = Literal["driver", "terminal", "domain", "closed", "read-only", "small"]
+# real libvirtd running; that with a domain defined, or with a storage qemu cannot reach; a
+# tmpfs that is read-only, or small.
+Setup = Literal["driver", "terminal", "daemon", "domain", "closed", "read-only", "small"]
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,11 @@ ROWS = [
         launch("--network-from-host", "nosuch0", seed=inventory("good")),
         "error: --network-from-host nosuch0: the interface has no IPv4 address", BAD),
     # libvirt.
+    # libvirt's client hands a URI it has no driver for to the daemon: the daemon's answer.
+    # (With no daemon running, libvirt says it cannot reach its socket instead.)
     Row("URI of no driver", launch(uri="bogus:///x"),
         "error: cannot connect to libvirt at bogus:///x: no connection driver available for "
-        "bogus:///x", ExitCode.MISSING_PREREQUISITE),
+        "bogus:///x", ExitCode.MISSING_PREREQUISITE, setup="daemon"),
     Row("URI of a missing socket", launch(uri="qemu:///system?socket=/nonexistent/sock"),
         "error: cannot connect to libvirt at qemu:///system?socket=/nonexistent/sock: Failed to "
         "connect socket to '/nonexistent/sock': No such file or directory",
@@ -388,6 +390,8 @@ def environment(row: Row, request: pytest.FixtureRequest, tmp_path: Path,
     """What the row's `setup` needs, as the places its argv names."""
     if row.setup in ("driver", "terminal"):
         yield {}
+    elif row.setup == "daemon":
+        yield {"uri": request.getfixturevalue("libvirt_uri")}
     elif row.setup == "domain":
         uri = request.getfixturevalue("libvirt_uri")
         with existing_domain(uri, f"he-engine-{EXISTING}"):
