@@ -22,7 +22,7 @@ from builder.inventory.problems import (
     model_problems,
     pydantic_message,
 )
-from builder.inventory.source import duplicate_problems, read_yaml_file
+from builder.inventory.source import key_problems, read_yaml_file, text_keys_only
 from builder.model import ApplianceMeta, PackageNames
 from builder.resources import bundled_recipes
 
@@ -158,9 +158,10 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 
 def _validate(path: Path, raw: Any) -> _RecipeModel:
-    """The recipe's model; InputError listing its keys given twice, then its invalid fields
-    in line order."""
-    problems = duplicate_problems(path, raw)
+    """The recipe's model; InputError listing its keys given twice or not text, then its
+    invalid fields in line order."""
+    problems = key_problems(path, raw)
+    raw = text_keys_only(raw)
     if not isinstance(raw, dict):
         raise invalid_recipe(path, [*problems, f"{path}:1: expected a mapping of recipe "
                                                "fields (backend, appliance, rpm, options)"])

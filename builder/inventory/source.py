@@ -409,12 +409,46 @@ def duplicate_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int, in
             yield from duplicate_keys(value, (*path, index))
 
 
-def duplicate_problems(file: Path, tree: Any) -> list[str]:
-    """`FILE:LINE: key.path: given twice (first on line N)` for each key given twice, in line
+def other_keys(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, int]]:
+    """(the path, the line) of every mapping key under `node` that YAML read as something
+    other than text (null, true, 3): no field has such a name."""
+    if isinstance(node, LineDict):
+        for key, value in node.items():
+            here = (*path, path_key(key))
+            if not isinstance(key, str):
+                yield here, node.key_lines[key]
+            yield from other_keys(value, here)
+    elif isinstance(node, LineList):
+        for index, value in enumerate(node):
+            yield from other_keys(value, (*path, index))
+
+
+def key_problems(file: Path, tree: Any) -> list[str]:
+    """`FILE:LINE: key.path: given twice (first on line N)` for each key given twice and
+    `...: not a field name (field names are text)` for each key that is not text, in line
     order (the release file's and the recipe's wording; the inventory reports them by site)."""
-    found = sorted((line, f"{file}:{line}: {dotted(key)}: given twice (first on line {first})")
-                   for key, line, first in duplicate_keys(tree))
-    return [text for _, text in found]
+    found = [(line, f"{file}:{line}: {dotted(key)}: given twice (first on line {first})")
+             for key, line, first in duplicate_keys(tree)]
+    found += [(line, f"{file}:{line}: {dotted(key)}: not a field name (field names are text)")
+              for key, line in other_keys(tree)]
+    return [text for _, text in sorted(found, key=lambda item: item[0])]
+
+
+def text_keys_only(node: Any) -> Any:
+    """A copy of `node` without the mapping keys that are not text (key_problems told them),
+    so that a model sees only keys it can name."""
+    if isinstance(node, LineDict):
+        kept = LineDict(node.line)
+        kept.duplicates = node.duplicates
+        for key, value in node.items():
+            if isinstance(key, str):
+                kept[key], kept.key_lines[key] = text_keys_only(value), node.key_lines[key]
+        return kept
+    if isinstance(node, LineList):
+        items = LineList(node.line, node.item_lines)
+        items.extend(text_keys_only(value) for value in node)
+        return items
+    return node
 
 
 def dotted(path: Path_) -> str:

@@ -16,7 +16,7 @@ from builder.console import counted
 from builder.errors import InputError
 from builder.inventory.counts import Count
 from builder.inventory.problems import in_line_order, model_problems, pydantic_message
-from builder.inventory.source import duplicate_problems, read_yaml_file
+from builder.inventory.source import key_problems, read_yaml_file, text_keys_only
 from builder.inventory.syntax import check_line
 
 MAX_RELEASE_BYTES = 1 << 20
@@ -170,7 +170,8 @@ def load_release(path: Path) -> ReleaseFile:
     """Read and validate the release file; InputError listing every problem (exit 2)."""
     tree = read_yaml_file(path, what="release file", limit=MAX_RELEASE_BYTES,
                           hint="a YAML file")
-    problems = duplicate_problems(path, tree)
+    problems = key_problems(path, tree)
+    tree = text_keys_only(tree)
     if not isinstance(tree, dict):
         raise InputError(f"release file {path} has 1 problem",
                          problems=[f"{path}:1: expected a mapping of release settings"])

@@ -177,6 +177,8 @@ DOC_ROWS = [
      "'CentOS-9'"),
     ("`distros: centos9`", ("  distro: centos9", "  distros: centos9"),
      "he-build: r.yaml:17: rpm.distros: unknown field; did you mean 'distro'?"),
+    ("`null: bios` (for `firmware: bios`)", ("  firmware: bios", "  null: bios"),
+     "he-build: r.yaml:11: appliance.null: not a field name (field names are text)"),
     ("`provides: [Bad Name]`", ("  provides: [ovirt-engine-appliance-centos9]",
                                 "  provides: [Bad Name]"),
      "he-build: r.yaml:21: rpm.provides: not RPM package names: Bad Name"),

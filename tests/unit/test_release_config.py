@@ -205,3 +205,16 @@ def test_the_operators_gnupg_home() -> None:
     assert gnupg_home({"GNUPGHOME": "/srv/gnupg", "HOME": "/home/op"}) == Path("/srv/gnupg")
     assert gnupg_home({"HOME": "/home/op"}) == Path("/home/op/.gnupg")
     assert gnupg_home({"GNUPGHOME": "", "HOME": "/home/op"}) == Path("/home/op/.gnupg")
+
+
+def test_a_key_that_is_not_text_is_named_as_written_at_its_line(tmp_path: Path) -> None:
+    # YAML reads null, true and 3 as no text: such a key is no field. It is told once, as the
+    # file writes it (not as pydantic's None or a list index), and the model never sees it.
+    path = write(tmp_path, VALID.replace("  site: dc1\n", "  site: dc1\n  null: 1\n  true: 2\n")
+                 + "3: x\nsigning2: y\n")
+    assert problems_of(path) == [
+        f"{path}:8: smoke.null: not a field name (field names are text)",
+        f"{path}:9: smoke.true: not a field name (field names are text)",
+        f"{path}:10: 3: not a field name (field names are text)",
+        f"{path}:11: signing2: unknown field; did you mean 'signing'?",
+    ]
