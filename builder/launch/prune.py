@@ -63,7 +63,9 @@ class PruneReport:
     dry_run: bool
     removed: list[Pruned] = field(default_factory=list)
     in_use: list[InUse] = field(default_factory=list)
-    recent: int = 0  # kept: used in the period, or being written
+    # kept: used in the period, or being written. An entry another prune removed meanwhile
+    # (renamed away under its lock, then deleted) is neither kept nor removed by this one.
+    recent: int = 0
     unreadable: list[str] = field(default_factory=list)  # disks whose chain could not be read
     unsure: int = 0  # images kept because of those disks
 
@@ -110,14 +112,14 @@ def prune_storage(storage: Path, uri: str, *, unused_since: float, dry_run: bool
             report.in_use.append(InUse(entry.path, holders))
         elif users.unreadable:
             report.unsure += 1
-        elif not cache.remove(entry, unused_since=unused_since, dry_run=dry_run):
-            report.recent += 1
-        else:
+        elif cache.remove(entry, unused_since=unused_since, dry_run=dry_run):
             report.removed.append(Pruned("image", entry.path, entry.size, entry.last_used))
+        elif entry.path.exists():
+            report.recent += 1
     for entry in _entries(cache, RPMS):
         if cache.remove(entry, unused_since=unused_since, dry_run=dry_run):
             report.removed.append(Pruned("rpm", entry.path, entry.size, entry.last_used))
-        else:
+        elif entry.path.exists():
             report.recent += 1
     gone = [item.path for item in report.removed]
     report.removed += _dead_records(storage / IMAGES / VERIFIED, gone, dry_run)

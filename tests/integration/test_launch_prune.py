@@ -19,7 +19,8 @@ from builder.atomic import lock_path
 from builder.cli.he_launch import main
 from builder.launch.image import file_identity
 from builder.launch.prune import prune_storage
-from builder.lock import try_lock
+from builder.lock import HeldLock, try_lock
+from builder.pipeline.store import CacheEntry, StageCache
 from builder.virt.hypervisor import Hypervisor
 from builder.virt.qemu_img import create_image
 from tests.fixtures.storage import unpacked_image
@@ -144,6 +145,39 @@ def test_zero_days_takes_every_unused_entry_but_the_one_being_written(
         layout: dict[str, Path]) -> None:
     assert prune(layout, days=0) == REMOVED_AFTER_30_DAYS | {KEYS["recent"], "b" * 24}
     assert layout["locked"].is_dir()
+
+
+def test_an_entry_another_prune_is_removing_is_neither_kept_nor_removed_by_this_one(
+        layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two prunes of one storage at once (two sites of a fleet sharing it): the one reaching
+    an entry while the other removes it (lock held, entry renamed away) does not count it as
+    kept, nor as its own removal."""
+    real_remove = StageCache.remove
+    other: list[HeldLock] = []
+
+    def remove(cache: StageCache, entry: CacheEntry, *, unused_since: float,
+               dry_run: bool = False) -> bool:
+        if entry.path == layout["unused"] and not other:  # the other prune got there first
+            held = try_lock(lock_path(entry.path), transient=True)
+            assert held is not None
+            other.append(held)
+            entry.path.rename(entry.path.with_name(".removing-by-the-other-prune"))
+        return real_remove(cache, entry, unused_since=unused_since, dry_run=dry_run)
+
+    monkeypatch.setattr(StageCache, "remove", remove)
+    held = try_lock(lock_path(layout["locked"]), transient=True)
+    assert held is not None
+    try:
+        report = prune_storage(layout["storage"], uri(layout),
+                               unused_since=time.time() - 30 * DAY, dry_run=False)
+    finally:
+        held.release()
+        for lock in other:
+            lock.release()
+    assert other, "the other prune never ran"
+    assert {item.path.name for item in report.removed} == REMOVED_AFTER_30_DAYS - {KEYS["unused"]}
+    # Kept: the image used yesterday, the one being written, the RPM extract of today.
+    assert report.recent == 3
 
 
 def test_a_disk_whose_chain_cannot_be_read_keeps_every_image(layout: dict[str, Path]) -> None:
