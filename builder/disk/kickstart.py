@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,17 @@ _CRYPT_HASH = re.compile(r"\$(6|5|y|2b)\$[./A-Za-z0-9$=,]+\Z")
 
 class KsSafe(str):
     """A value already escaped for kickstart; the template refuses anything else."""
+
+
+# Kickstart commands whose arguments can hold a password, a LUKS passphrase, a Wi-Fi key, an
+# activation key or a URL's credentials.
+SECRET_COMMANDS = frozenset({
+    "rootpw", "user", "bootloader", "sshpw", "url", "repo", "liveimg", "ostreesetup",
+    "ostreecontainer", "network", "autopart", "part", "partition", "logvol", "raid", "rhsm",
+})
+_OPTION_NAME = re.compile(r"--?[A-Za-z][\w-]*")
+# What separates the words pykickstart quotes in a message: `['a', 'b']`, `arguments: a b`.
+_MESSAGE_TOKEN = re.compile(r"[\s\[\]',\"():]+")
 
 
 @dataclass(frozen=True)
@@ -203,9 +215,11 @@ def render_kickstart(
         raise InputError(f"kickstart template {template}: {exc}") from exc
 
 
-def validate_kickstart(text: str, *, version: str | None = None) -> None:
+def validate_kickstart(text: str, *, version: str | None = None) -> Any:
     """Parse `text` with pykickstart for `version` (e.g. RHEL9; None: the newest), as
-    ksvalidator does; InputError names what it refused."""
+    ksvalidator does: `%include` is not followed (Anaconda reads it inside the installer,
+    often a file `%pre` wrote; here it would be a file of this host, or a download).
+    InputError names what it refused; returns pykickstart's handler, holding the commands."""
     try:
         from pykickstart.errors import KickstartError  # noqa: PLC0415 - optional dependency
         from pykickstart.parser import KickstartParser  # noqa: PLC0415
@@ -214,30 +228,83 @@ def validate_kickstart(text: str, *, version: str | None = None) -> None:
         raise MissingPrerequisiteError(
             "pykickstart is not installed", hint="pip install pykickstart"
         ) from exc
-    parser = KickstartParser(makeVersion(version) if version else makeVersion())
+    parser = KickstartParser(makeVersion(version) if version else makeVersion(),
+                             followIncludes=False)
     try:
         parser.readKickstartFromString(text)
     except KickstartError as exc:
-        raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc)}") from exc
+        raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc, text)}") from exc
+    except ValueError as exc:  # shlex's, on the line the parser was splitting
+        where = _line_number(text, getattr(parser, "_line", None))
+        raise InputError(f"kickstart rejected by pykickstart: {where}{exc}") from exc
+    return parser.handler
 
 
-def parse_problem(exc: Exception) -> str:
-    """pykickstart's complaint on one line: `line N: what`."""
+def _line_number(text: str, line: object) -> str:
+    """`line N: ` of the first line that is `line`, as the parser read it (line end kept)."""
+    for number, candidate in enumerate(text.splitlines(keepends=True), start=1):
+        if candidate == line:
+            return f"line {number}: "
+    return ""
+
+
+def parse_problem(exc: Exception, text: str = "") -> str:
+    """pykickstart's complaint on one line: `line N: what`. About a line of a command that can
+    hold a password (`text` is the kickstart it parsed), a complaint quoting the line's
+    arguments is cut to its first clause: the words it quoted may be a password's."""
     message = " ".join(str(getattr(exc, "message", "") or exc).split()) or "(no message)"
     lineno = getattr(exc, "lineno", None)
-    return message if lineno is None else f"line {lineno}: {message}"
+    return message if lineno is None else line_problem(lineno, message, text)
 
 
-def check_finishes(text: str, *, version: str | None = None) -> None:
+def line_problem(number: int, message: str, text: str) -> str:
+    """`line N: message`, pykickstart's complaint about line `number` of the kickstart `text`,
+    without the words of a line that can hold a password."""
+    lines = text.splitlines()
+    line = lines[number - 1] if 0 < number <= len(lines) else ""
+    return f"line {number}: {_without_secret_words(message, line)}"
+
+
+def _without_secret_words(message: str, line: str) -> str:
+    """`message`, pykickstart's complaint about `line`; cut to its first clause when the line's
+    command can hold a password and the complaint quotes a word of its arguments."""
+    words = _command_words(line)
+    if not words or words[0] not in SECRET_COMMANDS:
+        return message
+    quoted = set(_MESSAGE_TOKEN.split(message))
+    if not any(piece in quoted for piece in _argument_pieces(words[1:])):
+        return message
+    return (f"{message.split(':', 1)[0]} (the arguments are not shown: the {words[0]} "
+            "command can hold a password)")
+
+
+def _command_words(line: str) -> list[str]:
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:  # an unbalanced quote: pykickstart's own complaint then quotes nothing
+        return line.split()
+
+
+def _argument_pieces(arguments: Sequence[str]) -> set[str]:
+    """Every word of the arguments but an option's name (`--password`): values, and the
+    words of a value that holds spaces."""
+    pieces: set[str] = set()
+    for argument in arguments:
+        if _OPTION_NAME.fullmatch(argument):
+            continue
+        value = argument.split("=", 1)[1] if _OPTION_NAME.match(argument) and "=" in argument \
+            else argument
+        pieces.update(value.split())
+    pieces.discard("")
+    return pieces
+
+
+def check_finishes(handler: Any) -> None:
     """Refuse a kickstart that leaves the installer waiting at the end (no poweroff/reboot):
-    the build waits for the installer VM to stop."""
+    the build waits for the installer VM to stop. `handler`: validate_kickstart's."""
     from pykickstart import constants  # noqa: PLC0415 - optional dependency
-    from pykickstart.parser import KickstartParser  # noqa: PLC0415
-    from pykickstart.version import makeVersion  # noqa: PLC0415
 
-    parser = KickstartParser(makeVersion(version) if version else makeVersion())
-    parser.readKickstartFromString(text)
-    if parser.handler.reboot.action not in (constants.KS_SHUTDOWN, constants.KS_REBOOT):
+    if handler.reboot.action not in (constants.KS_SHUTDOWN, constants.KS_REBOOT):
         raise InputError("the kickstart does not end with poweroff (or reboot): "
                          "the installer would wait forever")
 

@@ -150,8 +150,7 @@ def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url:
     text = load_kickstart(recipe, options, repo_url)
     if kickstart_available():
         try:
-            validate_kickstart(text, version=options.kickstart_version)
-            check_finishes(text, version=options.kickstart_version)
+            check_finishes(validate_kickstart(text, version=options.kickstart_version))
         except InputError as exc:
             raise in_recipe(recipe, exc) from exc
     return text

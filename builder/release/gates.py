@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.atomic import write_atomic
+from builder.disk.kickstart import line_problem
 from builder.errors import InputError, IntegrityError, MissingPrerequisiteError
 from builder.resources import OVF_SCHEMA_DIR
 from builder.run import require_tool, run
@@ -159,6 +160,10 @@ def ksvalidator_path() -> Path:
     return Path(require_tool("ksvalidator", package="python3-pykickstart"))
 
 
+_KSVALIDATOR_LINE = re.compile(
+    r"The following problem occurred on line (?P<number>\d+) of the kickstart file: (?P<what>.*)")
+
+
 def check_kickstart(kickstart: Path, version: str) -> GateResult:
     """`ksvalidator -e -v VERSION`: a syntax error, an unknown or deprecated command or
     option for that release (RHEL9, RHEL10) fails the gate."""
@@ -173,8 +178,18 @@ def check_kickstart(kickstart: Path, version: str) -> GateResult:
         return GateResult(name, True, f"{kickstart.name} is valid {version} kickstart")
     lines = [line for line in done.text.splitlines()
              if line.strip() and not line.startswith("Checking kickstart file")]
-    return GateResult(name, False, " ".join(" ".join(lines).split())[:300] or
-                      f"ksvalidator exited {done.returncode}")
+    detail = _ksvalidator_problem(" ".join(" ".join(lines).split()), kickstart)
+    return GateResult(name, False, detail[:300] or f"ksvalidator exited {done.returncode}")
+
+
+def _ksvalidator_problem(output: str, kickstart: Path) -> str:
+    """ksvalidator's `The following problem occurred on line N of the kickstart file: what`
+    as `line N: what`, without the words of a line that can hold a password."""
+    match = _KSVALIDATOR_LINE.fullmatch(output)
+    if match is None:
+        return output
+    text = kickstart.read_text(encoding="utf-8", errors="replace")
+    return line_problem(int(match["number"]), match["what"], text)
 
 
 # --- cloud-init ------------------------------------------------------------------------

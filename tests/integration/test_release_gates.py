@@ -202,6 +202,19 @@ def test_ksvalidator_fails_an_unknown_command(tmp_path: Path) -> None:
     assert "frobnicate" in result.detail
 
 
+def test_ksvalidator_names_the_line_and_keeps_a_passwords_words_out(tmp_path: Path) -> None:
+    """The gate's detail goes into the release report: a rootpw line ksvalidator refuses
+    (a password with a space, unquoted) is named, its words are not."""
+    text = render_kickstart(KICKSTART)
+    ks = tmp_path / "plain.ks"
+    ks.write_text(text + "rootpw --plaintext my s3cret\n")
+    result = check_kickstart(ks, "RHEL9")
+    number = len(text.splitlines()) + 1
+    assert (result.passed, result.detail) == (False, (
+        f"line {number}: Unexpected arguments to rootpw command (the arguments are not shown: "
+        "the rootpw command can hold a password)"))
+
+
 def test_ksvalidator_fails_what_rhel10_dropped(tmp_path: Path) -> None:
     ks = tmp_path / "old.ks"
     ks.write_text(render_kickstart(KICKSTART).replace("--exclude-weakdeps", "--excludeWeakdeps"))

@@ -18,9 +18,11 @@ from pykickstart.version import makeVersion
 from builder.disk.kickstart import (
     MAX_DISK_GIB,
     MIN_DISK_GIB,
+    SECRET_COMMANDS,
     KickstartInputs,
     Repo,
     appliance_answers,
+    check_finishes,
     ks_arg,
     ks_heredoc,
     render_kickstart,
@@ -255,3 +257,66 @@ def test_broken_kickstart_is_one_line_input_error() -> None:
     with pytest.raises(InputError) as info:
         validate_kickstart("selinux --enforcing\nbogus-command --x\n")
     assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('text\nrootpw "unbalanced\npoweroff\n', "line 2: No closing quotation"),
+    ("text\ntimezone \\", "line 2: No escaped character"),  # the last line, no line end
+])
+def test_a_line_shlex_cannot_split_is_refused_at_its_line(text: str, problem: str) -> None:
+    # pykickstart splits each command line with shlex and lets its ValueError through.
+    with pytest.raises(InputError) as info:
+        validate_kickstart(text)
+    assert info.value.message == f"kickstart rejected by pykickstart: {problem}"
+
+
+def test_include_is_left_to_the_installer(tmp_path: Path) -> None:
+    """As ksvalidator (without -i): the file %include names is the installer's (often one
+    %pre wrote), so it is neither read on this host nor downloaded."""
+    here = tmp_path / "part.ks"
+    here.write_text("this-host-only-command\n")
+    for target in (here, tmp_path / "absent.ks", "http://127.0.0.1:9/part.ks"):
+        handler = validate_kickstart(f"text\n%include {target}\npoweroff\n")
+        check_finishes(handler)
+
+
+@pytest.mark.parametrize(("line", "hidden", "shown"), [
+    # A password with a space, unquoted: pykickstart quotes its second word.
+    ("rootpw --plaintext my s3cret", "s3cret", "Unexpected arguments to rootpw command"),
+    ("rootpw 'my s3cret' extra", "extra", "Unexpected arguments to rootpw command"),
+    ("rootpw --iscrypted $6$salt$hash tail", "tail", "Unexpected arguments to rootpw command"),
+    ("user --name=admin --password s3 cret", "cret", "unrecognized arguments"),
+    ("bootloader --password=s3cret --iscrypted extra", "extra", "unrecognized arguments"),
+    ("url --url=http://u:s3cret@mirror/os extra", "extra", "unrecognized arguments"),
+    ("part / --size=1 --encrypted --passphrase=pass phrase", "phrase",
+     "Unexpected arguments to partition command"),
+])
+def test_a_refused_line_that_can_hold_a_password_is_not_quoted(
+        line: str, hidden: str, shown: str) -> None:
+    with pytest.raises(InputError) as info:
+        validate_kickstart(f"text\n{line}\npoweroff\n")
+    command = line.split(maxsplit=1)[0]
+    assert info.value.message == (
+        f"kickstart rejected by pykickstart: line 2: {shown} (the arguments are not shown: "
+        f"the {command} command can hold a password)")
+    assert hidden not in info.value.message
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    # What pykickstart quotes is an option's name, or nothing of the line: shown as it is.
+    ("rootpw --plaintxt s3cret", "Unexpected arguments to rootpw command: ['--plaintxt']"),
+    ("user --name=a --password=s3cret --bogus", "unrecognized arguments: --bogus"),
+    ("rootpw", "A single argument is expected for the rootpw command"),
+    ("lang en_US.UTF-8 extra", "Unexpected arguments to lang command: ['extra']"),
+])
+def test_a_refusal_quoting_no_argument_value_is_shown_whole(line: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        validate_kickstart(f"text\n{line}\npoweroff\n")
+    assert info.value.message == f"kickstart rejected by pykickstart: line 2: {message}"
+
+
+def test_the_documented_password_commands_are_the_ones_kept_unquoted() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "appliance-backends.md").read_text()
+    start = docs.index("When the line's command can hold a")
+    paragraph = docs[start:docs.index("first clause is shown", start)]
+    assert set(re.findall(r"`([a-z]+)`", paragraph)) == SECRET_COMMANDS

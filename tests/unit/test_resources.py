@@ -81,6 +81,27 @@ def test_render_kickstart_applies_the_kickstart_flags(tmp_path: Path) -> None:
     assert target.read_text() == own.read_text()
 
 
+@pytest.mark.parametrize(("line", "problem"), [
+    ('rootpw "my s3cret', "line 2: No closing quotation"),
+    ("rootpw --plaintext my s3cret", "line 2: Unexpected arguments to rootpw command (the "
+                                     "arguments are not shown: the rootpw command can hold a "
+                                     "password)"),
+], ids=["unbalanced-quote", "password-with-a-space"])
+def test_a_kickstart_pykickstart_refuses_is_one_error_line_without_its_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, problem: str) -> None:
+    """An unbalanced quote was an internal error (shlex's ValueError); a password's words
+    were quoted back."""
+    own = tmp_path / "own.ks"
+    own.write_text(f"text\n{line}\npoweroff\n")
+    argv = ["appliance", "--kickstart", str(own), "--render-kickstart", "-"]
+    assert main(argv) == ExitCode.BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"he-build: error: recipe {KICKSTART_RECIPE}: kickstart rejected by pykickstart: "
+        f"{problem}"]
+    assert "s3cret" not in captured.out + captured.err
+
+
 def test_a_bad_value_of_a_kickstart_recipe_is_named_at_its_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A value the kickstart template refuses (not one pydantic does): at the recipe's line."""
