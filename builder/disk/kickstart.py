@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,8 @@ from builder.errors import InputError, MissingPrerequisiteError
 from builder.inventory.source import Path_, dotted
 from builder.resources import KICKSTART_DIR, appliance_file
 from builder.templates import text_environment
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "ovirt-engine-appliance.ks.j2"
 # The partitioning (snippets/storage.ks.j2) needs 50.6 GiB: biosboot 1 MiB, EFI system
@@ -52,8 +56,9 @@ SECRET_COMMANDS = frozenset({
     "ostreecontainer", "network", "autopart", "part", "partition", "logvol", "raid", "rhsm",
 })
 _OPTION_NAME = re.compile(r"--?[A-Za-z][\w-]*")
-# What separates the words pykickstart quotes in a message: `['a', 'b']`, `arguments: a b`.
-_MESSAGE_TOKEN = re.compile(r"[\s\[\]',\"():]+")
+# What separates the words pykickstart quotes in a message: `['a', 'b']`, `arguments: a b`,
+# `--name=value`.
+_MESSAGE_TOKEN = re.compile(r"[\s\[\]',\"():=]+")
 
 
 @dataclass(frozen=True)
@@ -230,22 +235,37 @@ def validate_kickstart(text: str, *, version: str | None = None) -> Any:
         ) from exc
     parser = KickstartParser(makeVersion(version) if version else makeVersion(),
                              followIncludes=False)
-    try:
-        parser.readKickstartFromString(text)
-    except KickstartError as exc:
-        raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc, text)}") from exc
-    except ValueError as exc:  # shlex's, on the line the parser was splitting
-        where = _line_number(text, getattr(parser, "_line", None))
-        raise InputError(f"kickstart rejected by pykickstart: {where}{exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parser.readKickstartFromString(text)
+        except KickstartError as exc:
+            raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc, text)}") \
+                from exc
+        except Exception as exc:  # pykickstart failing on a line it cannot read
+            raise InputError(f"kickstart rejected by pykickstart: {_failure(exc, parser, text)}") \
+                from exc
+    for warning in caught:  # duplicates, deprecations: Anaconda goes on, with a warning
+        log.warning("kickstart: %s", warning.message)
     return parser.handler
 
 
-def _line_number(text: str, line: object) -> str:
-    """`line N: ` of the first line that is `line`, as the parser read it (line end kept)."""
+def _failure(exc: Exception, parser: Any, text: str) -> str:
+    """shlex's ValueError (`No closing quotation`) as it is; any other exception pykickstart
+    lets out (an IndexError on a lone `-` in %packages) by its type too, at the line the
+    parser was reading (a section's header, for a line inside it)."""
+    what = str(exc) if type(exc) is ValueError else \
+        f"pykickstart cannot read it ({type(exc).__name__}: {exc})"
+    number = _line_number(text, getattr(parser, "_line", None))
+    return what if number is None else line_problem(number, what, text)
+
+
+def _line_number(text: str, line: object) -> int | None:
+    """The number of the first line that is `line`, as the parser read it (line end kept)."""
     for number, candidate in enumerate(text.splitlines(keepends=True), start=1):
         if candidate == line:
-            return f"line {number}: "
-    return ""
+            return number
+    return None
 
 
 def parse_problem(exc: Exception, text: str = "") -> str:
@@ -266,13 +286,15 @@ def line_problem(number: int, message: str, text: str) -> str:
 
 
 def _without_secret_words(message: str, line: str) -> str:
-    """`message`, pykickstart's complaint about `line`; cut to its first clause when the line's
-    command can hold a password and the complaint quotes a word of its arguments."""
+    """`message`, cut to its first clause when the line's command can hold a password and the
+    message quotes anything of the line's arguments (or a word escaped, as a repr does)."""
     words = _command_words(line)
     if not words or words[0] not in SECRET_COMMANDS:
         return message
-    quoted = set(_MESSAGE_TOKEN.split(message))
-    if not any(piece in quoted for piece in _argument_pieces(words[1:])):
+    arguments = " ".join([*line.split(None, 1)[1:], *words[1:]])
+    quoted = [token for token in _MESSAGE_TOKEN.split(message)
+              if token and not _OPTION_NAME.fullmatch(token)]
+    if not any(token in arguments or "\\" in token for token in quoted):
         return message
     return (f"{message.split(':', 1)[0]} (the arguments are not shown: the {words[0]} "
             "command can hold a password)")
@@ -283,20 +305,6 @@ def _command_words(line: str) -> list[str]:
         return shlex.split(line, comments=True)
     except ValueError:  # an unbalanced quote: pykickstart's own complaint then quotes nothing
         return line.split()
-
-
-def _argument_pieces(arguments: Sequence[str]) -> set[str]:
-    """Every word of the arguments but an option's name (`--password`): values, and the
-    words of a value that holds spaces."""
-    pieces: set[str] = set()
-    for argument in arguments:
-        if _OPTION_NAME.fullmatch(argument):
-            continue
-        value = argument.split("=", 1)[1] if _OPTION_NAME.match(argument) and "=" in argument \
-            else argument
-        pieces.update(value.split())
-    pieces.discard("")
-    return pieces
 
 
 def check_finishes(handler: Any) -> None:

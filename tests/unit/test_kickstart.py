@@ -5,7 +5,9 @@ appliance has, it passes ksvalidator, and no value can inject anything.
 from __future__ import annotations
 
 import configparser
+import logging
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,11 +181,13 @@ def test_ksvalidator_accepts_the_rendered_kickstart(tmp_path: Path, version: str
     validate_kickstart(ks.read_text(), version=version)
 
 
-def test_the_old_weak_deps_spelling_is_gone_in_rhel10() -> None:
-    # Why the template says --exclude-weakdeps: RHEL10's syntax refuses --excludeWeakdeps.
+def test_the_old_weak_deps_spelling_is_gone_in_rhel10(caplog: pytest.LogCaptureFixture) -> None:
+    # Why the template says --exclude-weakdeps: RHEL10's syntax refuses --excludeWeakdeps
+    # (RHEL9's takes it, with a deprecation warning).
     old = render_kickstart(INPUTS).replace("--exclude-weakdeps", "--excludeWeakdeps")
-    with pytest.warns(DeprecationWarning, match="--exclude-weakdeps"):
+    with caplog.at_level(logging.WARNING, logger="builder.disk.kickstart"):
         validate_kickstart(old, version="RHEL9")
+    assert len(caplog.records) == 1 and "--exclude-weakdeps" in caplog.records[0].getMessage()
     with pytest.raises(InputError, match="excludeWeakdeps"):
         validate_kickstart(old, version="RHEL10")
 
@@ -320,3 +324,24 @@ def test_the_documented_password_commands_are_the_ones_kept_unquoted() -> None:
     start = docs.index("When the line's command can hold a")
     paragraph = docs[start:docs.index("first clause is shown", start)]
     assert set(re.findall(r"`([a-z]+)`", paragraph)) == SECRET_COMMANDS
+
+
+def test_what_pykickstart_fails_on_is_refused_at_the_section_it_reads() -> None:
+    # A lone `-` in %packages: pykickstart's package list raises an IndexError.
+    with pytest.raises(InputError) as info:
+        validate_kickstart("text\n%packages\n@core\n-\n%end\npoweroff\n")
+    assert info.value.message == ("kickstart rejected by pykickstart: line 2: pykickstart "
+                                  "cannot read it (IndexError: string index out of range)")
+
+
+def test_pykickstarts_warnings_are_logged_not_printed_by_python(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anaconda goes on after a duplicate or a deprecated option, with a warning: so does the
+    check, through the log (Python's own warning output named pykickstart's source line)."""
+    with caplog.at_level(logging.WARNING, logger="builder.disk.kickstart"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("error")  # one escaping the check would fail the test
+        check_finishes(validate_kickstart(
+            "text\nuser --name=admin\nuser --name=admin\npoweroff\n", version="RHEL9"))
+    assert [record.getMessage() for record in caplog.records] == [
+        "kickstart: A user with the name admin has already been defined."]

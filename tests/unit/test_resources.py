@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,21 @@ def test_a_kickstart_pykickstart_refuses_is_one_error_line_without_its_password(
         f"he-build: error: recipe {KICKSTART_RECIPE}: kickstart rejected by pykickstart: "
         f"{problem}"]
     assert "s3cret" not in captured.out + captured.err
+
+
+def test_a_kickstart_warning_is_one_printable_log_line(tmp_path: Path) -> None:
+    """pykickstart's warning about a duplicate user, whose name holds an escape sequence, as
+    he-build prints it: through its log, escaped, one line (not Python's two-line warning)."""
+    own = tmp_path / "own.ks"
+    own.write_text("text\nuser --name=a\x1b[2J\nuser --name=a\x1b[2J\npoweroff\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "he-build"), "appliance", "--kickstart", str(own),
+         "--render-kickstart", str(tmp_path / "ks.cfg")],
+        capture_output=True, text=True, check=False)
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert done.stderr.splitlines() == [
+        "WARNING builder.disk.kickstart: kickstart: A user with the name a\\x1b[2J has "
+        "already been defined."]
 
 
 def test_a_bad_value_of_a_kickstart_recipe_is_named_at_its_line(
