@@ -268,7 +268,7 @@ def _line_number(text: str, line: object) -> int | None:
     return None
 
 
-def parse_problem(exc: Exception, text: str = "") -> str:
+def parse_problem(exc: Exception, text: str) -> str:
     """pykickstart's complaint on one line: `line N: what`. About a line of a command that can
     hold a password (`text` is the kickstart it parsed), a complaint quoting the line's
     arguments is cut to its first clause: the words it quoted may be a password's."""
