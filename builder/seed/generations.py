@@ -14,9 +14,9 @@
 Every path a reader resolves goes through `current` once, so it sees the old set or the new
 one, never a mix; a crash at any moment leaves one of the two (plus leftovers that only the
 next run, holding the lock, removes). The per-site links never change while a site stays in
-the set: a new site's link is made before the switch (until then it leads nowhere: the site
-is absent), a dropped site's link is removed after it. (The same scheme as Kubernetes'
-atomic writer for ConfigMap volumes.)
+the set: a new site's link is made before the switch, while the set is written (until the
+switch it leads nowhere: the site is absent), a dropped site's link is removed after it.
+(The same scheme as Kubernetes' atomic writer for ConfigMap volumes.)
 """
 
 from __future__ import annotations
@@ -209,9 +209,14 @@ def _number(gen: Path | None) -> int | None:
 
 def _dangling_links(seeds: SeedSet, current: Path | None) -> list[Path]:
     """Our links in OUT whose name the current set does not have."""
-    keep = {p.name for p in current.iterdir()} if current is not None else set()
+    keep = _names_in(current)
     return [path for path in sorted(seeds.out.iterdir())
             if path.name not in keep and _is_our_link(path)]
+
+
+def _names_in(gen: Path | None) -> set[str]:
+    """The names (sites, dhcp) a generation holds."""
+    return {p.name for p in gen.iterdir()} if gen is not None else set()
 
 
 def _link_target(name: str) -> str:
@@ -277,10 +282,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
         create_new(target, source.read_bytes(), source.stat().st_mode & 0o7777)
 
 
-def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None) -> Publication:
+def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None, *,
+            linked: Sequence[str] = ()) -> Publication:
     """Switch OUT to the staging set: flush it, name it, link new sites, switch `current` with
     one rename, unlink dropped sites, prune. The caller holds the lock. `manifests`: the
-    SHA-256 of the manifest.json of sites the caller has just written (others are read)."""
+    SHA-256 of the manifest.json of sites the caller has just written (others are read).
+    `linked`: the names whose link the caller made beforehand (`link_new_names`)."""
     with os.scandir(stage) as entries:  # d_type: no stat per site
         sites = tuple(sorted(e.name for e in entries if e.is_dir() and e.name != DHCP_DIR))
     has_dhcp = (stage / DHCP_DIR).is_dir()
@@ -291,7 +298,9 @@ def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = N
     gen = seeds.state / f"gen-{number:06d}"
     stage.rename(gen)
     fsync_path(seeds.state)
-    _link_new_names(seeds, [*sites, *([DHCP_DIR] if has_dhcp else [])])
+    made = link_new_names(seeds, [*sites, *([DHCP_DIR] if has_dhcp else [])])
+    if made or linked:
+        fsync_path(seeds.out)
     switch_current(seeds, gen)
     tidy(seeds)
     return Publication(number, sites, has_dhcp)
@@ -327,9 +336,11 @@ def make_durable(stage: Path) -> None:
         fsync_path(path)
 
 
-def _link_new_names(seeds: SeedSet, names: Sequence[str]) -> None:
-    """The stable links of names new to OUT, made before the switch (dangling until then)."""
-    made = False
+def link_new_names(seeds: SeedSet, names: Sequence[str]) -> list[str]:
+    """The stable links of the names new to OUT, dangling until a switch publishes them: made
+    before the switch, or while the set is still being written (the caller then passes them
+    to `publish`, or to `unlink_unpublished` if the run fails). Returns the links made."""
+    made = []
     for name in names:
         link = seeds.out / name
         if _is_our_link(link):
@@ -340,9 +351,18 @@ def _link_new_names(seeds: SeedSet, names: Sequence[str]) -> None:
             raise StorageError(f"cannot create the link {link}: {exc.strerror}",
                                hint="OUT must be on a filesystem with symbolic links (not "
                                     "FAT); copy the seeds elsewhere with cp -rL") from exc
-        made = True
-    if made:
-        fsync_path(seeds.out)
+        made.append(name)
+    return made
+
+
+def unlink_unpublished(seeds: SeedSet, names: Sequence[str]) -> None:
+    """After a failed run, remove the links of `names` that the current set does not have
+    (those `link_new_names` made for it), as the next run's `tidy` would."""
+    keep = _names_in(seeds.current())
+    for name in names:
+        link = seeds.out / name
+        if name not in keep and _is_our_link(link):
+            link.unlink(missing_ok=True)
 
 
 def switch_current(seeds: SeedSet, gen: Path) -> None:

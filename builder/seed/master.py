@@ -215,18 +215,36 @@ def publish_seeds(
         generations.check_names(seeds, [*names, *kept])
         if dhcp is not None:
             generations.check_names(seeds, [generations.DHCP_DIR])
-        with generations.staging(seeds) as stage:
-            written = write_seeds(jobs, stage, epoch=epoch, progress=progress)
-            generations.carry_over(seeds, stage, kept)
-            if dhcp is not None:
-                from builder.seed.dhcp import write_dhcp_export  # noqa: PLC0415
+        linked: list[str] = []
 
-                write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
-            else:
-                generations.carry_over(seeds, stage, [generations.DHCP_DIR])
-            manifests = {seed.site: seed.digest(MANIFEST_NAME) for seed in written}
-            published = generations.publish(seeds, stage, manifests)
+        def link_names() -> None:
+            new = [*names, *([generations.DHCP_DIR] if dhcp is not None else [])]
+            linked.extend(generations.link_new_names(seeds, new))
+
+        try:
+            with generations.staging(seeds) as stage:
+                written = write_seeds(jobs, stage, epoch=epoch, progress=progress,
+                                      meanwhile=link_names)
+                _complete_set(seeds, stage, kept, dhcp)
+                manifests = {seed.site: seed.digest(MANIFEST_NAME) for seed in written}
+                published = generations.publish(seeds, stage, manifests, linked=linked)
+        except BaseException:
+            generations.unlink_unpublished(seeds, linked)
+            raise
     return [_artifacts(seed, out_root / seed.site) for seed in written], published
+
+
+def _complete_set(seeds: generations.SeedSet, stage: Path, kept: Sequence[str],
+                  dhcp: DhcpExport | None) -> None:
+    """The staging set's other entries: the kept sites, and the new DHCP/DNS records or the
+    current ones."""
+    generations.carry_over(seeds, stage, kept)
+    if dhcp is not None:
+        from builder.seed.dhcp import write_dhcp_export  # noqa: PLC0415
+
+        write_dhcp_export(dhcp, stage / generations.DHCP_DIR)
+    else:
+        generations.carry_over(seeds, stage, [generations.DHCP_DIR])
 
 
 def _check_reserved(names: Sequence[str]) -> None:
@@ -237,17 +255,19 @@ def _check_reserved(names: Sequence[str]) -> None:
 
 def write_seeds(
     jobs: Sequence[tuple[Site, SeedSecrets]], directory: Path, *, epoch: int,
-    progress: Progress | None = None,
+    progress: Progress | None = None, meanwhile: Callable[[], None] | None = None,
 ) -> list[WrittenSeed]:
     """Write each site's directory into `directory`, a private staging directory, unflushed.
 
     Big batches are written by the pool's workers, each site by the worker that rendered it.
-    Every bad value of every site is collected into one InputError: the caller drops the
-    staging directory, with whatever sites were written into it.
+    `meanwhile` runs in this process once the work is handed out (while a pool's workers
+    render). Every bad value of every site is collected into one InputError: the caller drops
+    the staging directory, with whatever sites were written into it.
     """
     written: list[WrittenSeed] = []
     problems: list[str] = []
-    with contextlib.closing(_write_each(jobs, epoch, directory)) as outcomes:
+    work = _write_each(jobs, epoch, directory, meanwhile or _nothing)
+    with contextlib.closing(work) as outcomes:
         for done, outcome in enumerate(outcomes, start=1):
             if isinstance(outcome, WriteFailed):
                 raise StorageError(outcome.message)
@@ -267,11 +287,17 @@ def _refused(problems: Sequence[str]) -> InputError:
                       "nothing was written", problems=problems)
 
 
+def _nothing() -> None:
+    pass
+
+
 def _write_each(
-    jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int, stage: Path
+    jobs: Sequence[tuple[Site, SeedSecrets]], epoch: int, stage: Path,
+    meanwhile: Callable[[], None],
 ) -> Generator[WrittenSeed | WriteFailed | Refused, None, None]:
     epochs, stages = [epoch] * len(jobs), [stage] * len(jobs)
     if len(jobs) < POOL_THRESHOLD or _cpu_count() < 2:
+        meanwhile()
         yield from map(_seed_job, jobs, epochs, stages)
         return
     # multiprocessing is imported only when a batch is big enough for a pool.
@@ -279,7 +305,13 @@ def _write_each(
 
     with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        yield from pool.map(_seed_job, jobs, epochs, stages, chunksize=POOL_CHUNK)
+        outcomes = pool.map(_seed_job, jobs, epochs, stages, chunksize=POOL_CHUNK)
+        try:
+            meanwhile()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+        yield from outcomes
 
 
 def _die_with_parent(parent: int) -> None:

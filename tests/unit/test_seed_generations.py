@@ -139,6 +139,34 @@ def test_the_next_run_removes_what_killed_runs_left(tmp_path: Path) -> None:
     assert visible(tmp_path) == ["dc1", "dc2"]
 
 
+def test_new_sites_are_linked_while_the_set_is_written_and_lead_nowhere_until_the_switch(
+        tmp_path: Path) -> None:
+    build_seeds(jobs("dc1"), tmp_path, epoch=0)
+    names = [f"s{i:02d}" for i in range(20)]  # a pooled batch
+    seen: list[dict[str, bool]] = []
+
+    def look(done: int, total: int) -> None:
+        if not seen:
+            seen.append({name: os.path.exists(tmp_path / name) for name in names})
+            assert all(os.readlink(tmp_path / name) == f"{STATE}/current/{name}"
+                       for name in names)
+
+    build_seeds(jobs(*names), tmp_path, epoch=0, progress=look)
+    assert seen == [dict.fromkeys(names, False)]
+    assert all((tmp_path / name / "seed.iso").is_file() for name in names)
+
+
+@pytest.mark.parametrize("count", [2, 20])  # in this process, and on a pool
+def test_a_refused_run_leaves_out_as_it_was_links_included(tmp_path: Path, count: int) -> None:
+    build_seeds(jobs("dc1"), tmp_path, epoch=0)
+    before = snapshot(tmp_path)
+    names = [f"s{i:02d}" for i in range(count)]
+    batch = [*jobs(*names[:-1]), *jobs(names[-1], admin="bad\n")]
+    with pytest.raises(InputError, match="nothing was written"):
+        build_seeds(batch, tmp_path, epoch=0, dhcp=build_dhcp_export([s for s, _ in batch]))
+    assert snapshot(tmp_path) == before
+
+
 def test_a_crashed_first_run_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
     # Killed while creating OUT's state directory: its temp directory, with no live writer.
     (tmp_path / f".{STATE}.partial-4242-abcdefgh").mkdir()
