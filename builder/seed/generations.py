@@ -282,12 +282,11 @@ def _link_or_copy(source: Path, target: Path) -> None:
         create_new(target, source.read_bytes(), source.stat().st_mode & 0o7777)
 
 
-def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None, *,
-            linked: Sequence[str] = ()) -> Publication:
-    """Switch OUT to the staging set: flush it, name it, link new sites, switch `current` with
-    one rename, unlink dropped sites, prune. The caller holds the lock. `manifests`: the
-    SHA-256 of the manifest.json of sites the caller has just written (others are read).
-    `linked`: the names whose link the caller made beforehand (`link_new_names`)."""
+def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = None) -> Publication:
+    """Switch OUT to the staging set: flush it, name it, link new sites (unless the caller did,
+    `link_new_names`), switch `current` with one rename, unlink dropped sites, prune. The
+    caller holds the lock. `manifests`: the SHA-256 of the manifest.json of sites the caller
+    has just written (others are read)."""
     with os.scandir(stage) as entries:  # d_type: no stat per site
         sites = tuple(sorted(e.name for e in entries if e.is_dir() and e.name != DHCP_DIR))
     has_dhcp = (stage / DHCP_DIR).is_dir()
@@ -298,8 +297,9 @@ def publish(seeds: SeedSet, stage: Path, manifests: Mapping[str, str] | None = N
     gen = seeds.state / f"gen-{number:06d}"
     stage.rename(gen)
     fsync_path(seeds.state)
-    made = link_new_names(seeds, [*sites, *([DHCP_DIR] if has_dhcp else [])])
-    if made or linked:
+    names = [*sites, *([DHCP_DIR] if has_dhcp else [])]
+    link_new_names(seeds, names)
+    if set(names) - _names_in(seeds.current()):  # links that lead nowhere until the switch
         fsync_path(seeds.out)
     switch_current(seeds, gen)
     tidy(seeds)
@@ -336,11 +336,10 @@ def make_durable(stage: Path) -> None:
         fsync_path(path)
 
 
-def link_new_names(seeds: SeedSet, names: Sequence[str]) -> list[str]:
+def link_new_names(seeds: SeedSet, names: Sequence[str]) -> None:
     """The stable links of the names new to OUT, dangling until a switch publishes them: made
-    before the switch, or while the set is still being written (the caller then passes them
-    to `publish`, or to `unlink_unpublished` if the run fails). Returns the links made."""
-    made = []
+    by `publish`, or beforehand while the set is still being written (if the run fails, the
+    caller passes the names to `unlink_unpublished`)."""
     for name in names:
         link = seeds.out / name
         if _is_our_link(link):
@@ -351,13 +350,11 @@ def link_new_names(seeds: SeedSet, names: Sequence[str]) -> list[str]:
             raise StorageError(f"cannot create the link {link}: {exc.strerror}",
                                hint="OUT must be on a filesystem with symbolic links (not "
                                     "FAT); copy the seeds elsewhere with cp -rL") from exc
-        made.append(name)
-    return made
 
 
 def unlink_unpublished(seeds: SeedSet, names: Sequence[str]) -> None:
-    """After a failed run, remove the links of `names` that the current set does not have
-    (those `link_new_names` made for it), as the next run's `tidy` would."""
+    """After a failed run, remove the links of `names` that the current set does not have:
+    `link_new_names` made them for this run (`tidy` removed any older ones before it)."""
     keep = _names_in(seeds.current())
     for name in names:
         link = seeds.out / name

@@ -215,11 +215,10 @@ def publish_seeds(
         generations.check_names(seeds, [*names, *kept])
         if dhcp is not None:
             generations.check_names(seeds, [generations.DHCP_DIR])
-        linked: list[str] = []
+        linked = [*names, *([generations.DHCP_DIR] if dhcp is not None else [])]
 
         def link_names() -> None:
-            new = [*names, *([generations.DHCP_DIR] if dhcp is not None else [])]
-            linked.extend(generations.link_new_names(seeds, new))
+            generations.link_new_names(seeds, linked)
 
         try:
             with generations.staging(seeds) as stage:
@@ -227,7 +226,7 @@ def publish_seeds(
                                       meanwhile=link_names)
                 _complete_set(seeds, stage, kept, dhcp)
                 manifests = {seed.site: seed.digest(MANIFEST_NAME) for seed in written}
-                published = generations.publish(seeds, stage, manifests, linked=linked)
+                published = generations.publish(seeds, stage, manifests)
         except BaseException:
             generations.unlink_unpublished(seeds, linked)
             raise

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import InputError
+from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
 from builder.lock import locked, try_lock
 from builder.seed.dhcp import build_dhcp_export
@@ -164,6 +164,28 @@ def test_a_refused_run_leaves_out_as_it_was_links_included(tmp_path: Path, count
     batch = [*jobs(*names[:-1]), *jobs(names[-1], admin="bad\n")]
     with pytest.raises(InputError, match="nothing was written"):
         build_seeds(batch, tmp_path, epoch=0, dhcp=build_dhcp_export([s for s, _ in batch]))
+    assert snapshot(tmp_path) == before
+
+
+def test_a_link_that_cannot_be_made_fails_the_run_and_removes_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A filesystem refusing the fifth link (as one without symbolic links refuses the first):
+    # injected, since no real filesystem here fails half-way.
+    build_seeds(jobs("dc1"), tmp_path, epoch=0)
+    before = snapshot(tmp_path)
+    real_symlink = os.symlink
+    calls: list[str] = []
+
+    def symlink(target: str, path: str, *args: object, **kwargs: object) -> None:
+        calls.append(str(path))
+        if len(calls) == 5:
+            raise PermissionError(1, "Operation not permitted")
+        real_symlink(target, path)
+
+    monkeypatch.setattr(os, "symlink", symlink)
+    with pytest.raises(StorageError, match=r"^cannot create the link .*/s04: Operation not"):
+        build_seeds(jobs(*[f"s{i:02d}" for i in range(20)]), tmp_path, epoch=0)
+    assert len(calls) == 5
     assert snapshot(tmp_path) == before
 
 
