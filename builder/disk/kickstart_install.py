@@ -36,6 +36,7 @@ from builder.disk.kickstart import (
 )
 from builder.disk.recipe import (
     invalid_recipe,
+    option_flag,
     option_problem,
     refused_option,
     validate_options,
@@ -150,18 +151,46 @@ def render_recipe_kickstart(recipe: Recipe, options: KickstartOptions, repo_url:
     text = load_kickstart(recipe, options, repo_url)
     if kickstart_available():
         try:
-            check_finishes(validate_kickstart(text, version=options.kickstart_version))
+            handler = validate_kickstart(text, version=options.kickstart_version)
         except InputError as exc:
-            raise in_recipe(recipe, exc) from exc
+            raise refused_kickstart(recipe, options, exc, at_line=True) from exc
+        try:
+            check_finishes(handler)
+        except InputError as exc:
+            raise refused_kickstart(recipe, options, exc, at_line=False) from exc
     return text
+
+
+def refused_kickstart(recipe: Recipe, options: KickstartOptions, exc: InputError, *,
+                      at_line: bool) -> InputError:
+    """A refusal of the kickstart, named after the file its line numbers count in: the
+    kickstart as given, else the text rendered from a template (which --render-kickstart
+    writes: the hint says so when the refusal is `at_line`)."""
+    path = kickstart_file(recipe, options)
+    if path is not None and path.suffix != ".j2":
+        origin = (f"{option_flag('kickstart')} {path}" if "kickstart" in recipe.overrides
+                  else f"recipe {recipe.path}: kickstart {path}")
+        return InputError(f"{origin}: {exc.message}", problems=exc.problems)
+    template = "the bundled template" if path is None else str(path)
+    hint = ("the line numbers are the rendered kickstart's: --render-kickstart FILE writes it"
+            if at_line else None)
+    return InputError(f"recipe {recipe.path}: the kickstart rendered from {template}: "
+                      f"{exc.message}", problems=exc.problems, hint=hint)
+
+
+def kickstart_file(recipe: Recipe, options: KickstartOptions) -> Path | None:
+    """The recipe's `kickstart:` (or --kickstart's) file; None for the bundled template."""
+    if options.kickstart is None:
+        return None
+    return (recipe.path.parent / options.kickstart).resolve()
 
 
 def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> str:
     """The bundled template or the recipe's `kickstart:` (a `.j2` template, rendered with the
     recipe's values; any other file is a finished kickstart, used as it is)."""
     template_dir, template = KICKSTART_DIR, DEFAULT_TEMPLATE
-    if options.kickstart is not None:
-        path = (recipe.path.parent / options.kickstart).resolve()
+    path = kickstart_file(recipe, options)
+    if path is not None:
         if not path.is_file():
             raise refused_option(recipe, ("kickstart",), f"not found: {path}")
         if path.suffix != ".j2":

@@ -301,5 +301,6 @@ def test_a_kickstart_that_never_powers_off_is_refused(
     recipe = write_recipe(tmp_path / "ks.yaml", install_tree=str(standin_install_tree),
                           repo_url=UNREACHABLE_REPO, kickstart="wait.ks")
     lines = build_fails(tmp_path, monkeypatch, capsys, recipe)
-    assert lines == [f"he-build: error: recipe {recipe}: the kickstart does not end with "
-                     "poweroff (or reboot): the installer would wait forever"]
+    assert lines == [f"he-build: error: recipe {recipe}: kickstart {tmp_path / 'wait.ks'}: the "
+                     "kickstart does not end with poweroff (or reboot): the installer would "
+                     "wait forever"]

@@ -99,9 +99,32 @@ def test_a_kickstart_pykickstart_refuses_is_one_error_line_without_its_password(
     assert main(argv) == ExitCode.BAD_INPUT
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
-        f"he-build: error: recipe {KICKSTART_RECIPE}: kickstart rejected by pykickstart: "
-        f"{problem}"]
+        f"he-build: error: --kickstart {own}: kickstart rejected by pykickstart: {problem}"]
     assert "s3cret" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("where", ["recipe", "template"])
+def test_a_refused_kickstart_is_named_where_its_line_numbers_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """A recipe's own kickstart is named with the recipe; one rendered from a template is the
+    rendered text, which --render-kickstart writes (the hint says so)."""
+    own = tmp_path / ("own.ks" if where == "recipe" else "own.ks.j2")
+    own.write_text("text\nrootpw --plaintext my s3cret\npoweroff\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(KICKSTART_RECIPE.read_text().replace(
+        "\noptions:\n", f"\noptions:\n  kickstart: {own.name}\n", 1))
+    assert main(["appliance", "--recipe", str(recipe), "--render-kickstart", "-"]) == \
+        ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.splitlines()
+    refusal = ("kickstart rejected by pykickstart: line 2: Unexpected arguments to rootpw "
+               "command (the arguments are not shown: the rootpw command can hold a password)")
+    if where == "recipe":
+        assert err == [f"he-build: error: recipe {recipe}: kickstart {own}: {refusal}"]
+    else:
+        assert err == [
+            f"he-build: error: recipe {recipe}: the kickstart rendered from {own}: {refusal}",
+            "he-build: hint: the line numbers are the rendered kickstart's: --render-kickstart "
+            "FILE writes it"]
 
 
 def test_a_kickstart_warning_is_one_printable_log_line(tmp_path: Path) -> None:
