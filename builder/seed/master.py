@@ -215,10 +215,12 @@ def publish_seeds(
         generations.check_names(seeds, [*names, *kept])
         if dhcp is not None:
             generations.check_names(seeds, [generations.DHCP_DIR])
-        linked = [*names, *([generations.DHCP_DIR] if dhcp is not None else [])]
+        # Every name this run publishes a link for (those new to OUT get it while the pool
+        # writes).
+        to_link = [*names, *([generations.DHCP_DIR] if dhcp is not None else [])]
 
         def link_names() -> None:
-            generations.link_new_names(seeds, linked)
+            generations.link_new_names(seeds, to_link)
 
         try:
             with generations.staging(seeds) as stage:
@@ -228,7 +230,7 @@ def publish_seeds(
                 manifests = {seed.site: seed.digest(MANIFEST_NAME) for seed in written}
                 published = generations.publish(seeds, stage, manifests)
         except BaseException:
-            generations.unlink_unpublished(seeds, linked)
+            generations.unlink_unpublished(seeds, to_link)
             raise
     return [_artifacts(seed, out_root / seed.site) for seed in written], published
 
