@@ -20,11 +20,10 @@ path a case may write to is inside its directory.
 Outcomes: done (exit 0), refused (a documented exit code other than 1), internal error (exit
 1, an undocumented exit code, a traceback without --debug, or with --json a stdout that is not
 one JSON object whose `ok` and `exit_code` match the exit code), hang (past
-the deadline), crash (killed by a signal), leak (one of the example's secrets printed), echo
-(a secret printed by a command that was handed the secret's own file as some other input, e.g.
-`--kickstart examples/secrets/dc1-root-password`: pykickstart names the unknown command on its
-line 1, as ksvalidator does; counted apart, not a failure). The campaign passes when internal
-errors, hangs, crashes and leaks are all zero.
+the deadline), crash (killed by a signal), leak (one of the example's secrets printed, even by
+a command handed the secret's own file as some other input, e.g. `--kickstart
+examples/secrets/dc1-root-password`, whose line 1 pykickstart names as an unknown command). The
+campaign passes when internal errors, hangs, crashes and leaks are all zero.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ from builder.cli import he_build, he_launch
 from builder.cli.handler import CommandParser
 from builder.errors import ExitCode
 
-OUTCOMES = ("done", "refused", "internal error", "hang", "crash", "leak", "echo")
+OUTCOMES = ("done", "refused", "internal error", "hang", "crash", "leak")
 FAILURES = ("internal error", "hang", "crash", "leak")
 BIN = Path(sys.executable).parent
 TEST_URI = "test:///default"
@@ -299,12 +298,13 @@ def kill_group(pgid: int) -> None:
 def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
           argv: tuple[str, ...] = ()) -> Outcome:
     """A traceback is a bug unless --debug asked for it; exit 1 always is. A secret printed is
-    a leak, unless its own file is a word of `argv` (an echo: the module docstring)."""
+    a leak, even when the command line handed over its file."""
     if code < 0:
         return Outcome("crash", f"signal {-code}")
     leaked = {path for path, secret in known.items() if secret in out or secret in err}
-    if leaked - set(argv):
-        return Outcome("leak", f"{len(leaked - set(argv))} secret(s) printed")
+    if leaked:
+        given = " (the command line gave its file)" if leaked & set(argv) else ""
+        return Outcome("leak", f"{len(leaked)} secret(s) printed{given}")
     if not debug and "Traceback (most recent call last)" in out + err:
         return Outcome("internal error", "traceback: " + last_line(err))
     if code not in {int(c) for c in ExitCode} or code == ExitCode.INTERNAL:
@@ -312,8 +312,6 @@ def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
     if json_mode(argv) and not json_answer(out, code):
         return Outcome("internal error", f"exit {code} under --json without its JSON object: "
                                          f"{last_line(out)}")
-    if leaked:  # only the files the command line itself handed over
-        return Outcome("echo", f"the content of {', '.join(sorted(leaked))}")
     return Outcome("done") if code == 0 else Outcome("refused", refusal(code, err))
 
 
@@ -382,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         by_base[(case.base, outcome.kind)] += 1
         if outcome.kind == "refused":
             refusals.setdefault(case.base, set()).add(outcome.detail)
-        if outcome.kind in (*FAILURES, "echo"):
+        if outcome.kind in FAILURES:
             print(f"case {case.index} ({case.base}): {outcome.kind}: {outcome.detail}\n"
                   f"  argv: {case.program} {' '.join(repr(a) for a in case.argv)}", flush=True)
 

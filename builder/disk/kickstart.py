@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 import shlex
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -240,8 +241,10 @@ def validate_kickstart(text: str, *, version: str | None = None) -> Any:
         try:
             parser.readKickstartFromString(text)
         except KickstartError as exc:
-            raise InputError(f"kickstart rejected by pykickstart: {parse_problem(exc, text)}") \
-                from exc
+            problem = parse_problem(exc, text, known=known_words(parser))
+            # Not chained: pykickstart's own message, which --debug's traceback would print,
+            # quotes the words `problem` leaves out.
+            raise InputError(f"kickstart rejected by pykickstart: {problem}") from None
         except Exception as exc:  # pykickstart failing on a line it cannot read
             raise InputError(f"kickstart rejected by pykickstart: {_failure(exc, parser, text)}") \
                 from exc
@@ -268,21 +271,57 @@ def _line_number(text: str, line: object) -> int | None:
     return None
 
 
-def parse_problem(exc: Exception, text: str) -> str:
+def known_words(parser: Any) -> frozenset[str]:
+    """The command names and section headers (`%packages`) the kickstart version of `parser`
+    knows."""
+    return frozenset([*parser.handler.commands, *getattr(parser, "_sections", {})])
+
+
+def version_words(version: str) -> frozenset[str]:
+    """known_words of pykickstart's parser for `version` (RHEL9): for ksvalidator's output."""
+    from pykickstart.parser import KickstartParser  # noqa: PLC0415 - optional dependency
+    from pykickstart.version import makeVersion  # noqa: PLC0415
+
+    return known_words(KickstartParser(makeVersion(version)))
+
+
+def parse_problem(exc: Exception, text: str, *, known: Collection[str] = ()) -> str:
     """pykickstart's complaint on one line: `line N: what`. About a line of a command that can
     hold a password (`text` is the kickstart it parsed), a complaint quoting the line's
-    arguments is cut to its first clause: the words it quoted may be a password's."""
+    arguments is cut to its first clause: the words it quoted may be a password's. A line
+    whose first word is none of `known` (the commands and sections) is not quoted at all."""
     message = " ".join(str(getattr(exc, "message", "") or exc).split()) or "(no message)"
     lineno = getattr(exc, "lineno", None)
-    return message if lineno is None else line_problem(lineno, message, text)
+    return message if lineno is None else line_problem(lineno, message, text, known=known)
 
 
-def line_problem(number: int, message: str, text: str) -> str:
+def line_problem(number: int, message: str, text: str, *, known: Collection[str] = ()) -> str:
     """`line N: message`, pykickstart's complaint about line `number` of the kickstart `text`,
-    without the words of a line that can hold a password."""
+    without the words of a line that can hold a password, nor an unknown first word."""
     lines = text.splitlines()
     line = lines[number - 1] if 0 < number <= len(lines) else ""
+    unknown = _unknown_first_word(message, line, known)
+    if unknown is not None:
+        return f"line {number}: {unknown}"
     return f"line {number}: {_without_secret_words(message, line)}"
+
+
+def _unknown_first_word(message: str, line: str, known: Collection[str]) -> str | None:
+    """What to say of a line whose first word is no command nor section of `known`, which the
+    message quotes (`Unknown command: WORD`): the word is not repeated, for a file that is not
+    a kickstart at all (a password file given by mistake) would have its first line printed.
+    The command it is close to is named instead, when there is one."""
+    words = _command_words(line)
+    if not known or not words or words[0] in known or words[0] not in message:
+        return None
+    what = "section" if words[0].startswith("%") else "command"
+    close = difflib.get_close_matches(
+        words[0], [word for word in known if word.startswith("%") == (what == "section")],
+        n=1, cutoff=0.75)
+    if close:
+        return f"unknown {what} (did you mean {close[0]}?)"
+    return (f"unknown {what} (the word is not shown: a file that is not a kickstart may hold a "
+            "secret)")
 
 
 def _without_secret_words(message: str, line: str) -> str:

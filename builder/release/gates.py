@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.atomic import write_atomic
-from builder.disk.kickstart import line_problem
+from builder.disk.kickstart import line_problem, version_words
 from builder.errors import InputError, IntegrityError, MissingPrerequisiteError
 from builder.resources import OVF_SCHEMA_DIR
 from builder.run import require_tool, run
@@ -178,18 +178,19 @@ def check_kickstart(kickstart: Path, version: str) -> GateResult:
         return GateResult(name, True, f"{kickstart.name} is valid {version} kickstart")
     lines = [line for line in done.text.splitlines()
              if line.strip() and not line.startswith("Checking kickstart file")]
-    detail = _ksvalidator_problem(" ".join(" ".join(lines).split()), kickstart)
+    detail = _ksvalidator_problem(" ".join(" ".join(lines).split()), kickstart, version)
     return GateResult(name, False, detail[:300] or f"ksvalidator exited {done.returncode}")
 
 
-def _ksvalidator_problem(output: str, kickstart: Path) -> str:
+def _ksvalidator_problem(output: str, kickstart: Path, version: str) -> str:
     """ksvalidator's `The following problem occurred on line N of the kickstart file: what`
-    as `line N: what`, without the words of a line that can hold a password."""
+    as `line N: what`, without the words of a line that can hold a password, nor a first word
+    that is no command of `version`."""
     match = _KSVALIDATOR_LINE.fullmatch(output)
     if match is None:
         return output
     text = kickstart.read_text(encoding="utf-8", errors="replace")
-    return line_problem(int(match["number"]), match["what"], text)
+    return line_problem(int(match["number"]), match["what"], text, known=version_words(version))
 
 
 # --- cloud-init ------------------------------------------------------------------------

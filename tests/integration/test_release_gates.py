@@ -198,8 +198,10 @@ def test_ksvalidator_fails_an_unknown_command(tmp_path: Path) -> None:
     ks = tmp_path / "broken.ks"
     ks.write_text(render_kickstart(KICKSTART) + "\nfrobnicate --now\n")
     result = check_kickstart(ks, "RHEL9")
-    assert not result.passed
-    assert "frobnicate" in result.detail
+    number = len(render_kickstart(KICKSTART).splitlines()) + 2
+    assert (result.passed, result.detail) == (False, (
+        f"line {number}: unknown command (the word is not shown: a file that is not a "
+        "kickstart may hold a secret)"))
 
 
 def test_ksvalidator_names_the_line_and_keeps_a_passwords_words_out(tmp_path: Path) -> None:

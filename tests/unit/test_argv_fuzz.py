@@ -88,12 +88,12 @@ def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None
     assert kind(0, out=f"password: {SECRET}") == "leak"
     assert kind(2, err=f"he-build: error: bad {SECRET!r}") == "leak"
     # Handed the secret's own file as another input (a kickstart, say), a refusal that quotes
-    # it is an echo; an internal error still counts as one.
+    # it leaks it all the same.
     given = ("--kickstart", SECRET_FILE)
-    assert kind(2, err=f"line 1: Unknown command: {SECRET}", argv=given) == "echo"
+    assert kind(2, err=f"line 1: Unknown command: {SECRET}", argv=given) == "leak"
     assert kind(2, err=f"line 1: Unknown command: {SECRET}",
                 argv=("--kickstart", "other")) == "leak"
-    assert kind(1, err=f"error: {SECRET}", argv=given) == "internal error"
+    assert kind(1, err=f"error: {SECRET}", argv=given) == "leak"
     # Under --json, stdout is the one JSON object, and it agrees with the exit code.
     json_argv = ("--json", "seed", "--all")
     assert kind(0, out='{"ok": true}', argv=json_argv) == "done"

@@ -326,6 +326,33 @@ def test_the_documented_password_commands_are_the_ones_kept_unquoted() -> None:
     assert set(re.findall(r"`([a-z]+)`", paragraph)) == SECRET_COMMANDS
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    # A password file given as the kickstart: its one line is the password.
+    ("Tr0ub4dor&3\n", "line 1: unknown command (the word is not shown: a file that is not a "
+                      "kickstart may hold a secret)"),
+    ("text\n%s3cretword\n", "line 2: unknown section (the word is not shown: a file that is "
+                             "not a kickstart may hold a secret)"),
+    ("text\nrootpww --lock\npoweroff\n", "line 2: unknown command (did you mean rootpw?)"),
+    ("text\n%pakages\n@core\n%end\n", "line 2: unknown section (did you mean %packages?)"),
+], ids=["password-file", "unknown-section", "misspelt-command", "misspelt-section"])
+def test_an_unknown_first_word_is_not_quoted_a_close_one_is_suggested(
+        text: str, problem: str) -> None:
+    with pytest.raises(InputError) as info:
+        validate_kickstart(text)
+    assert info.value.message == f"kickstart rejected by pykickstart: {problem}"
+    assert not {"Tr0ub4dor", "s3cretword", "rootpww", "pakages"} & set(
+        re.split(r"[\s%&()]+", info.value.message))
+
+
+def test_the_gate_does_not_quote_an_unknown_first_word_either(tmp_path: Path) -> None:
+    ks = tmp_path / "secret.ks"
+    ks.write_text("Tr0ub4dor&3\n")
+    result = check_kickstart(ks, "RHEL9")
+    assert (result.passed, result.detail) == (False, (
+        "line 1: unknown command (the word is not shown: a file that is not a kickstart may "
+        "hold a secret)"))
+
+
 def test_what_pykickstart_fails_on_is_refused_at_the_section_it_reads() -> None:
     # A lone `-` in %packages: pykickstart's package list raises an IndexError.
     with pytest.raises(InputError) as info:

@@ -103,6 +103,36 @@ def test_a_kickstart_pykickstart_refuses_is_one_error_line_without_its_password(
     assert "s3cret" not in captured.out + captured.err
 
 
+@pytest.mark.parametrize("name", ["dc1-root-password", "dc2-admin-password"])
+def test_a_password_file_given_as_the_kickstart_is_refused_without_its_password(
+        capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """pykickstart names the unknown command of line 1, which in a password file is the
+    password: the refusal does not repeat it."""
+    secret = REPO / "examples" / "secrets" / name
+    argv = ["appliance", "--kickstart", str(secret), "--render-kickstart", "-"]
+    assert main(argv) == ExitCode.BAD_INPUT
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"he-build: error: --kickstart {secret}: kickstart rejected by pykickstart: line 1: "
+        "unknown command (the word is not shown: a file that is not a kickstart may hold a "
+        "secret)"]
+    password = secret.read_text().splitlines()[0]
+    assert password and password not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("line", ["hunter2 hunter3", "rootpw --plaintext my hunter2"])
+def test_debugs_traceback_of_a_refused_kickstart_quotes_no_password_either(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """pykickstart's own exception quotes the words: the refusal is not chained to it."""
+    own = tmp_path / "own.ks"
+    own.write_text(f"text\n{line}\npoweroff\n")
+    argv = ["--debug", "appliance", "--kickstart", str(own), "--render-kickstart", "-"]
+    assert main(argv) == ExitCode.BAD_INPUT
+    captured = capsys.readouterr()
+    assert "Traceback (most recent call last)" in captured.err
+    assert "hunter" not in captured.out + captured.err
+
+
 @pytest.mark.parametrize("where", ["recipe", "template"])
 def test_a_refused_kickstart_is_named_where_its_line_numbers_count(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
