@@ -35,15 +35,14 @@ from builder.disk.kickstart import (
     validate_kickstart,
 )
 from builder.disk.recipe import (
-    invalid_recipe,
     option_flag,
     option_problem,
     refused_option,
+    refused_options,
     validate_options,
 )
 from builder.errors import InputError
 from builder.inventory.counts import Count
-from builder.inventory.problems import in_line_order
 from builder.inventory.source import Path_
 from builder.model import ApplianceMeta, BuiltDisk, DiskFormat
 from builder.pipeline.store import StageCache, hash_inputs
@@ -203,9 +202,9 @@ def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> 
     inputs = kickstart_inputs(options, repo_url)
     problems = check_inputs(inputs)
     if problems:
-        raise invalid_recipe(recipe.path, in_line_order(
+        raise refused_options(recipe.path, [
             option_problem(recipe, option_of(problem.field, options), problem.message)
-            for problem in problems))
+            for problem in problems])
     try:
         return render_kickstart(inputs, template_dir=template_dir, include_dirs=(KICKSTART_DIR,),
                                 template=template)

@@ -70,8 +70,23 @@ def option_problem(recipe: Recipe, path: Path_, message: str) -> LineProblem:
 
 
 def refused_option(recipe: Recipe, path: Path_, message: str) -> InputError:
-    """`recipe FILE has 1 problem`, then the option's problem (see option_problem)."""
-    return invalid_recipe(recipe.path, [option_problem(recipe, path, message)[1]])
+    """The problem of one option (see option_problem), told as refused_options does."""
+    return refused_options(recipe.path, [option_problem(recipe, path, message)])
+
+
+def refused_options(path: Path, problems: Sequence[LineProblem]) -> InputError:
+    """The problems of a recipe's options, some at their line in the recipe at `path`, some
+    named by the flag that gave the value (line 0): the header counts them under the recipe
+    only when the recipe holds them all, and a flag's lone problem is the error itself."""
+    texts = in_line_order(problems)
+    from_flags = sum(1 for line, _ in problems if line == 0)
+    if from_flags == 0:
+        return invalid_recipe(path, texts)
+    if from_flags == len(texts) == 1:
+        return InputError(texts[0])
+    where = ("the command line has" if from_flags == len(texts)
+             else f"recipe {path} and the command line have")
+    return InputError(f"{where} {counted(len(texts), 'problem')}", problems=texts)
 
 
 def options_problems(model: type[BaseModel], path: Path, source: Any,
@@ -101,4 +116,4 @@ def validate_options(model: type[ModelT], recipe: Recipe) -> ModelT:
     except ValidationError as exc:
         problems = options_problems(model, recipe.path, recipe.source, recipe.options,
                                     recipe.overrides)
-        raise invalid_recipe(recipe.path, in_line_order(problems)) from exc
+        raise refused_options(recipe.path, problems) from exc

@@ -8,6 +8,7 @@ import pytest
 
 from builder.cli.he_build import main
 from builder.disk.debian_standin import DebianTestBackend
+from builder.disk.recipe import refused_options
 from builder.disk.registry import BACKENDS, MAX_RECIPE_BYTES, create_backend, load_recipe
 from builder.errors import ExitCode, InputError
 
@@ -220,3 +221,23 @@ def test_the_documented_recipe_table_is_the_tested_one() -> None:
 def _code_span(cell: str) -> str:
     """The text of a Markdown code span: `x`, or ``x`` (which may hold a backquote)."""
     return cell[2:-2].strip() if cell.startswith("``") else cell[1:-1]
+
+
+def test_option_problems_are_headed_by_where_they_were_given() -> None:
+    """Line 0 is a flag's problem (no line in the recipe): one is the error line itself,
+    several are the command line's; the recipe's own are counted under the recipe."""
+    recipe = Path("/r/ks.yaml")
+    flag = (0, "--repo-url: not a URL")
+    other_flag = (0, "--install-tree: not an http(s) URL")
+    in_file = (12, "/r/ks.yaml:12: options.vcpus: must be at least 1, got 0")
+
+    def told(*problems: tuple[int, str]) -> tuple[str, list[str]]:
+        refusal = refused_options(recipe, list(problems))
+        return refusal.message, list(refusal.problems)
+
+    assert told(flag) == ("--repo-url: not a URL", [])
+    assert told(flag, other_flag) == ("the command line has 2 problems",
+                                      [flag[1], other_flag[1]])
+    assert told(in_file) == ("recipe /r/ks.yaml has 1 problem", [in_file[1]])
+    assert told(in_file, flag) == ("recipe /r/ks.yaml and the command line have 2 problems",
+                                   [flag[1], in_file[1]])
