@@ -144,6 +144,8 @@ def error_data(exc: BuilderError) -> dict[str, Any]:
     }
     if isinstance(exc, InputError):
         data["problems"] = list(exc.problems)
+    if exc.hint:
+        data["hint"] = exc.hint
     return data
 
 
@@ -184,9 +186,10 @@ def run_command(
             console.emit_error(prog, {**context(), **error_data(known)}, error_lines(known))
             return int(known.exit_code)
         message = printable(f"internal error: {type(exc).__name__}: {exc}")
-        hint = [] if debug else ["hint: run with --debug for the traceback"]
+        hint = {} if debug else {"hint": "run with --debug for the traceback"}
         console.emit_error(prog, {**context(), "ok": False, "error": message,
-                                  "exit_code": int(ExitCode.INTERNAL)}, [message, *hint])
+                                  "exit_code": int(ExitCode.INTERNAL), **hint},
+                           [message, *(f"hint: {text}" for text in hint.values())])
         return int(ExitCode.INTERNAL)
     console.emit(result.data, result.text, verbatim=result.verbatim)
     return result.exit_code

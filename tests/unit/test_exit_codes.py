@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from builder.cli.handler import CommandResult, run_command
 from builder.cli.he_build import main
 from builder.console import Console
-from builder.errors import MEANINGS, ExitCode
+from builder.errors import MEANINGS, ExitCode, InputError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
@@ -75,3 +76,28 @@ def test_a_path_too_long_is_bad_input(argv: list[str], tmp_path: Path,
     assert err[-1].startswith("he-build: error: cannot use ")
     assert LONG in err[-1] and err[-1].endswith(": File name too long")
     assert not any("internal error" in line or "Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize(("error", "hint"), [
+    (InputError("no site 'x'", hint="he-build inventory check lists the sites"),
+     "he-build inventory check lists the sites"),
+    (RuntimeError("boom"), "run with --debug for the traceback"),
+], ids=["input-error", "internal-error"])
+def test_the_json_error_object_carries_the_hint_the_text_prints(
+        error: Exception, hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def action() -> CommandResult:
+        raise error
+    run_command("he-build", Console(json_mode=True), action, debug=False)
+    out, err = capsys.readouterr()
+    assert json.loads(out)["hint"] == hint
+    assert err.splitlines()[-1] == f"he-build: hint: {hint}"
+
+
+def test_the_json_error_object_has_no_hint_when_none_is_printed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def action() -> CommandResult:
+        raise RuntimeError("boom")
+    run_command("he-build", Console(json_mode=True), action, debug=True)
+    out, err = capsys.readouterr()
+    assert "hint" not in json.loads(out)
+    assert "hint:" not in err

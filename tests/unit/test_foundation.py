@@ -250,7 +250,8 @@ def test_a_usage_error_under_json_is_the_json_error_object(
     assert main(["--json", "seed", "--site"]) == ExitCode.BAD_INPUT
     out, err = capsys.readouterr()
     assert json.loads(out) == {"ok": False, "error": "argument --site: expected one argument",
-                               "kind": "InputError", "exit_code": 2, "problems": []}
+                               "kind": "InputError", "exit_code": 2, "problems": [],
+                               "hint": "see he-build seed --help"}
     assert err.splitlines() == ["he-build: error: argument --site: expected one argument",
                                 "he-build: hint: see he-build seed --help"]
 
