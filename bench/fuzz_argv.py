@@ -3,14 +3,15 @@
     .venv/bin/python -m bench.fuzz_argv [--cases 1000] [--seed 1] [--jobs 2] [--timeout 60]
 
 Each case is generated from a fixed seed: a valid command line of one of the commands (check
-the example inventory, seed a site or all, list the recipes, render a kickstart, verify an
-OVA, plan the release, list or prune the cache, launch, prune he-launch's images), then one to
-four mutations drawn from that command's own parser: an option added with an odd value (empty,
-300 characters, control characters, `-`, NaN, huge or negative numbers, odd URL schemes, a
-directory, a FIFO, an empty file, random bytes, a tar whose OVF quotes an XPath), an option's
-value replaced, an option dropped, a stray word. Every case runs `he-build` or `he-launch` in a
-directory of its own holding a copy of the examples, with its own cache, storage and output;
-that directory is two levels below the case's own, so that a value's `../../` stays in it.
+the example inventory, seed a site or all, list the recipes, render a kickstart, verify an OVA,
+plan the release, list or prune the cache, launch, prune he-launch's images), then one to four
+mutations drawn from that command's own parser (and `--json`, `--debug` added to some): an
+option added with an odd value (empty, 300 characters, control characters, `-`, NaN, huge or
+negative numbers, odd URL schemes, a directory, a FIFO, an empty file, random bytes, a tar
+whose OVF quotes an XPath), an option's value replaced, an option dropped, a stray word. Every
+case runs `he-build` or `he-launch` in a directory of its own holding a copy of the examples,
+with its own cache, storage and output; that directory is two levels below the case's own, so
+that a value's `../../` stays in it.
 
 The campaign stays on this machine and stays short: libvirt is only ever the test driver
 (`test:///default`) or a URI that cannot connect, no appliance it is given boots, `he-build
@@ -213,8 +214,9 @@ def generate(seed: int, count: int) -> Iterator[Case]:
         if index >= len(names):  # the first cases are the baselines themselves
             for _ in range(rng.randint(1, 4)):
                 mutated = mutate(rng, mutated, actions)
-            if rng.random() < 0.3:
-                mutated.insert(rng.randrange(len(mutated) + 1), "--json")
+            for flag, share in (("--json", 0.3), ("--debug", 0.2)):
+                if rng.random() < share:
+                    mutated.insert(rng.randrange(len(mutated) + 1), flag)
         yield Case(index, program, base, tuple(contained(base, mutated)))
 
 
