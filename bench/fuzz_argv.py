@@ -23,8 +23,10 @@ Outcomes: done (exit 0), refused (a documented exit code other than 1), internal
 one JSON object whose `ok` and `exit_code` match the exit code), hang (past
 the deadline), crash (killed by a signal), leak (one of the example's secrets printed, even by
 a command handed the secret's own file as some other input, e.g. `--kickstart
-examples/secrets/dc1-root-password`, whose line 1 pykickstart names as an unknown command). The
-campaign passes when internal errors, hangs, crashes and leaks are all zero.
+examples/secrets/dc1-root-password`, whose line 1 pykickstart names as an unknown command),
+forged line (a value's line break printed as it is, so that the value's `he-build: error: fake`
+begins a line, --debug's traceback included). The campaign passes when all but done and
+refused are zero.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ from builder.cli import he_build, he_launch
 from builder.cli.handler import CommandParser
 from builder.errors import ExitCode
 
-OUTCOMES = ("done", "refused", "internal error", "hang", "crash", "leak")
-FAILURES = ("internal error", "hang", "crash", "leak")
+OUTCOMES = ("done", "refused", "internal error", "hang", "crash", "leak", "forged line")
+FAILURES = ("internal error", "hang", "crash", "leak", "forged line")
+# The line a value of ODD_TEXT would begin if its line break were printed as it is.
+FORGED = "he-build: error: fake"
 BIN = Path(sys.executable).parent
 TEST_URI = "test:///default"
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +66,7 @@ RELEASE_FILE = REPO / "pipelines" / "release.yaml"
 OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1/"
 
 # What each option's value may be, besides its own choices: text, a number, a path.
-ODD_TEXT = ["", " ", "-", "--", "x" * 300, "a\nhe-build: error: fake", "\x01\x1b[31m",
+ODD_TEXT = ["", " ", "-", "--", "x" * 300, f"a\n{FORGED}", "\x01\x1b[31m",
             "\u202e", "é中😀", "%s%n", "$(reboot)", "'", "x' or '1'='1", "../../etc/shadow",
             "dc1", "DC1", "engine.dc1.example.com", "52:54:00:12:34:56", "52:54:00:zz:00:00",
             "192.168.122.10", "::1", "0", "nope", "not-utf8-\udcff"]
@@ -307,6 +311,8 @@ def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
     if leaked:
         given = " (the command line gave its file)" if leaked & set(argv) else ""
         return Outcome("leak", f"{len(leaked)} secret(s) printed{given}")
+    if any(line.startswith(FORGED) for line in (out + "\n" + err).splitlines()):
+        return Outcome("forged line", "a value's line break began a line of its own")
     if not debug and "Traceback (most recent call last)" in out + err:
         return Outcome("internal error", "traceback: " + last_line(err))
     if code not in {int(c) for c in ExitCode} or code == ExitCode.INTERNAL:
@@ -340,7 +346,7 @@ def json_answer(out: str, code: int) -> bool:
 def refusal(code: int, err: str) -> str:
     """What a refusal says, without its values: the exit code and the error line's words
     before the first quote or colon after `error: `. The error line is the last one: with
-    --debug a traceback comes first, and its message may hold a value's own newline."""
+    --debug a traceback comes first, whose last line is the same message."""
     errors = [line for line in err.splitlines() if ": error: " in line]
     words = errors[-1].split(": error: ", 1)[1] if errors else last_line(err)
     return f"{code} {words.split(chr(39))[0].split(': ')[0][:60]}"

@@ -135,6 +135,26 @@ def error_lines(exc: BuilderError) -> list[str]:
     return [printable(line) for line in lines]
 
 
+def traceback_text(exc: BaseException) -> str:
+    """The traceback --debug prints, as Python's, but each exception's message on one line of
+    printable text: a value it quotes may hold a line break (`a\\nhe-build: error: ...`)."""
+    return "".join(_traceback_chunks(traceback.TracebackException.from_exception(exc)))
+
+
+def _traceback_chunks(exc: traceback.TracebackException) -> Iterator[str]:
+    if exc.__cause__ is not None:
+        yield from _traceback_chunks(exc.__cause__)
+        yield "\nThe above exception was the direct cause of the following exception:\n\n"
+    elif exc.__context__ is not None and not exc.__suppress_context__:
+        yield from _traceback_chunks(exc.__context__)
+        yield "\nDuring handling of the above exception, another exception occurred:\n\n"
+    if exc.stack:
+        yield "Traceback (most recent call last):\n"
+        yield from exc.stack.format()
+    for line in exc.format_exception_only():
+        yield printable(line.rstrip("\n")) + "\n"
+
+
 def error_data(exc: BuilderError) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ok": False,
@@ -179,7 +199,7 @@ def run_command(
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            sys.stderr.write(traceback_text(exc))
         known = exc if isinstance(exc, BuilderError) else (
             file_error(exc) if isinstance(exc, OSError) else None)
         if known is not None:

@@ -103,11 +103,15 @@ def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None
     assert kind(0, out='{"entries": []}', argv=json_argv) == "internal error"
     assert kind(0, out='{"$schema": "x"}', argv=("--json", "inventory", "schema")) == "done"
     assert kind(0, out="text", argv=("seed", "--", "--json")) == "done"  # a word, not --json
+    # A value's line break printed as it is: its `he-build: error: fake` begins a line.
+    forged = "Traceback ...\nInputError: no site a\nhe-build: error: fake\n"
+    assert kind(2, err=forged, debug=True) == "forged line"
+    assert kind(2, err="he-build: error: no site 'a\\nhe-build: error: fake'\n") == "refused"
 
 
 def test_a_refusal_is_grouped_by_the_clis_own_error_line_not_a_line_of_the_traceback() -> None:
-    # With --debug the traceback's message holds the value as given, newline and all: the line
-    # it forges comes before the CLI's own (escaped) error line, which is the one that counts.
+    # With --debug a traceback comes before the CLI's own error line, which is the one that
+    # counts (here one whose message forged a line: the judge calls that a failure of its own).
     err = ("Traceback (most recent call last):\n  File ...\n"
            "builder.errors.InputError: inventory i.yaml has no site a\n"
            "he-build: error: fake (known: dc1)\n"

@@ -101,3 +101,21 @@ def test_the_json_error_object_has_no_hint_when_none_is_printed(
     out, err = capsys.readouterr()
     assert "hint" not in json.loads(out)
     assert "hint:" not in err
+
+
+def test_debugs_traceback_keeps_each_message_on_one_printable_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A value with a line break, quoted by an exception's message, cannot start a line of its
+    own (a fake `he-build: error:` line) in --debug's traceback either; the chain is kept."""
+    def action() -> CommandResult:
+        try:
+            raise KeyError("first\nhe-build: error: fake one")
+        except KeyError as exc:
+            raise InputError("second\nhe-build: error: fake two") from exc
+    assert run_command("he-build", Console(), action, debug=True) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err.splitlines()
+    assert not [line for line in err if line.startswith("he-build: error: fake")]
+    assert err.count("Traceback (most recent call last):") == 2
+    assert "KeyError: 'first\\nhe-build: error: fake one'" in err
+    assert ("builder.errors.InputError: second\\x0ahe-build: error: fake two") in err
+    assert err[-1] == "he-build: error: second\\x0ahe-build: error: fake two"
