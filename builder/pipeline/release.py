@@ -331,15 +331,40 @@ def run_gates(ctx: ReleaseContext, sc: StageContext) -> list[Any]:
                             sc.work_dir / "standard.ovf")
         results.append(g.check_ovf_schema(ovf))
     if ctx.recipe.backend == "kickstart":
-        from builder.disk.kickstart_install import from_recipe  # noqa: PLC0415
-
-        kickstart = sc.work_dir / "appliance.ks"
-        write_atomic(kickstart, from_recipe(ctx.recipe, sc.env).kickstart.encode(), mode=0o600)
-        results += [g.check_kickstart(kickstart, version) for version in model.kickstart]
+        results += kickstart_gates(ctx, sc.work_dir, sc.env)
     if model.cloud_init_schema:
         results.append(g.check_cloud_config(sc.upstream["seed"].artifact("user-data").path,
                                             g.default_cloud_init()))
     return results
+
+
+def kickstart_gates(ctx: ReleaseContext, work_dir: Path, env: Mapping[str, str]) -> list[Any]:
+    """ksvalidator, for each version the release file names, on the kickstart the disk stage
+    gives the installer (written in `work_dir`, mode 0600: it may hold the root password's
+    hash)."""
+    from builder.disk.kickstart_install import from_recipe  # noqa: PLC0415
+    from builder.release import gates as g  # noqa: PLC0415
+
+    kickstart = work_dir / "appliance.ks"
+    write_atomic(kickstart, from_recipe(ctx.recipe, env).kickstart.encode(), mode=0o600)
+    return [g.check_kickstart(kickstart, version) for version in ctx.release.model.gates.kickstart]
+
+
+def check_kickstart_gates(ctx: ReleaseContext) -> None:
+    """The gates stage's ksvalidator check, before any stage runs. Anaconda, and so `he-build
+    appliance`, only warn about a user given twice or a deprecated option; the gate (`-e`)
+    refuses them: said at once, not after the build and the boot."""
+    if ctx.recipe.backend != "kickstart" or not ctx.release.model.gates.kickstart:
+        return
+    with tempfile.TemporaryDirectory(prefix="he-release-kickstart-") as scratch:
+        failed = [r for r in kickstart_gates(ctx, Path(scratch), ctx.env) if not r.passed]
+    if failed:
+        raise InputError(
+            f"{ctx.release.path}: gates.kickstart: the kickstart of recipe {ctx.recipe.name} "
+            f"fails {failed[0].name}, which the gates stage runs after the build: "
+            f"{failed[0].detail}",
+            hint="he-build appliance builds it with a warning (as Anaconda installs it): "
+                 "--render-kickstart FILE writes it, ksvalidator -e -v VERSION FILE checks it")
 
 
 def sbom_stage(ctx: ReleaseContext) -> Stage:
@@ -534,8 +559,11 @@ def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
     directory. A failed stage raises StageFailedError; the publish directory is untouched."""
     stages = release_stages(ctx)
     store = StageCache(ctx.cache_root, notify=console.note)
-    if any(p.action == "run" for p in plan_stages(stages, store) if p.name in SIGNING_STAGES):
+    running = {p.name for p in plan_stages(stages, store) if p.action == "run"}
+    if running & SIGNING_STAGES:
         check_signing(ctx)
+    if "gates" in running:
+        check_kickstart_gates(ctx)
     results = run_stages(stages, store, console, ctx.env)
     tree = results["publish"]
     swap_in(tree, ctx.publish, console)
