@@ -42,10 +42,12 @@ class CommandResult:
 class CommandParser(argparse.ArgumentParser):
     """argparse, whose usage errors go through the one error handler like every other error
     (one line and a hint, exit 2, and a JSON object with --json) instead of exiting on their
-    own. Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
+    own. Subcommands' parsers are of this class too (argparse makes them of their parent's).
+    A long option is taken only as written in full: an abbreviation a script relies on would
+    change meaning, or fail, the day an option sharing its start is added."""
 
     def __init__(self, *, hint: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{"allow_abbrev": False, **kwargs})
         self.hint = hint
 
     def error(self, message: str) -> NoReturn:

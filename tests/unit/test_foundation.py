@@ -262,3 +262,15 @@ def test_help_and_version_print_and_return_0(
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert out.startswith(("usage: he-build", "he-build ")) and err == ""
+
+
+@pytest.mark.parametrize(("argv", "unrecognized"), [
+    (["seed", "--inv", "examples/inventory.yaml", "--site", "dc1"],
+     "--inv examples/inventory.yaml"),
+    (["--js", "inventory", "check"], "--js"),
+])
+def test_a_long_option_is_taken_only_as_written_in_full(
+        argv: list[str], unrecognized: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"he-build: error: unrecognized arguments: {unrecognized}")
