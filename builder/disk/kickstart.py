@@ -308,11 +308,14 @@ def line_problem(number: int, message: str, text: str, *, known: Collection[str]
 
 def _unknown_first_word(message: str, line: str, known: Collection[str]) -> str | None:
     """What to say of a line whose first word is no command nor section of `known`, which the
-    message quotes (`Unknown command: WORD`): the word is not repeated, for a file that is not
-    a kickstart at all (a password file given by mistake) would have its first line printed.
-    The command it is close to is named instead, when there is one."""
+    message names as its last words (`Unknown command: WORD`, `Unknown kickstart section:
+    WORD`; a complaint about a script line, `Section %post does not end with %end.`, is left
+    as it is): the word is not repeated, for a file that is not a kickstart at all (a password
+    file given by mistake) would have its first line printed. The command it is close to is
+    named instead, when there is one."""
     words = _command_words(line)
-    if not known or not words or words[0] in known or words[0] not in message:
+    if not known or not words or words[0] in known or \
+            not message.endswith(": " + " ".join(words[0].split())):
         return None
     what = "section" if words[0].startswith("%") else "command"
     close = difflib.get_close_matches(

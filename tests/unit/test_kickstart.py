@@ -344,6 +344,25 @@ def test_an_unknown_first_word_is_not_quoted_a_close_one_is_suggested(
         re.split(r"[\s%&()]+", info.value.message))
 
 
+@pytest.mark.parametrize("word", ["end", "Section", "%end."])
+def test_a_script_line_the_complaint_happens_to_contain_is_not_taken_for_a_command(
+        word: str) -> None:
+    """An unterminated %post is refused at its last line, a script line: its first word is
+    no command, but the complaint is about the section, and is shown as pykickstart says it."""
+    with pytest.raises(InputError) as info:
+        validate_kickstart(f"text\npoweroff\n%post\n{word}\n")
+    assert info.value.message == ("kickstart rejected by pykickstart: line 4: Section %post "
+                                  "does not end with %end.")
+
+
+def test_an_unknown_quoted_word_with_spaces_is_not_shown_either() -> None:
+    with pytest.raises(InputError) as info:
+        validate_kickstart('"Tr0ub4dor   and 3"\n')
+    assert info.value.message == (
+        "kickstart rejected by pykickstart: line 1: unknown command (the word is not shown: a "
+        "file that is not a kickstart may hold a secret)")
+
+
 def test_the_gate_does_not_quote_an_unknown_first_word_either(tmp_path: Path) -> None:
     ks = tmp_path / "secret.ks"
     ks.write_text("Tr0ub4dor&3\n")
