@@ -6,6 +6,7 @@ import difflib
 import logging
 import re
 import shlex
+import unicodedata
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,13 @@ _OPTION_NAME = re.compile(r"--?[A-Za-z][\w-]*")
 # What separates the words pykickstart quotes in a message: `['a', 'b']`, `arguments: a b`,
 # `--name=value`.
 _MESSAGE_TOKEN = re.compile(r"[\s\[\]',\"():=]+")
+
+# The control characters str.isspace() counts, which have no name in unicodedata.
+_CONTROL_SPACE_NAMES = {
+    "\x0b": "LINE TABULATION", "\x0c": "FORM FEED", "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR", "\x1e": "RECORD SEPARATOR", "\x1f": "UNIT SEPARATOR",
+    "\x85": "NEXT LINE",
+}
 
 
 @dataclass(frozen=True)
@@ -298,7 +306,7 @@ def parse_problem(exc: Exception, text: str, *, known: Collection[str] = ()) -> 
 def line_problem(number: int, message: str, text: str, *, known: Collection[str] = ()) -> str:
     """`line N: message`, pykickstart's complaint about line `number` of the kickstart `text`,
     without the words of a line that can hold a password, nor an unknown first word."""
-    lines = text.splitlines()
+    lines = text.splitlines(keepends=True)  # a line end shlex keeps stays in the last word
     line = lines[number - 1] if 0 < number <= len(lines) else ""
     unknown = _unknown_first_word(message, line, known)
     if unknown is not None:
@@ -312,12 +320,18 @@ def _unknown_first_word(message: str, line: str, known: Collection[str]) -> str 
     WORD`; a complaint about a script line, `Section %post does not end with %end.`, is left
     as it is): the word is not repeated, for a file that is not a kickstart at all (a password
     file given by mistake) would have its first line printed. The command it is close to is
-    named instead, when there is one."""
+    named instead, when there is one. A known word with a character in it that Python takes
+    for a space and shlex does not (U+2028, a no-break space) is named with that character:
+    pykickstart's own `Unknown command: text` shows none of it."""
     words = _command_words(line)
     if not known or not words or words[0] in known or \
             not message.endswith(": " + " ".join(words[0].split())):
         return None
     what = "section" if words[0].startswith("%") else "command"
+    hidden = _hidden_spaces(words[0])
+    if hidden and "".join(words[0].split()) in known:
+        return (f"unknown {what}: {''.join(words[0].split())} with {hidden} in it, a character "
+                "kickstart does not take for a space (delete it)")
     close = difflib.get_close_matches(
         words[0], [word for word in known if word.startswith("%") == (what == "section")],
         n=1, cutoff=0.75)
@@ -325,6 +339,19 @@ def _unknown_first_word(message: str, line: str, known: Collection[str]) -> str 
         return f"unknown {what} (did you mean {close[0]}?)"
     return (f"unknown {what} (the word is not shown: a file that is not a kickstart may hold a "
             "secret)")
+
+
+def _hidden_spaces(word: str) -> str:
+    """The characters of a shlex word that Python takes for spaces (a no-break space, or a line
+    end of str.splitlines() such as U+2028 that pykickstart leaves in the line's last word),
+    each as `U+2028 (LINE SEPARATOR)`; "" when there is none."""
+    hidden = dict.fromkeys(char for char in word if char.isspace() and char not in " \t\r\n")
+    return ", ".join(_character_name(char) for char in hidden)
+
+
+def _character_name(char: str) -> str:
+    name = unicodedata.name(char, "") or _CONTROL_SPACE_NAMES.get(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
 
 
 def _without_secret_words(message: str, line: str) -> str:

@@ -363,6 +363,43 @@ def test_an_unknown_quoted_word_with_spaces_is_not_shown_either() -> None:
         "file that is not a kickstart may hold a secret)")
 
 
+HIDDEN = "a character kickstart does not take for a space (delete it)"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    # Python's str.splitlines() ends the line at U+2028 or U+001C; shlex keeps it in the word.
+    ("text\u2028\npoweroff\n", "line 1: unknown command: text with U+2028 (LINE SEPARATOR) in it"),
+    ("text\npoweroff\x1c\n",
+     "line 2: unknown command: poweroff with U+001C (FILE SEPARATOR) in it"),
+    ("\u00a0text\npoweroff\n", "line 1: unknown command: text with U+00A0 (NO-BREAK SPACE) in it"),
+    ("text\n%pack\u00a0ages\n@core\n%end\npoweroff\n",
+     "line 2: unknown section: %packages with U+00A0 (NO-BREAK SPACE) in it"),
+], ids=["line-separator", "file-separator", "no-break-space", "section"])
+def test_a_known_word_with_an_invisible_space_in_it_is_named_with_that_character(
+        text: str, problem: str) -> None:
+    """A kickstart pasted from a web page or a word processor: the line reads `text` on
+    screen, and pykickstart's `Unknown command: text` would contradict itself."""
+    with pytest.raises(InputError) as info:
+        validate_kickstart(text)
+    assert info.value.message == f"kickstart rejected by pykickstart: {problem}, {HIDDEN}"
+
+
+def test_an_unknown_word_with_an_invisible_space_in_it_is_still_not_shown() -> None:
+    with pytest.raises(InputError) as info:
+        validate_kickstart("Tr0ub4dor\u2028\n")
+    assert info.value.message == (
+        "kickstart rejected by pykickstart: line 1: unknown command (the word is not shown: a "
+        "file that is not a kickstart may hold a secret)")
+
+
+def test_the_gate_names_the_invisible_space_too(tmp_path: Path) -> None:
+    ks = tmp_path / "pasted.ks"
+    ks.write_text("text\u2028\npoweroff\n", encoding="utf-8")
+    result = check_kickstart(ks, "RHEL9")
+    assert (result.passed, result.detail) == (False, (
+        f"line 1: unknown command: text with U+2028 (LINE SEPARATOR) in it, {HIDDEN}"))
+
+
 def test_the_gate_does_not_quote_an_unknown_first_word_either(tmp_path: Path) -> None:
     ks = tmp_path / "secret.ks"
     ks.write_text("Tr0ub4dor&3\n")
