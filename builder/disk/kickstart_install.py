@@ -166,7 +166,7 @@ def refused_kickstart(recipe: Recipe, options: KickstartOptions, exc: InputError
     kickstart as given, else the text rendered from a template (which --render-kickstart
     writes: the hint says so when the refusal is `at_line`)."""
     path = kickstart_file(recipe, options)
-    if path is not None and path.suffix != ".j2":
+    if path is not None and not is_template(path):
         origin = (f"{option_flag('kickstart')} {path}" if "kickstart" in recipe.overrides
                   else f"recipe {recipe.path}: kickstart {path}")
         return InputError(f"{origin}: {exc.message}", problems=exc.problems)
@@ -184,15 +184,20 @@ def kickstart_file(recipe: Recipe, options: KickstartOptions) -> Path | None:
     return (recipe.path.parent / options.kickstart).resolve()
 
 
+def is_template(kickstart: Path) -> bool:
+    """A recipe's `kickstart:` ending in `.j2` is a template, rendered with the recipe's values;
+    any other file is a finished kickstart, used as it is."""
+    return kickstart.suffix == ".j2"
+
+
 def load_kickstart(recipe: Recipe, options: KickstartOptions, repo_url: str) -> str:
-    """The bundled template or the recipe's `kickstart:` (a `.j2` template, rendered with the
-    recipe's values; any other file is a finished kickstart, used as it is)."""
+    """The bundled template or the recipe's `kickstart:` (`is_template`)."""
     template_dir, template = KICKSTART_DIR, DEFAULT_TEMPLATE
     path = kickstart_file(recipe, options)
     if path is not None:
         if not path.is_file():
             raise refused_option(recipe, ("kickstart",), f"not found: {path}")
-        if path.suffix != ".j2":
+        if not is_template(path):
             try:
                 return path.read_text(encoding="utf-8")
             except UnicodeDecodeError as exc:

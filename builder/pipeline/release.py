@@ -48,6 +48,7 @@ from builder.run import require_tool, run
 
 if TYPE_CHECKING:
     from builder.inventory.load import Inventory
+    from builder.release.gates import GateResult
     from builder.release.gpg import AgentKey, SigningKey
 
 RELEASE_FORMAT = "1"
@@ -338,7 +339,8 @@ def run_gates(ctx: ReleaseContext, sc: StageContext) -> list[Any]:
     return results
 
 
-def kickstart_gates(ctx: ReleaseContext, work_dir: Path, env: Mapping[str, str]) -> list[Any]:
+def kickstart_gates(ctx: ReleaseContext, work_dir: Path,
+                    env: Mapping[str, str]) -> list[GateResult]:
     """ksvalidator, for each version the release file names, on the kickstart the disk stage
     gives the installer (written in `work_dir`, mode 0600: it may hold the root password's
     hash)."""
