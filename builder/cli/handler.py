@@ -24,6 +24,10 @@ from builder.errors import BuilderError, ExitCode, InputError, file_error
 UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
                             r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
 
+# argparse's complaints about a required option or choice that is missing.
+MISSING_RE = re.compile(r"the following arguments are required: |one of the arguments .* is "
+                        r"required\Z")
+
 # What a subcommand module's `register(subparsers, parent)` adds its parser to.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -62,6 +66,39 @@ class CommandParser(argparse.ArgumentParser):
         if extras:
             self.innermost(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        """As argparse's, but a missing required option comes with the words no option took
+        (argparse stops at the first, `--site dc1 --no` would read as only `--appliance` is
+        missing): `unrecognized arguments: --no; the following arguments are required:
+        --appliance`."""
+        try:
+            return super().parse_known_args(args, namespace)
+        except InputError as missing:
+            if not MISSING_RE.match(missing.message):
+                raise
+            extras = self._words_left_over(args)
+            if not extras:
+                raise
+            raise InputError(f"unrecognized arguments: {' '.join(extras)}; {missing.message}",
+                             hint=missing.hint) from None
+
+    def _words_left_over(self, args: Sequence[str] | None) -> list[str]:
+        """The words of `args` no option takes, parsed again with nothing required."""
+        groups: list[argparse.Action | argparse._MutuallyExclusiveGroup] = [
+            *self._actions, *self._mutually_exclusive_groups]
+        required = [group.required for group in groups]
+        for group in groups:
+            group.required = False
+        try:
+            return super().parse_known_args(args, None)[1]
+        except InputError:
+            return []
+        finally:
+            for group, was in zip(groups, required, strict=True):
+                group.required = was
 
     def innermost(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
         """The parser of the subcommand `parsed` ran (this one when there is none)."""

@@ -19,8 +19,9 @@ from builder.atomic import (
     sweep_stale_partials,
     write_atomic,
 )
+from builder.cli.handler import CommandParser
 from builder.cli.he_build import main
-from builder.errors import CommandError, ExitCode, MissingPrerequisiteError
+from builder.errors import CommandError, ExitCode, InputError, MissingPrerequisiteError
 from builder.lock import acquire_lock, holder_pid, is_held_elsewhere, locked, try_lock
 from builder.repro import source_date_epoch, stable_mac, stable_uuid
 from builder.run import redact, run
@@ -237,12 +238,36 @@ def test_source_date_epoch(value: str | None, expected: int | None) -> None:
       "'qcow2', 'ovf')", "he-build: hint: see he-build appliance --help"]),
     (["ova", "verify"], ["he-build: error: the following arguments are required: OVA",
                          "he-build: hint: see he-build ova verify --help"]),
+    # A missing option comes with the words no option took (argparse stops at the first).
+    (["seed", "--no"],
+     ["he-build: error: unrecognized arguments: --no; one of the arguments --site --all is "
+      "required", "he-build: hint: see he-build seed --help"]),
+    (["--colour"],
+     ["he-build: error: unrecognized arguments: --colour; the following arguments are "
+      "required: COMMAND", "he-build: hint: see he-build --help"]),
+    (["ova", "verify", "--quick"],
+     ["he-build: error: unrecognized arguments: --quick; the following arguments are "
+      "required: OVA", "he-build: hint: see he-build ova verify --help"]),
 ])
 def test_a_usage_error_is_one_error_line_and_a_hint_and_exit_2(
         argv: list[str], lines: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == ExitCode.BAD_INPUT
     out, err = capsys.readouterr()
     assert (out, err.splitlines()) == ("", lines)
+
+
+def test_the_parser_requires_again_what_it_relaxed_to_find_the_words_left_over() -> None:
+    parser = CommandParser(prog="he-test")
+    parser.add_argument("--appliance", required=True)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--site")
+    which.add_argument("--all", action="store_true")
+    with pytest.raises(InputError, match=r"^unrecognized arguments: --no; the following"):
+        parser.parse_args(["--site", "dc1", "--no"])
+    with pytest.raises(InputError, match=r"^the following arguments are required: --appliance$"):
+        parser.parse_args(["--site", "dc1"])
+    with pytest.raises(InputError, match=r"^one of the arguments --site --all is required$"):
+        parser.parse_args(["--appliance", "a.ova"])
 
 
 def test_a_usage_error_under_json_is_the_json_error_object(

@@ -130,6 +130,9 @@ ROWS = [
         "error: unrecognized arguments: --colour blue", BAD),
     Row("abbreviated option", launch("--virt", "qemu"),
         "error: unrecognized arguments: --virt qemu", BAD),
+    Row("unknown option and no --appliance", launch("--no", appliance=None),
+        "error: unrecognized arguments: --no; the following arguments are required: "
+        "--appliance", BAD),
     Row("option without its value", launch("--memory"),
         "error: argument --memory: expected one argument", BAD),
     Row("unknown virt type", launch("--virt-type", "xen"),
