@@ -304,12 +304,12 @@ def tools_key() -> str:
     return done.text.strip()
 
 
-def run_gates(ctx: ReleaseContext, sc: StageContext) -> list[Any]:
+def run_gates(ctx: ReleaseContext, sc: StageContext) -> list[GateResult]:
     from builder.ova import verify_ova  # noqa: PLC0415
     from builder.release import gates as g  # noqa: PLC0415
 
     model = ctx.release.model.gates
-    results: list[g.GateResult] = []
+    results: list[GateResult] = []
     layouts = ova_stages(ctx)
     if model.ova_verify:
         for stage in layouts:
