@@ -16,7 +16,8 @@ that a value's `../../` stays in it.
 The campaign stays on this machine and stays short: libvirt is only ever the test driver
 (`test:///default`) or a URI that cannot connect, no appliance it is given boots, `he-build
 appliance` only lists recipes or renders a kickstart, `he-build release` only plans, and every
-path a case may write to is inside its directory.
+path a case may write to is inside its directory (a launch whose `--storage` a mutation dropped
+gets it back: he-launch's default is the host's own storage, its sites and images).
 
 Outcomes: done (exit 0), refused (a documented exit code other than 1), internal error (exit
 1, an undocumented exit code, a traceback without --debug, or with --json a stdout that is not
@@ -199,6 +200,8 @@ def contained(base: str, argv: list[str]) -> list[str]:
     if base.startswith("launch") or base == "prune images":
         uri = argv[argv.index("--uri") + 1] if "--uri" in argv[:-1] else TEST_URI
         argv = [*argv, "--uri", uri if uri in ODD_URIS[1:] else TEST_URI]
+        if "--storage" not in argv:  # the default is the host's own: its images, its sites
+            argv = [*argv, "--storage", "storage"]
     if base.startswith("launch"):
         argv = [word for word in argv if word != "--keep"]
         argv = argv + [word for flag in TIMEOUT_FLAGS for word in (flag, "5")]

@@ -71,6 +71,17 @@ def test_a_value_climbing_out_stays_inside_the_case(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_no_he_launch_case_goes_without_a_storage_of_its_own() -> None:
+    """he-launch's default storage is the host's (/var/tmp/he-launch): a case that dropped
+    --storage would have launched into the host's own site directories, and with
+    --prune-images and the test driver (which sees no domain using anything) removed the
+    host's images, a running engine's among them."""
+    launches = [case for case in generate(SEED, 3000) if case.program == "he-launch"]
+    assert launches
+    for case in launches:
+        assert "--storage" in case.argv, case
+
+
 def test_the_judge_counts_tracebacks_internal_errors_crashes_and_leaks() -> None:
     def kind(code: int, out: str = "", err: str = "", debug: bool = False,
              argv: tuple[str, ...] = ()) -> str:
