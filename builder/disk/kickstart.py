@@ -324,14 +324,16 @@ def _unknown_first_word(message: str, line: str, known: Collection[str]) -> str 
     for a space and shlex does not (U+2028, a no-break space) is named with that character:
     pykickstart's own `Unknown command: text` shows none of it."""
     words = _command_words(line)
-    if not known or not words or words[0] in known or \
-            not message.endswith(": " + " ".join(words[0].split())):
+    if not known or not words or words[0] in known:
+        return None
+    parts = words[0].split()  # as the message shows the word: its spaces collapsed
+    if not message.endswith(": " + " ".join(parts)):
         return None
     what = "section" if words[0].startswith("%") else "command"
     hidden = _hidden_spaces(words[0])
-    if hidden and "".join(words[0].split()) in known:
-        return (f"unknown {what}: {''.join(words[0].split())} with {hidden} in it, a character "
-                "kickstart does not take for a space (delete it)")
+    if hidden and "".join(parts) in known:
+        return (f"unknown {what}: {''.join(parts)} with {hidden} in it, a character kickstart "
+                "does not take for a space (delete it)")
     close = difflib.get_close_matches(
         words[0], [word for word in known if word.startswith("%") == (what == "section")],
         n=1, cutoff=0.75)
