@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from builder.errors import InputError
 from builder.inventory.load import load_inventory
-
-# Lines 1-5; a case's extra lines for dc1 start at line 6.
-BASE = """\
-sites:
-  dc1:
-    fqdn: engine.dc1.example.com
-    root_password: env:ROOT_PW
-    admin_password: env:ADMIN_PW
-"""
-
-
-def site(extra: str, defaults: str = "") -> str:
-    head = ("defaults:\n" + textwrap.indent(textwrap.dedent(defaults), "  ")) if defaults else ""
-    return head + BASE + textwrap.indent(textwrap.dedent(extra), "    ")
-
-
-def problems_of(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "inventory.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError) as caught:
-        load_inventory(path)
-    assert caught.value.exit_code == 2
-    return [line.removeprefix(f"{path}:") for line in caught.value.problems]
-
+from tests.fixtures.inventory_text import BASE, problems_of, site
 
 CASES: list[tuple[str, str, str]] = [
     ("address not a host", site("deploy_host: {address: 'host 1'}\n"),

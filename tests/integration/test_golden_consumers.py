@@ -138,20 +138,10 @@ def test_networkmanager_keeps_every_setting_of_the_golden_keyfile(nmcli: Nmcli,
 
 
 def test_sshd_applies_the_golden_root_login_drop_in(sshd: Path, tmp_path: Path) -> None:
-    drop_ins = tmp_path / "sshd_config.d"
-    drop_ins.mkdir()
-    (drop_ins / "00-he-root-login.conf").write_bytes(
-        golden("seed/dc1/guest/00-he-root-login.conf").read_bytes())
-    (drop_ins / "01-permitrootlogin.conf").write_text("PermitRootLogin yes\n")  # Anaconda's
-    config = tmp_path / "sshd_config"
-    config.write_text(f"Include {drop_ins}/*.conf\nUsePAM no\n")
-    host_key = tmp_path / "host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                   check=True)
-    done = subprocess.run([str(sshd), "-T", "-f", str(config), "-h", str(host_key)],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    applied = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    applied = test_seed_cloudinit.sshd_applies(sshd, tmp_path, {
+        "00-he-root-login.conf": golden("seed/dc1/guest/00-he-root-login.conf").read_text(),
+        "01-permitrootlogin.conf": "PermitRootLogin yes\n",  # Anaconda's
+    })
     assert applied["permitrootlogin"] == "without-password"  # sshd -T's prohibit-password
     assert applied["passwordauthentication"] == "no"
 

@@ -17,7 +17,7 @@ import fcntl
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -268,6 +268,26 @@ def sshd() -> Path:
         "usr/sbin/sshd"
 
 
+def sshd_applies(sshd: Path, folder: Path, drop_ins: Mapping[str, str], *,
+                 main: str = "") -> dict[str, str]:
+    """What `sshd -T` applies (lowercase keyword -> value) when sshd_config is an Include of
+    `drop_ins` (name -> text, written into `folder`) followed by `main`, as CentOS Stream 9's
+    sshd_config has its Include first."""
+    directory = folder / "sshd_config.d"
+    directory.mkdir()
+    for name, text in drop_ins.items():
+        (directory / name).write_text(text)
+    config = folder / "sshd_config"
+    config.write_text(f"Include {directory}/*.conf\n{main}UsePAM no\n")
+    host_key = folder / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                   check=True)
+    done = subprocess.run([str(sshd), "-T", "-f", str(config), "-h", str(host_key)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+
 @pytest.mark.parametrize(("root_ssh", "permit", "passwords"), [
     ("key", "without-password", "no"),  # sshd -T spells prohibit-password so
     ("password", "yes", "yes"),
@@ -280,19 +300,10 @@ def test_sshd_applies_the_root_login_drop_in_over_the_image_s_own(
     site = load_inventory(DEFAULT_INVENTORY).sites["dc1"]
     seed = render_seed(parse(Site, {**to_json(site), "root_ssh": root_ssh}),
                        Secrets(root_password="r", admin_password="a"))
-    drop_ins = tmp_path / "sshd_config.d"
-    drop_ins.mkdir()
-    (drop_ins / PurePosixPath(SSHD_DROP_IN).name).write_text(written_file(seed, SSHD_DROP_IN))
-    (drop_ins / "01-permitrootlogin.conf").write_text("PermitRootLogin yes\n")
-    (drop_ins / "50-redhat.conf").write_text("PasswordAuthentication yes\n")
-    config = tmp_path / "sshd_config"
-    config.write_text(f"Include {drop_ins}/*.conf\nPermitRootLogin no\nUsePAM no\n")
-    host_key = tmp_path / "host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                   check=True)
-    done = subprocess.run([str(sshd), "-T", "-f", str(config), "-h", str(host_key)],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    applied = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    applied = sshd_applies(sshd, tmp_path, {
+        PurePosixPath(SSHD_DROP_IN).name: written_file(seed, SSHD_DROP_IN),
+        "01-permitrootlogin.conf": "PermitRootLogin yes\n",
+        "50-redhat.conf": "PasswordAuthentication yes\n",
+    }, main="PermitRootLogin no\n")
     assert (applied["permitrootlogin"], applied["passwordauthentication"]) == (permit,
                                                                              passwords)

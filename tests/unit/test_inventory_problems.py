@@ -13,26 +13,13 @@ from builder.cli.handler import error_lines, printable
 from builder.errors import ExitCode, InputError
 from builder.inventory.load import MAX_INVENTORY_BYTES, load_inventory
 from tests.fixtures.deadline import deadline
-
-# Lines 1-5; a case's extra lines for dc1 start at line 6.
-BASE = """\
-sites:
-  dc1:
-    fqdn: engine.dc1.example.com
-    root_password: env:ROOT_PW
-    admin_password: env:ADMIN_PW
-"""
+from tests.fixtures.inventory_text import BASE, problems_of, site
 
 KEY_ED25519 = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f a@b"
 )
 # The same blob, claimed to be an RSA key.
 KEY_MISLABELLED = KEY_ED25519.replace("ssh-ed25519", "ssh-rsa", 1)
-
-
-def site(extra: str) -> str:
-    """BASE plus extra fields for dc1 (written unindented)."""
-    return BASE + textwrap.indent(textwrap.dedent(extra), "    ")
 
 
 def two_sites(dc2: str, dc1_extra: str = "") -> str:
@@ -330,12 +317,7 @@ CASES: list[tuple[str, str, str]] = [
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_inventory_gets_exact_message(tmp_path: Path, text: str, expected: str) -> None:
-    path = tmp_path / "inventory.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError) as info:
-        load_inventory(path)
-    assert list(info.value.problems) == [f"{path}:{expected}"]
-    assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert problems_of(tmp_path, text) == [expected]
 
 
 def test_all_problems_are_collected_in_file_order(tmp_path: Path) -> None:
@@ -407,16 +389,14 @@ def test_a_device_is_never_read(tmp_path: Path) -> None:
 
 
 def test_merge_keys_fill_in_and_explicit_keys_win(tmp_path: Path) -> None:
-    path = tmp_path / "inventory.yaml"
-    path.write_text("common: &common\n  vcpus: 2\n  memory_mib: 2048\n"
-                    .replace("common: &common", "x-unused: &common") + "sites:\n  dc1:\n"
-                    "    <<: *common\n    vcpus: 6\n    fqdn: engine.dc1.example.com\n"
-                    "    root_password: prompt\n    admin_password: prompt\n")
-    with pytest.raises(InputError) as info:
-        load_inventory(path)  # x-unused is not a top-level key: the only problem
-    assert [line.removeprefix(f"{path}:") for line in info.value.problems] == [
+    text = ("x-unused: &common\n  vcpus: 2\n  memory_mib: 2048\nsites:\n  dc1:\n"
+            "    <<: *common\n    vcpus: 6\n    fqdn: engine.dc1.example.com\n"
+            "    root_password: prompt\n    admin_password: prompt\n")
+    # x-unused is not a top-level key: the only problem
+    assert problems_of(tmp_path, text) == [
         "1: x-unused: unknown top-level key (expected 'defaults' or 'sites')"]
-    path.write_text(path.read_text().replace("x-unused: &common", "defaults: &common"))
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text.replace("x-unused: &common", "defaults: &common"))
     site = load_inventory(path).sites["dc1"]
     assert (site.vcpus, site.memory_mib) == (6, 2048)
 
