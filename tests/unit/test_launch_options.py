@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -14,6 +11,7 @@ from builder.cli.he_launch import build_parser, options_from_args
 from builder.errors import InputError, SetupTimeoutError
 from builder.launch.health import wait_for_health
 from builder.launch.options import LaunchOptions
+from tests.fixtures.health_page import HEALTHY, health_page
 
 
 @pytest.fixture
@@ -85,40 +83,22 @@ def test_a_nic_choice_is_required(base: list[str]) -> None:
         "one of the arguments --network --bridge --no-network is required"
 
 
-class Page(BaseHTTPRequestHandler):
-    answers: ClassVar[list[bytes]] = []
-
-    def do_GET(self) -> None:
-        body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def page() -> Iterator[tuple[str, type[Page]]]:
-    handler = type("P", (Page,), {"answers": []})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ovirt-engine/services/health", handler
-    server.shutdown()
-    server.server_close()
+def page() -> Iterator[tuple[str, list[bytes]]]:
+    answers: list[bytes] = []
+    with health_page(answers) as url:
+        yield url, answers
 
 
-def test_health_poll_waits_for_the_database(page: tuple[str, type[Page]]) -> None:
-    url, handler = page
-    handler.answers.extend([b"DB Down", b"DB Up!Welcome to Health Status!"])
+def test_health_poll_waits_for_the_database(page: tuple[str, list[bytes]]) -> None:
+    url, answers = page
+    answers.extend([b"DB Down", HEALTHY])
     wait_for_health(url, 30, poll_s=0.05)
-    assert handler.answers == [b"DB Up!Welcome to Health Status!"]
+    assert answers == [HEALTHY]
 
 
-def test_health_poll_gives_up_with_a_timeout(page: tuple[str, type[Page]]) -> None:
-    url, handler = page
-    handler.answers.append(b"DB Down")
+def test_health_poll_gives_up_with_a_timeout(page: tuple[str, list[bytes]]) -> None:
+    url, answers = page
+    answers.append(b"DB Down")
     with pytest.raises(SetupTimeoutError, match="did not answer"):
         wait_for_health(url, 0.3, poll_s=0.05)

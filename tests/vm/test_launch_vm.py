@@ -17,10 +17,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from builder.repro import sha256_file
 from builder.seed.iso import write_iso
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
+from tests.fixtures.health_page import HEALTHY, health_page
 from tests.fixtures.libvirt import fresh_domain
 from tests.fixtures.signals import INTERRUPTIBLE
 
@@ -92,27 +91,11 @@ def domain_exists(uri: str, name: str) -> bool:
     return done.returncode == 0
 
 
-class Healthy(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"DB Up!Welcome to Health Status!"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def health_server() -> Iterator[str]:
-    """A loopback stand-in for the engine's health page (the guest is not reachable by IP)."""
-    server = HTTPServer(("127.0.0.1", 0), Healthy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ovirt-engine/services/health"
-    server.shutdown()
-    server.server_close()
+    """The engine's health page on the loopback (the guest is not reachable by IP)."""
+    with health_page([HEALTHY]) as url:
+        yield url
 
 
 def test_a_tampered_ova_is_refused_before_any_domain_exists(
