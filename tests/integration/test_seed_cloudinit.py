@@ -14,11 +14,14 @@ pointing into it, nmcli with LD_LIBRARY_PATH for libnm, sshd as it is).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 import yaml
@@ -29,6 +32,7 @@ from builder.inventory.fields import parse, to_json
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.models import Site
 from builder.inventory.secrets import resolve_secrets
+from builder.pipeline.store import default_cache_root
 from builder.seed.master import RenderedSeed, render_seed
 from builder.seed.network import NM_KEYFILE
 from builder.seed.userdata import SSHD_DROP_IN
@@ -39,62 +43,78 @@ pytestmark = pytest.mark.integration
 
 # Interpreter packages are the host's own; everything else cloud-init needs is unpacked.
 SKIP_PACKAGES = {"python3", "python3-minimal"}
+TEST_PACKAGES = ".test-packages"
+UNPACKED = ".unpacked"  # inside a root: its packages are all unpacked
 CloudInit = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _cache_root(name: str = "cloud-init-deb") -> Path:
-    base = os.environ.get("HE_BUILDER_CACHE") or str(Path.home() / ".cache" / "he-builder")
-    return Path(base) / name
+def _cache_root(name: str, env: Mapping[str, str] = os.environ) -> Path:
+    """Where the packages of one consumer are kept, once per machine: in a dot-directory of the
+    stage cache's root, which `he-build cache` neither lists nor prunes (an unpacked root bears
+    its package's date, years old: a prune would take it for an entry unused for years)."""
+    return default_cache_root(env) / TEST_PACKAGES / name
 
 
-def _unpack_packages(cache: Path, packages: list[str]) -> Path:
-    """`packages` downloaded and unpacked once into `cache/root` (under a lock)."""
+def _unpack_packages(cache: Path, packages: Callable[[], list[str]]) -> Path:
+    """The packages `packages()` names, downloaded and unpacked once into `cache/root` (one
+    unpacker across pytest-xdist workers). The mark of a finished unpacking lies inside the
+    root: a root that was removed is unpacked again."""
     cache.mkdir(parents=True, exist_ok=True)
     root = cache / "root"
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (cache / "complete").exists():
+        if not (root / UNPACKED).exists():
             debs = cache / "debs"
             debs.mkdir(exist_ok=True)
-            subprocess.run(["apt-get", "download", *packages], cwd=debs, check=True,
+            subprocess.run(["apt-get", "download", *packages()], cwd=debs, check=True,
                            capture_output=True)
             for deb in sorted(debs.glob("*.deb")):
                 subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-            (cache / "complete").touch()
+            (root / UNPACKED).touch()
     return root
 
 
-def _python_dependencies() -> list[str]:
+def test_he_build_cache_neither_lists_nor_prunes_the_unpacked_packages(tmp_path: Path) -> None:
+    """`he-build cache prune` took a consumer's unpacked root for an entry unused since its
+    package was built; the tests then found the root gone."""
+    env = {**os.environ, "HE_BUILDER_CACHE": str(tmp_path)}
+    root = _cache_root("openssh-server-deb", env) / "root"
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "usr/sbin/sshd").write_text("")
+    (root / UNPACKED).touch()
+    for path in (root / "usr/sbin", root / "usr", root):
+        os.utime(path, (0, 0))  # dpkg-deb -x gives them the package's dates
+    entry = tmp_path / "seed" / "0123abcd"  # a stage's entry, which a prune does remove
+    entry.mkdir(parents=True)
+
+    def he_build_cache(*args: str) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "builder.cli.he_build", "--json", "cache",
+                               *args], env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    assert [e["path"] for e in he_build_cache("list")["entries"]] == [str(entry)]
+    assert [e["path"] for e in he_build_cache("prune", "--unused-for", "0")["removed"]] == [
+        str(entry)]
+    assert (root / "usr/sbin/sshd").is_file()
+
+
+def _cloud_init_packages() -> list[str]:
+    """cloud-init and the Python modules it needs, the interpreter aside."""
     out = subprocess.run(
         ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
          "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "cloud-init"],
         capture_output=True, text=True, check=True).stdout
     names = {line.strip() for line in out.splitlines() if not line.startswith(" ")}
-    return sorted(n for n in names if n.startswith("python3-") and n not in SKIP_PACKAGES)
-
-
-def _unpack_cloud_init(cache: Path) -> Path:
-    root = cache / "root"
-    if (cache / "complete").exists():
-        return root
-    debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", "cloud-init", *_python_dependencies()], cwd=debs,
-                   check=True, capture_output=True)
-    for deb in sorted(debs.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    (cache / "complete").touch()
-    return root
+    return ["cloud-init",
+            *sorted(n for n in names if n.startswith("python3-") and n not in SKIP_PACKAGES)]
 
 
 @pytest.fixture(scope="session")
 def cloud_init() -> Iterator[CloudInit]:
     """Run Debian's `cloud-init` CLI (22.4) from an unpacked copy of its package."""
-    cache = _cache_root()
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one unpacker across pytest-xdist workers
-        root = _unpack_cloud_init(cache)
+    root = _unpack_packages(_cache_root("cloud-init-deb"), _cloud_init_packages)
     env = {**os.environ, "PYTHONPATH": str(root / "usr/lib/python3/dist-packages")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -213,7 +233,8 @@ def test_cloud_init_renders_the_static_network_config(
 def nmcli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Debian 12's nmcli (NetworkManager 1.42) from its unpacked package: `--offline` reads a
     keyfile on stdin, checks it as NetworkManager does, and prints it back normalized."""
-    root = _unpack_packages(_cache_root("network-manager-deb"), ["network-manager", "libnm0"])
+    root = _unpack_packages(_cache_root("network-manager-deb"),
+                            lambda: ["network-manager", "libnm0"])
     env = {**os.environ, "LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")}
 
     def run(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
@@ -264,8 +285,8 @@ def test_networkmanager_refuses_a_broken_keyfile(
 @pytest.fixture(scope="session")
 def sshd() -> Path:
     """Debian 12's sshd (OpenSSH 9.2) from its unpacked package: `-T` prints what it applies."""
-    return _unpack_packages(_cache_root("openssh-server-deb"), ["openssh-server"]) / \
-        "usr/sbin/sshd"
+    return _unpack_packages(_cache_root("openssh-server-deb"),
+                            lambda: ["openssh-server"]) / "usr/sbin/sshd"
 
 
 def sshd_applies(sshd: Path, folder: Path, drop_ins: Mapping[str, str], *,
