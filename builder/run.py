@@ -1,7 +1,13 @@
-"""The one way to run an external command: argv lists, redacted logging, typed failures."""
+"""The one way to run an external command: argv lists, redacted logging, typed failures.
+
+A command dies with the process that ran it, even when that process is killed (kill -9, the
+OOM killer): util-linux's `setpriv --pdeathsig KILL` has the kernel send it SIGKILL then. A
+`qemu-img convert` compressing a disk would otherwise run on for minutes, writing into a
+partial directory that the next build sweeps."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -16,6 +22,7 @@ log = logging.getLogger(__name__)
 
 REDACTED = "***"
 STDERR_TAIL_CHARS = 2000
+DEATH_SIGNAL = ("--pdeathsig", "KILL", "--")
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def run(
     full_env = {**os.environ, **env} if env is not None else None
     try:
         proc = subprocess.run(
-            args,
+            tied_to_this_process(args, cwd=cwd, env=full_env),
             input=stdin,
             capture_output=True,
             cwd=cwd,
@@ -86,6 +93,35 @@ def run(
         tail = redact(proc.stderr.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:], hidden)
         raise CommandError([redact(a, hidden) for a in args], proc.returncode, tail)
     return done
+
+
+def tied_to_this_process(args: tuple[str, ...], *, cwd: Path | None = None,
+                         env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """`args` run through setpriv so that the command gets SIGKILL when the thread running it
+    dies (it waits for the command, so only this process's end does that); `args` unchanged
+    where setpriv is missing. FileNotFoundError for a command that is not there, as running
+    it would raise (setpriv would only exit 127)."""
+    setpriv = _setpriv()
+    if setpriv is None:
+        return args
+    return (setpriv, *DEATH_SIGNAL, _executable(args[0], cwd, env), *args[1:])
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
+
+
+def _executable(name: str, cwd: Path | None, env: Mapping[str, str] | None) -> str:
+    """The file `name` runs, looked up as execvp does (PATH of `env`, else this process's)."""
+    if "/" in name:
+        path = Path(cwd, name) if cwd is not None else Path(name)
+        found = name if os.access(path, os.X_OK) and not path.is_dir() else None
+    else:
+        found = shutil.which(name, path=(env if env is not None else os.environ).get("PATH"))
+    if found is None:
+        raise FileNotFoundError(name)
+    return found
 
 
 def tool_version(*argv: str) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,6 +49,58 @@ def test_run_failure_carries_code_and_redacted_stderr() -> None:
 def test_run_missing_tool_is_a_prerequisite_error() -> None:
     with pytest.raises(MissingPrerequisiteError):
         run(["no-such-tool-here-12345"])
+
+
+# A tool that writes its PID where it is told, then runs on; and a build that runs it.
+TOOL = """\
+import os, pathlib, sys, time
+partial = pathlib.Path(sys.argv[1] + ".partial")
+partial.write_text(str(os.getpid()))
+os.replace(partial, sys.argv[1])
+time.sleep(120)
+"""
+BUILD = """\
+import sys
+from builder.run import run
+run([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+"""
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def is_running(pid: int) -> bool:
+    """Neither gone nor a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
+    """he-build killed (kill -9, the OOM killer) takes the tool it was running with it: a
+    compressing qemu-img went on for the rest of its stage, into a partial directory the
+    rerun sweeps."""
+    pid_file = tmp_path / "pid"
+    build = subprocess.Popen([sys.executable, "-c", BUILD, TOOL, str(pid_file)])
+    tool = 0
+    try:
+        assert wait_until(pid_file.exists, 60)
+        tool = int(pid_file.read_text())
+        assert is_running(tool)
+        build.kill()
+        build.wait(timeout=30)
+        assert wait_until(lambda: not is_running(tool), 30)
+    finally:
+        build.kill()
+        if tool:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(tool, signal.SIGKILL)
 
 
 def test_redact_masks_longest_first() -> None:
