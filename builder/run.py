@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 REDACTED = "***"
 STDERR_TAIL_CHARS = 2000
-DEATH_SIGNAL = ("--pdeathsig", "KILL", "--")
 
 
 @dataclass(frozen=True)
@@ -95,16 +94,17 @@ def run(
     return done
 
 
-def tied_to_this_process(args: tuple[str, ...], *, cwd: Path | None = None,
-                         env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """`args` run through setpriv so that the command gets SIGKILL when the thread running it
-    dies (it waits for the command, so only this process's end does that); `args` unchanged
-    where setpriv is missing. FileNotFoundError for a command that is not there, as running
-    it would raise (setpriv would only exit 127)."""
+def tied_to_this_process(args: Sequence[str], *, cwd: Path | None = None,
+                         env: Mapping[str, str] | None = None,
+                         signal: str = "KILL") -> tuple[str, ...]:
+    """`args` run through setpriv so that the command gets `signal` (a setpriv signal name)
+    when the thread running it dies (it waits for the command, so only this process's end
+    does that); `args` unchanged where setpriv is missing. FileNotFoundError for a command
+    that is not there, as running it would raise (setpriv would only exit 127)."""
     setpriv = _setpriv()
     if setpriv is None:
-        return args
-    return (setpriv, *DEATH_SIGNAL, _executable(args[0], cwd, env), *args[1:])
+        return tuple(args)
+    return (setpriv, "--pdeathsig", signal, "--", _executable(args[0], cwd, env), *args[1:])
 
 
 @functools.cache

@@ -44,7 +44,7 @@ from builder.release.config import (
     signing_key_source,
 )
 from builder.repro import build_time, sha256_file, source_date_epoch
-from builder.run import require_tool, run
+from builder.run import require_tool, run, tied_to_this_process
 
 if TYPE_CHECKING:
     from builder.inventory.load import Inventory
@@ -245,10 +245,11 @@ def run_following(argv: list[str], env: Mapping[str, str], work: Path,
 
     The child gets SIGTERM if this process dies, even killed (setpriv --pdeathsig): he-launch
     then removes its VM as on Ctrl-C, where a killed release would have left it booting."""
-    setpriv = require_tool("setpriv", package="util-linux")
+    require_tool("setpriv", package="util-linux")
     with tempfile.TemporaryFile(dir=work) as out:
-        proc = subprocess.Popen([setpriv, "--pdeathsig", "TERM", "--", *argv], env=dict(env),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(tied_to_this_process(argv, env=env, signal="TERM"),
+                                env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.PIPE)
         assert proc.stderr is not None
         with proc.stderr:
             for raw in proc.stderr:
