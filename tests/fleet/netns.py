@@ -23,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.fixtures.processes import alive, wait_until
+
 SUBNET = "198.18.46"
 PREFIX = "he6fleet"
 STALE = re.compile(rf"^{PREFIX}(\d+)-")
@@ -58,24 +60,13 @@ def pids_in(name: str) -> list[int]:
     return [int(pid) for pid in listed if alive(int(pid))]
 
 
-def alive(pid: int) -> bool:
-    """Running (an exited process waiting to be reaped is not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def remove_namespace(name: str) -> None:
     """Every process in it first (sshd, ssh masters, async jobs), then the namespace."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids_in(name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + 3.0
-        while pids_in(name) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not pids_in(name), 3.0, every=0.1)
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.processes import alive
 from tests.fixtures.storage import unpacked_image
 from tests.fleet.ansible_env import run, tool
 from tests.fleet.fleet_run import FleetRun, SiteSpec, playbook_argv, prepare_run
-from tests.fleet.netns import PREFIX, Fleet, alive, namespaces, ssh_fleet
+from tests.fleet.netns import PREFIX, Fleet, namespaces, ssh_fleet
 
 pytestmark = [
     pytest.mark.integration,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +36,13 @@ run_following([sys.executable, "-c", sys.argv[2], str(work / "terminated"), str(
 """
 
 
-def wait_for(path: Path, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.exists()
-
-
 def test_a_killed_release_terminates_its_smoke_child(tmp_path: Path) -> None:
     release = subprocess.Popen([sys.executable, "-c", RELEASE, str(tmp_path), CHILD])
     try:
-        assert wait_for(tmp_path / "ready", 60)
+        assert wait_until((tmp_path / "ready").exists, 60)
         release.kill()
         release.wait(timeout=30)
-        assert wait_for(tmp_path / "terminated", 30)
+        assert wait_until((tmp_path / "terminated").exists, 30)
         assert (tmp_path / "terminated").read_text() == "TERM"
     finally:
         if release.poll() is None:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from builder.errors import CommandError, ExitCode, InputError, MissingPrerequisi
 from builder.lock import acquire_lock, holder_pid, is_held_elsewhere, locked, try_lock
 from builder.repro import source_date_epoch, stable_mac, stable_uuid
 from builder.run import redact, run
+from tests.fixtures.processes import alive, wait_until
 
 
 def test_run_captures_output() -> None:
@@ -66,22 +66,6 @@ run([sys.executable, "-c", sys.argv[1], sys.argv[2]])
 """
 
 
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
-
-
-def is_running(pid: int) -> bool:
-    """Neither gone nor a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
     """he-build killed (kill -9, the OOM killer) takes the tool it was running with it: a
     compressing qemu-img went on for the rest of its stage, into a partial directory the
@@ -92,10 +76,10 @@ def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
     try:
         assert wait_until(pid_file.exists, 60)
         tool = int(pid_file.read_text())
-        assert is_running(tool)
+        assert alive(tool)
         build.kill()
         build.wait(timeout=30)
-        assert wait_until(lambda: not is_running(tool), 30)
+        assert wait_until(lambda: not alive(tool), 30)
     finally:
         build.kill()
         if tool:

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -18,10 +17,11 @@ import pytest
 
 from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
-from builder.lock import locked, try_lock
+from builder.lock import is_held_elsewhere, locked, try_lock
 from builder.seed.dhcp import build_dhcp_export
 from builder.seed.generations import KEEP_PREVIOUS
 from builder.seed.master import build_seeds, publish_seeds
+from tests.fixtures.processes import wait_until
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
 STATE = ".he-seeds"
@@ -328,18 +328,10 @@ def test_a_run_killed_while_rendering_leaves_no_worker_and_a_free_lock(tmp_path:
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == -9
     assert list((tmp_path / STATE).glob("stage-*"))  # it died half way through staging
-    deadline = time.monotonic() + 10
-    while processes_with(token) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with(token) == []  # the pool workers died with it
+    assert wait_until(lambda: not processes_with(token), 10)  # the pool workers died with it
     # A dying process drops its memory (its cmdline reads empty) before its files: its lock
     # goes a moment after it looks gone.
-    held = try_lock(tmp_path / STATE / "lock")
-    while held is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        held = try_lock(tmp_path / STATE / "lock")
-    assert held is not None
-    held.release()
+    assert wait_until(lambda: not is_held_elsewhere(tmp_path / STATE / "lock"), 10)
     build_seeds(jobs("dc1"), tmp_path, epoch=0)
     assert not list((tmp_path / STATE).glob("stage-*"))
     assert visible(tmp_path) == ["dc1"]
