@@ -87,15 +87,19 @@ def locate_appliance(
         return appliance
     (modes or StorageModes()).private_dir(rpm_cache)  # only we read what is taken out
     target = rpm_cache / file_identity(appliance, with_ctime=False)
-    found = _images_in(target) if target.is_dir() else []
-    if found:
-        stamp_used(target)  # what `he-launch --prune-images` reads as its last use
-        return found[0]
+    if target.is_dir():
+        found = _images_in(target)
+        if found:
+            stamp_used(target)  # what `he-launch --prune-images` reads as its last use
+            return found[0]
+        # Emptied by hand: taken out again. (Never removed otherwise: another launch of the
+        # same RPM may be reading it.)
+        shutil.rmtree(target, ignore_errors=True)
     # The RPM tools are only needed for this input: keep them off every other launch's start.
     from builder.rpm import extract_appliance_from_rpm  # noqa: PLC0415
 
-    shutil.rmtree(target, ignore_errors=True)
-    with staged_dir(target) as stage:
+    # Another launch of the same RPM may publish it first: then its copy stays (replace=False).
+    with staged_dir(target, replace=False) as stage:
         extract_appliance_from_rpm(appliance, stage)
         for extracted in stage.iterdir():
             private_file(extracted)

@@ -10,20 +10,24 @@ import json
 import pwd
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
+from builder.atomic import lock_path
 from builder.console import Console
 from builder.disk.registry import load_recipe
 from builder.errors import InputError, IntegrityError
 from builder.launch.image import locate_appliance, prepare_disk
 from builder.launch.storage import StorageModes
+from builder.lock import locked
 from builder.ova import unpack_ova, verify_ova
 from builder.ova.pack import write_ova
 from builder.repro import sha256_file
 from builder.rpm.metadata import INSTALL_DIR
 from tests.fixtures.appliance import DemoAppliance, DemoQcow2Rpm
+from tests.fixtures.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +53,35 @@ def test_the_ova_rpm_boots_the_ovas_disk(demo_appliance: DemoAppliance, tmp_path
     assert disk.base.parent.stat().st_mode & 0o777 == 0o710
     assert disk.base.stat().st_mode & 0o777 == 0o440
     assert locate_appliance(demo_appliance.rpm, tmp_path / "rpms") == image  # extracted once
+
+
+def waited_for(lock: Path) -> bool:
+    """Whether some process waits to take the flock on `lock` (a `->` line of /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    return any("->" in line and inode in line
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_a_launch_keeps_what_another_launch_of_the_rpm_took_out_first(
+        demo_appliance: DemoAppliance, tmp_path: Path) -> None:
+    """Two launches of one RPM, both finding it not yet taken out: the second to finish keeps
+    the first one's files, which that launch may be reading, instead of replacing them."""
+    cache = tmp_path / "rpms"
+    theirs = locate_appliance(demo_appliance.rpm, cache)
+    target, aside = theirs.parent, tmp_path / "aside"
+    target.rename(aside)
+    found: list[Path] = []
+    with locked(lock_path(target), transient=True):
+        ours = threading.Thread(target=lambda: found.append(
+            locate_appliance(demo_appliance.rpm, cache)))
+        ours.start()
+        assert wait_until(lambda: waited_for(lock_path(target)), 60)
+        aside.rename(target)  # the other launch publishes while this one waits to
+        inode = theirs.stat().st_ino
+    ours.join(timeout=600)
+    assert found == [theirs]
+    assert theirs.stat().st_ino == inode
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [target.name]
 
 
 def test_the_qcow2_rpm_boots_with_its_metadata(demo_qcow2_rpm: DemoQcow2Rpm,
