@@ -13,7 +13,8 @@ the cache or the output directory, that every cache entry's file still matches i
 SHA-256, and that the published disk, OVA and RPM have the reference's bytes.
 
 Kill points: the moment the stage's partial entry (or a temp file in the output directory)
-appears, plus a random part of the stage's measured length; a random time over the run; and
+appears, plus a random part of the stage's measured length (tried again sooner when the build
+ended first); a random time over the run; and
 syscalls found in a traced run (`strace -e inject=SYSCALL:signal=KILL:when=N`, he-build's own
 process only): the rename that puts the stage's entry in place, and the unlink of its lock
 right after it. A disk rebuilt after a kill can only match the reference if two clean builds
@@ -50,6 +51,8 @@ STAGES = ("disk", "ova", "rpm", "publish")
 CACHED = ("disk", "ova", "rpm")
 TRACED = ("rename", "unlink")
 RUN_TIMEOUT_S = 1800.0
+# Tries of a kill meant to land after a stage's partial appeared (the delay halved each time).
+PARTIAL_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -262,11 +265,9 @@ def unsound_entries(cache: Path) -> list[str]:
 
 
 def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts) -> str:
-    cache = fresh_cache(work / "cache", plan.stage, reference.cache)
     out = work / "out"
-    shutil.rmtree(out, ignore_errors=True)
     counts.points += 1
-    rc, killed, _ = build(cache, out, plan.point)
+    cache, (rc, killed, _), point = kill_before_the_end(work, plan, reference)
     counts.killed += killed
     orphans = survivors(str(cache), grace_s=5.0)
     counts.orphans += len(orphans)
@@ -288,8 +289,28 @@ def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts)
                                f"mismatched={mismatched}")
     else:
         counts.recovered += 1
-    return (f"{plan.point.label:42s} killed={killed!s:5s} rc={rc:4d} orphans={len(orphans)} "
-            f"left={len(left)} unsound={len(unsound)} mismatched={','.join(mismatched) or '-'}")
+    sooner = f" (at +{point.delay_s:.2f}s)" if point != plan.point else ""
+    return (f"{plan.point.label + sooner:42s} killed={killed!s:5s} rc={rc:4d} "
+            f"orphans={len(orphans)} left={len(left)} unsound={len(unsound)} "
+            f"mismatched={','.join(mismatched) or '-'}")
+
+
+def kill_before_the_end(work: Path, plan: Plan,
+                      reference: Reference) -> tuple[Path, tuple[int, bool, float], KillPoint]:
+    """The build under `plan`'s kill point, from a fresh cache. A point after a partial
+    appears means a kill while the build still runs: when the build ended first (the delay
+    comes from the stage's length in the traced reference runs, which a busy machine can
+    stretch), it is tried again with half the delay, up to PARTIAL_ATTEMPTS times. The cache,
+    the outcome, the point used."""
+    point = plan.point
+    for _ in range(PARTIAL_ATTEMPTS):
+        cache = fresh_cache(work / "cache", plan.stage, reference.cache)
+        shutil.rmtree(work / "out", ignore_errors=True)
+        outcome = build(cache, work / "out", point)
+        if outcome[1] or point.glob is None:
+            break
+        point = replace(point, delay_s=point.delay_s / 2)
+    return cache, outcome, point
 
 
 def run_campaign(work: Path, *, points: int, seed: int, log: Any = None,
