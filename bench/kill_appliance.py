@@ -296,7 +296,7 @@ def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts)
 
 
 def kill_before_the_end(work: Path, plan: Plan,
-                      reference: Reference) -> tuple[Path, tuple[int, bool, float], KillPoint]:
+                        reference: Reference) -> tuple[Path, tuple[int, bool, float], KillPoint]:
     """The build under `plan`'s kill point, from a fresh cache. A point after a partial
     appears means a kill while the build still runs: when the build ended first (the delay
     comes from the stage's length in the traced reference runs, which a busy machine can

@@ -76,7 +76,7 @@ def test_a_launch_keeps_what_another_launch_of_the_rpm_took_out_first(
             locate_appliance(demo_appliance.rpm, cache)))
         ours.start()
         assert wait_until(lambda: waited_for(lock_path(target)), 60)
-        aside.rename(target)  # the other launch publishes while this one waits to
+        aside.rename(target)  # the other launch publishes while this one waits for the lock
         inode = theirs.stat().st_ino
     ours.join(timeout=600)
     assert found == [theirs]

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -328,10 +329,12 @@ def test_a_run_killed_while_rendering_leaves_no_worker_and_a_free_lock(tmp_path:
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == -9
     assert list((tmp_path / STATE).glob("stage-*"))  # it died half way through staging
+    deadline = time.monotonic() + 10  # for both waits
     assert wait_until(lambda: not processes_with(token), 10)  # the pool workers died with it
     # A dying process drops its memory (its cmdline reads empty) before its files: its lock
     # goes a moment after it looks gone.
-    assert wait_until(lambda: not is_held_elsewhere(tmp_path / STATE / "lock"), 10)
+    assert wait_until(lambda: not is_held_elsewhere(tmp_path / STATE / "lock"),
+                      deadline - time.monotonic())
     build_seeds(jobs("dc1"), tmp_path, epoch=0)
     assert not list((tmp_path / STATE).glob("stage-*"))
     assert visible(tmp_path) == ["dc1"]
