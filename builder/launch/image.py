@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.atomic import staged_dir, write_atomic
-from builder.errors import CommandError, InputError, IntegrityError, StorageError
+from builder.errors import BuilderError, CommandError, InputError, IntegrityError, StorageError
 from builder.launch.storage import StorageModes, create_private_file, private_file
 from builder.ova import OvaInfo, unpack_ova
 from builder.ova.ovf import GIB
@@ -30,7 +30,8 @@ APPLIANCE_DIR = Path("/usr/share/ovirt-engine-appliance")
 IMAGE_SUFFIXES = (".ova", ".qcow2")
 DISK_FILE = "disk.qcow2"
 ZEROS = memoryview(bytes(4 << 20))
-# A prune (--unused-for 0) can take an image between its lookup and its overlay: unpack again.
+# A prune (--unused-for 0) can take an image between its lookup and its overlay (unpack it
+# again), or an RPM's OVA between its lookup and its reading (take it out again).
 PREPARE_ATTEMPTS = 2
 
 
@@ -104,6 +105,30 @@ def locate_appliance(
         for extracted in stage.iterdir():
             private_file(extracted)
     return _images_in(target)[0]
+
+
+def prepare_appliance_disk(
+    appliance: Path, rpm_cache: Path, images: Path, overlay: Path,
+    modes: StorageModes | None = None,
+) -> PreparedDisk:
+    """`locate_appliance`, then `prepare_disk` on what it found. An OVA taken out of an RPM
+    that a prune removed before this launch read it (`--unused-for 0`, between the two) is
+    taken out again; once read, it is needed no more."""
+    for _ in range(PREPARE_ATTEMPTS):
+        found = locate_appliance(appliance, rpm_cache, modes)
+        try:
+            return prepare_disk(found, images, overlay, modes)
+        except (OSError, BuilderError):
+            if not _pruned_extract(found, rpm_cache):
+                raise
+    raise StorageError(f"the appliance this launch took out of {appliance} was removed from "
+                       f"{rpm_cache} before it could be read, {PREPARE_ATTEMPTS} times",
+                       hint="a prune with --unused-for 0 is running: run the launch after it")
+
+
+def _pruned_extract(found: Path, rpm_cache: Path) -> bool:
+    """Whether `found`, an RPM's OVA under `rpm_cache`, is gone."""
+    return found.is_relative_to(rpm_cache) and not found.exists()
 
 
 def _images_in(directory: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from builder.errors import BuilderError, InputError, MissingPrerequisiteError, S
 from builder.launch.channel import ChannelReport, Deadlines, connect_channel, read_report
 from builder.launch.guest_console import schema_refusals
 from builder.launch.hostnet import read_host_network
-from builder.launch.image import ApplianceInfo, PreparedDisk, locate_appliance, prepare_disk
+from builder.launch.image import ApplianceInfo, PreparedDisk, prepare_appliance_disk
 from builder.launch.options import LaunchOptions
 from builder.launch.report import LaunchReport, SecretScan
 from builder.launch.scan import scan_file
@@ -204,8 +204,8 @@ def prepare_appliance(run: Launch) -> PreparedDisk:
     """Verify the appliance (unless this very file passed before), unpack it once, overlay it."""
     opts, paths, console = run.opts, run.paths, run.console
     console.step(f"verifying the appliance {opts.appliance}")
-    appliance = locate_appliance(opts.appliance, paths.rpms, run.modes)
-    disk = prepare_disk(appliance, paths.images, paths.overlay, run.modes)
+    disk = prepare_appliance_disk(opts.appliance, paths.rpms, paths.images, paths.overlay,
+                                  run.modes)
     checked = "verified before, unchanged" if disk.verified_before else "manifest verified"
     console.note(f"disk: {disk.base} ({'reused' if disk.reused else 'unpacked'}; {checked}), "
                  f"overlay {disk.overlay}")

@@ -1,10 +1,12 @@
 """A prune running while a launch prepares its disk never leaves that launch an overlay onto
 nothing: the launch claims its image once the overlay exists, and unpacks it again if a prune
-took it first.
+took it first; an OVA a prune took out of the RPM cache before the launch read it is taken out
+of the RPM again.
 
 The prune is the store's own `remove()` (what `he-launch --prune-images --unused-for 0` calls),
-run at the exact moment of the race through a wrapper around the real `create_overlay`; the
-OVA is the demo appliance, the overlays real qemu-img files."""
+run at the exact moment of the race through a wrapper around the real `create_overlay` (or the
+real `prepare_disk`); the OVA and RPM are the demo appliance's, the overlays real qemu-img
+files."""
 
 from __future__ import annotations
 
@@ -19,7 +21,14 @@ import pytest
 
 from builder.errors import StorageError
 from builder.launch import image
-from builder.launch.image import create_overlay, image_cache, prepare_disk
+from builder.launch.image import (
+    PreparedDisk,
+    create_overlay,
+    image_cache,
+    prepare_appliance_disk,
+    prepare_disk,
+)
+from builder.launch.storage import StorageModes
 from builder.pipeline.store import CacheEntry
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
 
@@ -101,6 +110,46 @@ def test_a_launch_that_loses_every_time_says_so_and_leaves_no_overlay(
     taken = racing(monkeypatch, before=False, times=image.PREPARE_ATTEMPTS)
     with pytest.raises(StorageError, match="removed before its overlay could hold it") as info:
         prepare_disk(demo_appliance.ova, images, overlay)
+    assert len(taken) == image.PREPARE_ATTEMPTS
+    assert "--unused-for 0" in (info.value.hint or "")
+    assert not overlay.exists()
+
+
+def rpm_racing(monkeypatch: pytest.MonkeyPatch, *, times: int) -> list[tuple[Path, int]]:
+    """prepare_disk, with a prune taking the RPM's OVA (its whole rpms/KEY entry) just before
+    it reads it, the first `times` calls; returns the OVAs it took (path, inode)."""
+    taken: list[tuple[Path, int]] = []
+
+    def prepare(appliance: Path, images: Path, overlay: Path,
+                modes: StorageModes | None = None) -> PreparedDisk:
+        if len(taken) < times:
+            inode = appliance.stat().st_ino
+            assert prune_now(appliance.parent)
+            taken.append((appliance, inode))
+        return prepare_disk(appliance, images, overlay, modes)
+
+    monkeypatch.setattr(image, "prepare_disk", prepare)
+    return taken
+
+
+def test_an_rpm_ova_pruned_before_it_was_read_is_taken_out_again(
+    demo_appliance: DemoAppliance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rpms, images, overlay = tmp_path / "rpms", tmp_path / "images", tmp_path / "overlay.qcow2"
+    taken = rpm_racing(monkeypatch, times=1)
+    disk = prepare_appliance_disk(demo_appliance.rpm, rpms, images, overlay)
+    [(pruned, inode)] = taken
+    assert disk.appliance == pruned and disk.appliance.stat().st_ino != inode  # out again
+    assert disk.base.is_file() and backing_file(overlay) == disk.base.resolve()
+
+
+def test_a_launch_whose_rpm_ova_is_pruned_every_time_says_so(
+    demo_appliance: DemoAppliance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rpms, images, overlay = tmp_path / "rpms", tmp_path / "images", tmp_path / "overlay.qcow2"
+    taken = rpm_racing(monkeypatch, times=image.PREPARE_ATTEMPTS)
+    with pytest.raises(StorageError, match=r"removed from .* before it could be read") as info:
+        prepare_appliance_disk(demo_appliance.rpm, rpms, images, overlay)
     assert len(taken) == image.PREPARE_ATTEMPTS
     assert "--unused-for 0" in (info.value.hint or "")
     assert not overlay.exists()
