@@ -3,7 +3,8 @@
 A command dies with the process that ran it, even when that process is killed (kill -9, the
 OOM killer): util-linux's `setpriv --pdeathsig KILL` has the kernel send it SIGKILL then. A
 `qemu-img convert` compressing a disk would otherwise run on for minutes, writing into a
-partial directory that the next build sweeps."""
+partial directory that the next build sweeps. A command that starts commands of its own
+(debootstrap: dpkg, the maintainer scripts) runs `with_descendants`, so they die with it."""
 
 from __future__ import annotations
 
@@ -105,6 +106,13 @@ def tied_to_this_process(args: Sequence[str], *, cwd: Path | None = None,
     if setpriv is None:
         return tuple(args)
     return (setpriv, "--pdeathsig", signal, "--", _executable(args[0], cwd, env), *args[1:])
+
+
+def with_descendants(args: Sequence[str], *, unshare: Sequence[str] = ()) -> tuple[str, ...]:
+    """`args` as the first process of a PID namespace of its own (unshare(1), with the other
+    `unshare` options given): when it dies, killed with the process that ran it or not, the
+    kernel kills every process it started, and theirs. Needs root (CAP_SYS_ADMIN)."""
+    return ("unshare", *unshare, "--pid", "--kill-child=SIGKILL", "--", *args)
 
 
 @functools.cache

@@ -9,7 +9,7 @@ import fcntl
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from builder.model import ApplianceMeta, BuiltDisk
 from builder.pipeline.store import StageCache, hash_inputs
 from builder.repro import source_date_epoch
 from builder.resources import appliance_file
-from builder.run import package_version, require_tool, run
+from builder.run import package_version, require_tool, run, with_descendants
 
 if TYPE_CHECKING:
     from builder.disk.recipe import Recipe
@@ -199,9 +199,15 @@ def locked(directory: Path) -> Iterator[None]:
 
 
 # debootstrap mounts /proc and /sys inside the root for its second stage and unmounts them
-# when it exits; a killed debootstrap cannot. In a mount namespace of its own, they are never
-# seen outside it and vanish with it.
-PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
+# when it exits; a killed debootstrap cannot. In a mount namespace of its own (these unshare(1)
+# options), they are never seen outside it and vanish with it.
+PRIVATE_MOUNTS = ("--mount", "--propagation", "private")
+
+
+def in_own_namespaces(args: Sequence[str]) -> tuple[str, ...]:
+    """`args` as debootstrap runs: its mounts private, and whatever it starts (dpkg, the
+    maintainer scripts) dying with it."""
+    return with_descendants(args, unshare=PRIVATE_MOUNTS)
 
 
 def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: int,
@@ -214,11 +220,11 @@ def run_debootstrap(options: DebianTestOptions, root: Path, debs: Path, epoch: i
     require_tool("unshare", package="util-linux")
     console.step(f"debootstrap {options.suite} ({len(options.packages())} packages, ~90 s)")
     with locked(debs):
-        run([
-            *PRIVATE_MOUNTS, "debootstrap", "--variant=minbase",
+        run(in_own_namespaces([
+            "debootstrap", "--variant=minbase",
             f"--include={','.join(options.packages())}", f"--cache-dir={debs}", options.suite,
-            root, options.mirror,
-        ], env={"SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8"})
+            str(root), options.mirror,
+        ]), env={"SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8"})
 
 
 def prune_root(root: Path) -> None:

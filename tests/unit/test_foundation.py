@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,10 +54,11 @@ def test_run_missing_tool_is_a_prerequisite_error() -> None:
 
 
 # A tool that writes its PID where it is told, then runs on; and a build that runs it.
+# Writes its PID as this machine sees it (/proc is the host's even in a PID namespace).
 TOOL = """\
 import os, pathlib, sys, time
 partial = pathlib.Path(sys.argv[1] + ".partial")
-partial.write_text(str(os.getpid()))
+partial.write_text(os.readlink("/proc/self"))
 os.replace(partial, sys.argv[1])
 time.sleep(120)
 """
@@ -64,14 +67,26 @@ import sys
 from builder.run import run
 run([sys.executable, "-c", sys.argv[1], sys.argv[2]])
 """
+# A command starting a command of its own (debootstrap starting dpkg), run plainly or
+# with_descendants.
+PARENT = """\
+import subprocess, sys
+subprocess.run([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+"""
+BUILD_FAMILY = """\
+import sys
+from builder.run import run, with_descendants
+argv = [sys.executable, "-c", sys.argv[2], sys.argv[3], sys.argv[4]]
+run(with_descendants(argv) if sys.argv[1] == "own" else argv)
+"""
 
 
-def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
-    """he-build killed (kill -9, the OOM killer) takes the tool it was running with it: a
-    compressing qemu-img went on for the rest of its stage, into a partial directory the
-    rerun sweeps."""
-    pid_file = tmp_path / "pid"
-    build = subprocess.Popen([sys.executable, "-c", BUILD, TOOL, str(pid_file)])
+@contextlib.contextmanager
+def killed_build(argv: list[str], pid_file: Path) -> Iterator[int]:
+    """Start `argv` (the stand-in he-build), wait for the tool to write its PID into
+    `pid_file`, kill the build alone and yield the tool's PID; the tool is killed afterwards
+    whatever happened."""
+    build = subprocess.Popen(argv)
     tool = 0
     try:
         assert wait_until(pid_file.exists, 60)
@@ -79,12 +94,36 @@ def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
         assert alive(tool)
         build.kill()
         build.wait(timeout=30)
-        assert wait_until(lambda: not alive(tool), 30)
+        yield tool
     finally:
         build.kill()
         if tool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tool, signal.SIGKILL)
+
+
+def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
+    """he-build killed (kill -9, the OOM killer) takes the tool it was running with it: a
+    compressing qemu-img went on for the rest of its stage, into a partial directory the
+    rerun sweeps."""
+    pid_file = tmp_path / "pid"
+    with killed_build([sys.executable, "-c", BUILD, TOOL, str(pid_file)], pid_file) as tool:
+        assert wait_until(lambda: not alive(tool), 30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="a PID namespace: needs root and unshare(1)")
+@pytest.mark.parametrize("namespace", ["own", "none"])
+def test_what_a_command_starts_dies_with_it_in_a_pid_namespace_of_its_own(
+    tmp_path: Path, namespace: str,
+) -> None:
+    """he-build killed: the command goes (pdeathsig), and with_descendants what it started goes
+    too; without it (the control case) the command's own child runs on, orphaned."""
+    pid_file = tmp_path / "pid"
+    argv = [sys.executable, "-c", BUILD_FAMILY, namespace, PARENT, TOOL, str(pid_file)]
+    with killed_build(argv, pid_file) as grandchild:
+        gone = wait_until(lambda: not alive(grandchild), 30 if namespace == "own" else 2)
+        assert gone == (namespace == "own")
 
 
 def test_redact_masks_longest_first() -> None:

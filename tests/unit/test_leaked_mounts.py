@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from builder.atomic import detach_mounts_under, mounts_under, sweep_stale_partials
-from builder.disk.debian_standin import PRIVATE_MOUNTS
+from builder.disk.debian_standin import in_own_namespaces
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -83,7 +83,7 @@ def test_what_debootstrap_would_mount_stays_in_its_namespace_and_dies_with_it(
     target = scratch / "root" / "proc"
     target.mkdir(parents=True)
     script = f"mount -t tmpfs none {target} && touch {target}/inside && echo ready && sleep 600"
-    proc = subprocess.Popen([*PRIVATE_MOUNTS, "sh", "-c", script], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(in_own_namespaces(["sh", "-c", script]), stdout=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
