@@ -12,7 +12,7 @@ from builder.console import counted, text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
-    from builder.inventory.load import Inventory
+    from builder.inventory.load import Inventory, SiteLoaded
     from builder.inventory.models import Site
 
 
@@ -25,12 +25,13 @@ def add_inventory_option(parser: argparse.ArgumentParser, *, secrets: bool = Fal
         add_allow_secrets_option(parser)
 
 
-def load_from_args(args: argparse.Namespace) -> Inventory:
-    """The inventory `--inventory` names (else the bundled example), loaded and validated."""
+def load_from_args(args: argparse.Namespace, on_site: SiteLoaded | None = None) -> Inventory:
+    """The inventory `--inventory` names (else the bundled example), loaded and validated
+    (`on_site`: builder.inventory.load.SiteLoaded)."""
     from builder.inventory.load import DEFAULT_INVENTORY, load_inventory  # noqa: PLC0415
 
     path: Path = DEFAULT_INVENTORY if args.inventory is None else args.inventory
-    return load_inventory(path, allow_secrets_from=args.allow_secrets_from)
+    return load_inventory(path, allow_secrets_from=args.allow_secrets_from, on_site=on_site)
 
 
 def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:

@@ -51,13 +51,18 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
 def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
     from builder.inventory.load import select_sites  # noqa: PLC0415
     from builder.repro import build_time  # noqa: PLC0415
+    from builder.seed.ahead import HashesAhead  # noqa: PLC0415
     from builder.seed.master import publish_seeds  # noqa: PLC0415
 
-    inventory = load_from_args(args)
-    sites = select_sites(inventory, args.site or (), args.all)
     env = dict(os.environ)
     prompt = _prompt if sys.stdin.isatty() else None
-    jobs = [(site, inventory.resolve_secrets(site, env=env, prompt=prompt)) for site in sites]
+    # Root passwords are hashed on another CPU while the inventory loads (builder.seed.ahead).
+    with HashesAhead(env, wanted=None if args.all else args.site) as ahead:
+        inventory = load_from_args(args, on_site=ahead.site_loaded)
+        sites = select_sites(inventory, args.site or (), args.all)
+        ahead.stop()
+        jobs = [(site, ahead.secrets_of(site)
+                 or inventory.resolve_secrets(site, env=env, prompt=prompt)) for site in sites]
     progress = _progress(console) if len(jobs) >= PROGRESS_MIN_SITES else None
     export = _dhcp_export(sites) if args.dhcp_export else None
     artifacts, published = publish_seeds(

@@ -80,11 +80,18 @@ class Report:
                          problems=problems)
 
 
-def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> Inventory:
+# Called with each site that has passed its own checks, as soon as it has (the checks across
+# sites come after the last one), and the inventory's `file:` policy: a caller may start on it
+# while the rest loads (builder.seed.ahead).
+SiteLoaded = Callable[[Site, SecretFiles], None]
+
+
+def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = (),
+                   on_site: SiteLoaded | None = None) -> Inventory:
     """Read, parse and validate `path`; raise one InputError listing every problem.
 
     `allow_secrets_from`: directories outside the inventory's own from which `file:` secrets
-    may be read (checked here without reading them).
+    may be read (checked here without reading them). `on_site`: see SiteLoaded.
     """
     report = Report(str(path))
     tree = read_tree(path)
@@ -102,6 +109,8 @@ def load_inventory(path: Path, *, allow_secrets_from: Sequence[Path] = ()) -> In
         if site.network.mac is None:
             derived.add(site.name)
         sites.append(site)
+        if on_site is not None:
+            on_site(site, files)
     for name, problem in check_conflicts(sites, derived):
         SiteEntry(name, entries[name], entries.key_lines[name], defaults).report(report, problem)
     report.raise_if_any()

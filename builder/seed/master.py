@@ -24,7 +24,7 @@ from builder.seed.answers import SeedSecrets, render_answers
 from builder.seed.iso import master_iso
 from builder.seed.metadata import derive_instance_id, render_meta_data
 from builder.seed.network import render_network_config
-from builder.seed.passwords import hash_root_password
+from builder.seed.passwords import root_hash_of
 from builder.seed.userdata import render_user_data
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class SeedArtifacts:
 def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
     """Render every text of the seed; InputError (and nothing written) on a bad value."""
     answers = render_answers(site, secrets.admin_password)
-    root_hash = hash_root_password(site.name, secrets.root_password)
+    root_hash = root_hash_of(site.name, secrets)
     user_data = render_user_data(site, root_hash=root_hash)
     network_config = render_network_config(site)
     instance_id = derive_instance_id(site, user_data=user_data, network_config=network_config,
