@@ -4,7 +4,7 @@ would) while debootstrap runs, and count what debootstrap had started that is st
     .venv/bin/python -m bench.kill_debootstrap [--moments first-stage,unpack,configure]
 
 Each moment has a private cache (HE_BUILDER_CACHE; the .deb downloads are shared through
-HE_BUILDER_DEB_CACHE, ~/.cache/he-builder/debs unless set), so debootstrap really runs. The
+HE_BUILDER_DEB_CACHE, else debs/ of the default stage cache), so debootstrap really runs. The
 build is killed once a process of the moment appears among he-build's descendants:
 - first-stage: `dpkg-deb` taking a package apart, before the chroot exists;
 - unpack: the chroot's `dpkg --unpack`;
@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import run_bench
+from bench.killrun import command_line, pids
+from builder.disk.debian_standin import ENV_DEB_CACHE
+from builder.pipeline.store import ENV_CACHE, default_cache_root
 
 HE_BUILD = Path(sys.executable).parent / "he-build"
 MOMENTS = {"first-stage": "dpkg-deb --fsys-tarfile", "unpack": "--unpack",
@@ -49,11 +52,7 @@ class Outcome:
 
 def process_table() -> dict[int, tuple[int, str]]:
     """PID -> (parent PID, start time) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
-            table[int(entry.name)] = found
-    return table
+    return {pid: found for pid in pids() if (found := _stat(pid)) is not None}
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
@@ -78,14 +77,6 @@ def descendants(root: int) -> dict[int, str]:
     return found
 
 
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            "utf-8", errors="replace").strip()
-    except OSError:
-        return ""
-
-
 def running(pid: int, start: str) -> bool:
     """The same process (PID and start time) still runs, and is not a zombie."""
     found = _stat(pid)
@@ -98,8 +89,7 @@ def running(pid: int, start: str) -> bool:
 
 
 def kill_at(moment: str, work: Path, debs: Path) -> Outcome:
-    env = {**os.environ, "HE_BUILDER_CACHE": str(work / "cache"),
-           "HE_BUILDER_DEB_CACHE": str(debs)}
+    env = {**os.environ, ENV_CACHE: str(work / "cache"), ENV_DEB_CACHE: str(debs)}
     start = time.monotonic()
     build = subprocess.Popen([str(HE_BUILD), "appliance", "--recipe", "debian-test", "--out",
                               str(work / "out")], env=env, start_new_session=True,
@@ -111,7 +101,7 @@ def kill_at(moment: str, work: Path, debs: Path) -> Outcome:
         build.kill()
         build.wait()
         time.sleep(GRACE_S)
-        alive = {pid: start for pid, start in seen.items() if running(pid, start)}
+        alive = [pid for pid, started in seen.items() if running(pid, started)]
         surviving = tuple(command_line(pid) for pid in alive)
         for pid in alive:
             os.kill(pid, signal.SIGKILL)
@@ -146,8 +136,7 @@ def main() -> int:
         parser.error(f"unknown moment: {', '.join(unknown)}")
     if os.geteuid() != 0:
         raise SystemExit("bench.kill_debootstrap: debootstrap needs root")
-    debs = Path(os.environ.get("HE_BUILDER_DEB_CACHE")
-                or Path.home() / ".cache" / "he-builder" / "debs")
+    debs = Path(os.environ.get(ENV_DEB_CACHE) or default_cache_root(os.environ) / "debs")
     debs.mkdir(parents=True, exist_ok=True)
     failed = 0
     for moment in moments:

@@ -109,20 +109,22 @@ def survivors(marker: str, *, grace_s: float = 3.0) -> list[int]:
     """Processes whose command line contains `marker`, once they had `grace_s` to die."""
     deadline = time.monotonic() + grace_s
     while True:
-        found = [pid for pid in _pids() if marker in _cmdline(pid) and pid != os.getpid()]
+        found = [pid for pid in pids() if marker in command_line(pid) and pid != os.getpid()]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
 
 
-def _pids() -> list[int]:
+def pids() -> list[int]:
+    """Every process's PID."""
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
-def _cmdline(pid: int) -> str:
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces ("" once it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            "utf-8", errors="replace")
+            "utf-8", errors="replace").strip()
     except OSError:
         return ""
 
