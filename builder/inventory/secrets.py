@@ -24,6 +24,13 @@ SECRET_LABELS = {"root_password": "root password", "admin_password": "engine adm
 SECRET_FIELDS = ("root_password", "admin_password")
 MAX_SECRET_BYTES = 4096
 log = logging.getLogger(__name__)
+# Where a resolution's warnings go (a file others can read): the log, unless a caller holds
+# them until it uses the secrets (builder.seed.ahead reads them ahead of time).
+Warn = Callable[[str], None]
+
+
+def log_warning(message: str) -> None:
+    log.warning("%s", message)
 
 
 @dataclass(frozen=True)
@@ -148,12 +155,13 @@ def resolve_secrets(
 
 
 def resolve_site_secrets(site: Site, files: SecretFiles, *, env: Mapping[str, str],
-                         prompt: Callable[[str], str] | None) -> SiteSecrets:
+                         prompt: Callable[[str], str] | None,
+                         warn: Warn = log_warning) -> SiteSecrets:
     """Both secrets of `site` under a policy already resolved (an inventory's, for each of its
     sites)."""
     values = {
         name: resolve_reference(site.name, name, getattr(site, name),
-                                files=files, env=env, prompt=prompt)
+                                files=files, env=env, prompt=prompt, warn=warn)
         for name in SECRET_FIELDS
     }
     return SiteSecrets(**values)
@@ -167,12 +175,13 @@ def resolve_reference(
     files: SecretFiles,
     env: Mapping[str, str],
     prompt: Callable[[str], str] | None,
+    warn: Warn = log_warning,
 ) -> str:
     where = f"site {site}: {field}"
     if reference.startswith("env:"):
         return read_env(where, reference.removeprefix("env:"), env)
     if reference.startswith("file:"):
-        return read_secret_file(where, reference.removeprefix("file:"), files)
+        return read_secret_file(where, reference.removeprefix("file:"), files, warn)
     if prompt is None:
         raise InputError(f"{where}: 'prompt' needs a terminal",
                          hint="run it interactively, or use env:NAME or file:PATH")
@@ -186,7 +195,12 @@ def read_env(where: str, name: str, env: Mapping[str, str]) -> str:
     return value
 
 
-def read_secret_file(where: str, text: str, files: SecretFiles) -> str:
+def needs_prompt(site: Site) -> bool:
+    """Whether a secret of `site` is asked for at a prompt (neither env: nor file:)."""
+    return not all(getattr(site, name).startswith(("env:", "file:")) for name in SECRET_FIELDS)
+
+
+def read_secret_file(where: str, text: str, files: SecretFiles, warn: Warn = log_warning) -> str:
     """The file's text without one trailing newline (as `echo pw > file` leaves it)."""
     try:
         path = files.locate(text, must_exist=True)
@@ -200,9 +214,9 @@ def read_secret_file(where: str, text: str, files: SecretFiles) -> str:
     except UnicodeDecodeError:
         raise InputError(f"{where}: cannot read {path}: not UTF-8 text") from None
     if found.mode & 0o044:
-        log.warning("%s: %s is readable by %s (mode %04o): chmod 600 it", where, path,
-                    "group and others" if found.mode & 0o044 == 0o044 else
-                    "group" if found.mode & 0o040 else "others", found.mode)
+        readers = ("group and others" if found.mode & 0o044 == 0o044 else
+                   "group" if found.mode & 0o040 else "others")
+        warn(f"{where}: {path} is readable by {readers} (mode {found.mode:04o}): chmod 600 it")
     return check_value(where, f"file {path}", value.removesuffix("\n"))
 
 

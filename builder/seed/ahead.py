@@ -5,9 +5,12 @@ loads its inventory on one CPU. So while it loads, a thread hashes the root pass
 site that has passed its own checks; libxcrypt runs without the GIL, on a CPU the load leaves
 idle. The sites hashed by the time their seeds are handed out carry their hash
 (HashedSecrets: the same string their seed would have made); the seeds' workers hash the rest.
-A secret that cannot be read yet (a prompt) or hashed is left to the usual path, which reports
-it as it always did. A small batch (fewer than POOL_THRESHOLD sites, rendered without a pool)
-starts no thread.
+A site with a secret asked for at a prompt is left to the usual path; a password that cannot be
+hashed is reported by the seed, as it always was. What reading a site's secrets gave, warnings
+(a file others can read) and errors included, is held until the site's secrets are asked for,
+so the command reports it once, in the order it always did, and not at all when the inventory
+does not load. A small batch (fewer than POOL_THRESHOLD sites, rendered without a pool) starts
+no thread.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from typing import TYPE_CHECKING
 
 from builder.errors import InputError
 from builder.inventory.models import Site
-from builder.inventory.secrets import SecretFiles, SiteSecrets, resolve_site_secrets
+from builder.inventory.secrets import (
+    SecretFiles,
+    SiteSecrets,
+    log_warning,
+    needs_prompt,
+    resolve_site_secrets,
+)
 from builder.seed.master import POOL_THRESHOLD
 from builder.seed.passwords import HashedSecrets, hash_root_password
 
@@ -35,16 +44,22 @@ class HashesAhead:
         self._wanted = None if wanted is None else frozenset(wanted)
         self._thread: ThreadPoolExecutor | None = None
         self._secrets: dict[str, SiteSecrets] = {}
+        self._refused: dict[str, InputError] = {}
+        self._warnings: dict[str, list[str]] = {}
         self._hashes: dict[str, Future[str]] = {}
 
     def site_loaded(self, site: Site, files: SecretFiles) -> None:
-        """Read the site's secrets (no prompt) and queue its root password for hashing."""
-        if self._wanted is not None and site.name not in self._wanted:
+        """Read the site's secrets and queue its root password for hashing; a site with a
+        secret asked for at a prompt, or not wanted, is left alone."""
+        if (self._wanted is not None and site.name not in self._wanted) or needs_prompt(site):
             return
+        warnings = self._warnings.setdefault(site.name, [])
         try:
-            secrets = resolve_site_secrets(site, files, env=self._env, prompt=None)
-        except InputError:
-            return  # asked for at a prompt, or reported by the usual path
+            secrets = resolve_site_secrets(site, files, env=self._env, prompt=None,
+                                           warn=warnings.append)
+        except InputError as exc:
+            self._refused[site.name] = exc
+            return
         self._secrets[site.name] = secrets
         if self._thread is not None:
             self._submit(self._thread, site.name, secrets)
@@ -66,7 +81,13 @@ class HashesAhead:
             self._thread.shutdown(wait=True, cancel_futures=not finish)
 
     def secrets_of(self, site: Site) -> SiteSecrets | HashedSecrets | None:
-        """After stop(): the site's secrets, with its hash when made; None when not read."""
+        """After stop(): the site's secrets, with its hash when made, once the warnings their
+        reading gave are logged; the InputError it gave; None when they were not read."""
+        for message in self._warnings.pop(site.name, ()):
+            log_warning(message)
+        refused = self._refused.get(site.name)
+        if refused is not None:
+            raise refused
         secrets = self._secrets.get(site.name)
         found = self._hashes.get(site.name)
         if secrets is None or found is None or found.cancelled() or not found.done():

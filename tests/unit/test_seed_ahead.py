@@ -6,6 +6,7 @@ checks that a two-site run does not even import concurrent.futures)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,12 @@ from builder.seed.passwords import HashedSecrets, hash_root_password
 EPOCH = "1700000000"
 
 
-def write_inventory(directory: Path, count: int, *, root: str = "env:ROOT_PW") -> Path:
+def write_inventory(directory: Path, count: int, *, root: str = "env:ROOT_PW",
+                    admin: str = "env:ADMIN_PW") -> Path:
     lines = ["sites:"]
     for index in range(count):
         lines += [f"  s{index:03d}:", f"    fqdn: engine.s{index:03d}.example.com",
-                  f"    root_password: {root}", "    admin_password: env:ADMIN_PW"]
+                  f"    root_password: {root}", f"    admin_password: {admin}"]
     path = directory / "inventory.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -117,3 +119,62 @@ def test_the_command_writes_the_seeds_the_library_writes(
     for site in inventory.sites:
         for file in sorted((tmp_path / "lib" / site).iterdir()):
             assert (tmp_path / "cli" / site / file.name).read_bytes() == file.read_bytes()
+
+
+def readable_root_file(directory: Path) -> Path:
+    secret = directory / "root"
+    secret.write_text("r00t pw\n")
+    secret.chmod(0o644)
+    return secret
+
+
+def warnings_about(secret: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [m for m in caplog.messages if f"{secret} is readable by group and others" in m]
+
+
+@pytest.mark.parametrize(("admin", "code"), [("env:ADMIN_PW", 0), ("env:MISSING", 2),
+                                             ("prompt", 2)],
+                         ids=["read", "other secret unset", "other secret at a prompt"])
+def test_a_secret_file_others_can_read_is_warned_about_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    admin: str, code: int,
+) -> None:
+    """Whether the sites' other secret is read, unset or asked for at a prompt (no terminal
+    here), each file is warned about once, when its site's secrets are used: every site's when
+    all can be read, the first site's when it stops the command."""
+    secret = readable_root_file(tmp_path)
+    path = write_inventory(tmp_path, POOL_THRESHOLD, root="file:root", admin=admin)
+    monkeypatch.setenv("ADMIN_PW", "adm'in pw")
+    monkeypatch.delenv("MISSING", raising=False)
+    with caplog.at_level(logging.WARNING):
+        assert main(["seed", "--all", "--inventory", str(path), "--out",
+                     str(tmp_path / "out")]) == code
+    assert len(warnings_about(secret, caplog)) == (POOL_THRESHOLD if code == 0 else 1)
+
+
+def test_what_reading_ahead_gave_is_reported_when_the_secrets_are_asked_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = readable_root_file(tmp_path)
+    path = write_inventory(tmp_path, 2, root="file:root", admin="env:MISSING")
+    with caplog.at_level(logging.WARNING), HashesAhead(ENV) as ahead:
+        inventory = load_inventory(path, on_site=ahead.site_loaded)
+        ahead.stop()
+        assert warnings_about(secret, caplog) == []
+        for count, site in enumerate(inventory.sites.values(), start=1):
+            with pytest.raises(InputError, match=f"site {site.name}: admin_password: "
+                                                 "environment variable MISSING is not set"):
+                ahead.secrets_of(site)
+            assert len(warnings_about(secret, caplog)) == count
+
+
+def test_an_inventory_that_does_not_load_warns_about_no_secret_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = readable_root_file(tmp_path)
+    path = write_inventory(tmp_path, 3, root="file:root")
+    path.write_text(path.read_text().replace("engine.s002.example.com", "not a name"))
+    with caplog.at_level(logging.WARNING), HashesAhead(ENV) as ahead, \
+            pytest.raises(InputError, match="has 1 problem"):
+        load_inventory(path, on_site=ahead.site_loaded)
+    assert warnings_about(secret, caplog) == []
