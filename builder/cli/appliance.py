@@ -18,6 +18,7 @@ from builder.model import FORMATS
 if TYPE_CHECKING:
     from builder.console import Console
     from builder.disk.recipe import Recipe
+    from builder.gpg import SigningKey
     from builder.pipeline.appliance import ApplianceBuild
 
 DEFAULT_RECIPE = "debian-test"
@@ -52,8 +53,12 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", choices=("speed", "size"), default="speed",
                         help="RPM payload compression, used only for an image not compressed "
                              "already (--format qcow2 --compress none) (default: %(default)s)")
-    parser.add_argument("--sign-key", type=Path, default=None,
-                        help="armored GPG secret key file (no passphrase) to sign the RPM")
+    parser.add_argument("--sign-key", type=Path, default=None, metavar="FILE",
+                        help="OpenPGP secret key file (as `gpg --export-secret-keys` writes "
+                             "it) to sign the RPM with")
+    parser.add_argument("--sign-passphrase", default=None, metavar="env:NAME|file:PATH",
+                        help="where the signing key's passphrase is: an environment variable "
+                             "or a file, never the passphrase itself")
     kickstart = parser.add_argument_group(
         "kickstart backend", "install the disk from a CentOS Stream tree with a kickstart")
     kickstart.add_argument("--kickstart", type=Path, default=None,
@@ -84,10 +89,26 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     recipe = recipe_from_args(args)
     check_directory_target(args.out, "--out")
     options = BuildOptions(compression=args.compress, payload=args.payload, format=args.format,
-                           sign_key=args.sign_key)
+                           sign_key=signing_key_from_args(args, env))
     build = build_appliance(recipe, out_dir=args.out, options=options,
                             cache_root=default_cache_root(env), console=console, env=env)
     return CommandResult(data=describe(build), text=summary_table(build))
+
+
+def signing_key_from_args(args: argparse.Namespace, env: dict[str, str]) -> SigningKey | None:
+    """--sign-key and --sign-passphrase, checked before anything is built: the key file exists
+    and the passphrase can be read (whether it unlocks the key, the RPM stage tries first)."""
+    from builder.gpg import SigningKey, read_passphrase  # noqa: PLC0415
+
+    if args.sign_key is None:
+        if args.sign_passphrase is not None:
+            raise InputError("--sign-passphrase: there is no --sign-key to unlock")
+        return None
+    if not args.sign_key.is_file():
+        raise InputError(f"--sign-key: signing key not found: {args.sign_key}")
+    if args.sign_passphrase is not None:
+        read_passphrase(args.sign_passphrase, env)
+    return SigningKey(args.sign_key, passphrase=args.sign_passphrase)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:

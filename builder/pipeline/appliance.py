@@ -22,6 +22,7 @@ from typing import Any
 from builder.console import Console
 from builder.disk.backend import BuildContext
 from builder.disk.registry import Recipe, create_backend
+from builder.gpg import SigningKey
 from builder.model import ApplianceFormat, BuiltDisk
 from builder.ova import pack_ova
 from builder.ova.digests import FileDigests, file_digests
@@ -68,7 +69,7 @@ class BuildOptions:
     compression: Compression = "zlib"
     payload: PayloadChoice = "speed"
     format: ApplianceFormat = "ovirt"
-    sign_key: Path | None = None
+    sign_key: SigningKey | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def rpm_stage(recipe: Recipe, image_stage: str, options: BuildOptions,
     def inputs() -> dict[str, Any]:
         return {"kind": kind, "meta": asdict(recipe.meta), "package": asdict(recipe.package),
                 "payload": options.payload, "compressed": compressed,
-                "sign_key": sha256_file(options.sign_key) if options.sign_key else None,
+                "sign_key": sha256_file(options.sign_key.key_file) if options.sign_key else None,
                 "epoch": source_date_epoch(env),
                 "rpmbuild": tool_version("rpmbuild", "--version"),
                 "templates": templates_digest()}

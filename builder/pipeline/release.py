@@ -47,9 +47,9 @@ from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.run import require_tool, run, tied_to_this_process
 
 if TYPE_CHECKING:
+    from builder.gpg import AgentKey, SigningKey
     from builder.inventory.load import Inventory
     from builder.release.gates import GateResult
-    from builder.release.gpg import AgentKey, SigningKey
 
 RELEASE_FORMAT = "1"
 SBOM_NAME = "sbom.spdx.json"
@@ -398,7 +398,7 @@ def sbom_stage(ctx: ReleaseContext) -> Stage:
 def signing_inputs(ctx: ReleaseContext) -> dict[str, Any]:
     """A key file by its digest; an agent key by its fingerprint and its public half (a new
     user id or expiry reruns the signing stages, as a changed key file does)."""
-    from builder.release.gpg import AgentKey, agent_public_key  # noqa: PLC0415
+    from builder.gpg import AgentKey, agent_public_key  # noqa: PLC0415
 
     key = signing_key(ctx)
     if isinstance(key, AgentKey):
@@ -412,7 +412,7 @@ def signing_inputs(ctx: ReleaseContext) -> dict[str, Any]:
 def signing_key(ctx: ReleaseContext) -> SigningKey | AgentKey:
     """The first usable `signing.key` reference: a key file with its passphrase reference, or
     a key of the operator's GnuPG home unlocked in its agent (no passphrase is read for it)."""
-    from builder.release.gpg import AgentKey, SigningKey, agent_key_missing  # noqa: PLC0415
+    from builder.gpg import AgentKey, SigningKey, agent_key_missing  # noqa: PLC0415
 
     def agent_check(agent: AgentReference) -> str | None:
         return agent_key_missing(AgentKey(agent.fingerprint, agent.home))
@@ -434,7 +434,7 @@ def repo_stage(ctx: ReleaseContext) -> Stage:
                 "base_url": ctx.base_url}
 
     def build(sc: StageContext) -> Built:
-        from builder.release.gpg import signing_home  # noqa: PLC0415
+        from builder.gpg import signing_home  # noqa: PLC0415
         from builder.release.repo import RepoOptions, build_repository  # noqa: PLC0415
 
         signed = sc.upstream["rpm-sign"].artifact("rpm").path
@@ -454,7 +454,7 @@ def sign_stage(ctx: ReleaseContext) -> Stage:
     public half, before the gates judge it."""
 
     def build(sc: StageContext) -> Built:
-        from builder.release.gpg import export_public_key, sign_rpm, signing_home  # noqa: PLC0415
+        from builder.gpg import export_public_key, sign_rpm, signing_home  # noqa: PLC0415
 
         rpm = sc.upstream["rpm"].artifact("rpm").path
         with signing_home(signing_key(ctx), sc.env, signature_time=ctx.epoch) as signer:
@@ -527,8 +527,8 @@ def publish_stage(ctx: ReleaseContext) -> Stage:
     needs = ("repo", "sbom", "provenance", *ova_stages(ctx))
 
     def build(sc: StageContext) -> Built:
+        from builder.gpg import signing_home  # noqa: PLC0415
         from builder.release.checksums import sign_sha256sums, write_sha256sums  # noqa: PLC0415
-        from builder.release.gpg import signing_home  # noqa: PLC0415
 
         tree = sc.work_dir / "release"
         files = published_files(ctx, sc.upstream)
@@ -578,7 +578,7 @@ def check_signing(ctx: ReleaseContext) -> None:
     """The key imports and its passphrase unlocks it (an agent key: the agent holds it
     unlocked), before any stage runs: a wrong passphrase or a locked agent key is one line at
     once, not after the build and the boot."""
-    from builder.release.gpg import signing_home  # noqa: PLC0415
+    from builder.gpg import signing_home  # noqa: PLC0415
 
     with signing_home(signing_key(ctx), ctx.env):
         pass

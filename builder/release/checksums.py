@@ -8,7 +8,7 @@ from pathlib import Path
 
 from builder.atomic import write_atomic
 from builder.errors import InputError, IntegrityError
-from builder.release.gpg import Signer, sign_detached
+from builder.gpg import Signer, sign_detached
 from builder.repro import sha256_file
 
 SUMS_NAME = "SHA256SUMS"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from builder.atomic import staged_dir
 from builder.errors import InputError, IntegrityError
+from builder.gpg import Signer, export_public_key, sign_detached, verify_detached
 from builder.release.gates import check_rpm_signature
-from builder.release.gpg import Signer, export_public_key, sign_detached, verify_detached
 from builder.run import require_tool, run
 
 PACKAGES_DIR = "Packages"

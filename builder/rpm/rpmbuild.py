@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from typing import Literal
 
 from builder.console import Console
 from builder.errors import InputError
+from builder.gpg import SigningKey, sign_rpm_in_place, signing_home
 from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests, known_digests
 from builder.repro import build_time, source_date_epoch
@@ -62,9 +64,11 @@ def rpm_defines(top: Path, payload: str, epoch: int | None) -> list[str]:
 
 
 def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir: Path, *,
-              payload: PayloadChoice, sign_key: Path | None, console: Console,
+              payload: PayloadChoice, sign_key: SigningKey | None, console: Console,
               env: Mapping[str, str]) -> Path:
-    """Build `<package>-<version>-<release>.noarch.rpm` holding `image` into `out_dir`.
+    """Build `<package>-<version>-<release>.noarch.rpm` holding `image` into `out_dir`, signed
+    with `sign_key` when given (builder.gpg: a private GnuPG home, its agent stopped after;
+    with SOURCE_DATE_EPOCH, the signature carries that time, so a rebuild is the same bytes).
 
     The image's digests are taken from `image.digests` (the packing stage computed them) or
     from the sidecar kept beside it; the file is read again only when neither is there."""
@@ -75,17 +79,23 @@ def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir
     digests = image.digests or known_digests(image.path)
     built_at = build_time(env)
     chosen = payload_for(image, payload)
-    with tempfile.TemporaryDirectory(prefix=".rpmbuild-", dir=out_dir) as tmp:
-        top = Path(tmp)
+    epoch = source_date_epoch(env)
+    with contextlib.ExitStack() as cleanup:
+        # The key is imported and tried first: a key or passphrase that cannot sign stops the
+        # stage before rpmbuild runs.
+        signer = (None if sign_key is None else
+                  cleanup.enter_context(signing_home(sign_key, env, signature_time=epoch)))
+        top = Path(cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix=".rpmbuild-", dir=out_dir)))
         spec = stage_sources(top, image.path, layout, meta=meta, names=names, digests=digests,
                              built_at=built_at)
         console.note(f"rpmbuild {layout.package} ({chosen})")
-        epoch = source_date_epoch(env)
         run(["rpmbuild", "-bb", *rpm_defines(top, chosen, epoch), spec],
             env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else {})
         built = top / "RPMS" / f"{layout.package}-{meta.version}-{meta.release}.noarch.rpm"
-        if sign_key is not None:
-            sign_rpm(built, sign_key, console)
+        if signer is not None:
+            console.note(f"signing with key {signer.key_id}")
+            sign_rpm_in_place(signer, built)
         final = out_dir / built.name
         built.replace(final)
     return final
@@ -108,35 +118,3 @@ def stage_sources(top: Path, image: Path, layout: RpmLayout, *, meta: ApplianceM
     spec.write_text(render_spec(layout, meta, names, image_source=image.name,
                                 built_at=built_at), encoding="utf-8")
     return spec
-
-
-def sign_rpm(rpm: Path, key_file: Path, console: Console) -> None:
-    """rpmsign with a private GNUPGHOME holding only the given (passphrase-less) secret key.
-
-    The home is a short path in the system temp dir: gpg-agent's socket path must stay under
-    the 108-byte limit of a unix socket name."""
-    gpg_path = require_tool("gpg", package="gnupg")
-    require_tool("rpmsign", package="rpm")
-    if not key_file.is_file():
-        raise InputError(f"signing key not found: {key_file}")
-    with tempfile.TemporaryDirectory(prefix="he-gpg-") as home:
-        _sign_with_home(rpm, key_file, Path(home), gpg_path, console)
-
-
-def _sign_with_home(rpm: Path, key_file: Path, gnupg_home: Path, gpg_path: str,
-                    console: Console) -> None:
-    gpg = ["gpg", "--homedir", str(gnupg_home), "--batch"]
-    run([*gpg, "--import", key_file])
-    listing = run([*gpg, "--with-colons", "--list-secret-keys"]).text
-    fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
-    if not fingerprints:
-        raise InputError(f"{key_file} holds no secret key to sign with")
-    console.note(f"signing with key {fingerprints[0][-16:]}")
-    try:
-        # Debian's rpm names gpg2, which Debian does not ship: point it at the gpg found.
-        run(["rpmsign", "--addsign", "--define", f"__gpg {gpg_path}",
-             "--define", "_gpg_sign_cmd_extra_args --batch", "--define", f"_gpg_path {gnupg_home}",
-             "--define", f"_gpg_name {fingerprints[0]}", rpm])
-    finally:
-        # The agent gpg started for this private home must not outlive it.
-        run(["gpgconf", "--homedir", str(gnupg_home), "--kill", "gpg-agent"], check=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError
-from builder.release.gpg import (
+from builder.gpg import (
     AgentKey,
     SigningKey,
     agent_key_missing,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError, IntegrityError
+from builder.gpg import signing_home, verify_detached
 from builder.release.checksums import sign_sha256sums, verify_sha256sums, write_sha256sums
-from builder.release.gpg import signing_home, verify_detached
 from tests.fixtures.release import EPOCH, KeyFiles, gpg_verify
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ import pytest
 
 from builder.disk.kickstart import KickstartInputs, Repo, render_kickstart
 from builder.errors import IntegrityError, MissingPrerequisiteError
+from builder.gpg import sign_rpm, signing_home
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.inventory.secrets import resolve_secrets
 from builder.model import ApplianceMeta
@@ -26,7 +27,6 @@ from builder.release.gates import (
     default_cloud_init,
     extract_ovf,
 )
-from builder.release.gpg import sign_rpm, signing_home
 from builder.resources import OVF_SCHEMA_DIR
 from builder.seed.master import render_seed
 from tests.fixtures.appliance import DemoAppliance

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.release.gpg import OWNER_FILE, sweep_stale_homes
+from builder.gpg import OWNER_FILE, sweep_stale_homes
 
 pytestmark = pytest.mark.integration
 

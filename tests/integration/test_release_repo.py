@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError, IntegrityError
-from builder.release.gpg import Signer, sign_detached, sign_rpm, signing_home
+from builder.gpg import Signer, sign_detached, sign_rpm, signing_home
 from builder.release.repo import RepoOptions, build_repository, run_createrepo
 from tests.fixtures.appliance import DemoAppliance
 from tests.fixtures.release import EPOCH, KeyFiles, build_small_rpm

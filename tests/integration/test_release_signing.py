@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError, IntegrityError
-from builder.release.gpg import (
+from builder.gpg import (
     SigningKey,
     export_public_key,
     fingerprint_of,

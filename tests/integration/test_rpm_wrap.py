@@ -10,8 +10,10 @@ import configparser
 import glob
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +21,14 @@ import pytest
 
 from builder.console import Console
 from builder.disk.registry import load_recipe
+from builder.gpg import HOME_PREFIX
 from builder.model import BuiltDisk
 from builder.ova.digests import file_digests
 from builder.ova.pack import convert_disk
 from builder.rpm import RpmImage, build_rpm, extract_appliance_from_rpm
 from builder.rpm.metadata import INSTALL_DIR
 from tests.fixtures.appliance import DemoAppliance, DemoQcow2Rpm
+from tests.fixtures.release import KeyFiles, rpm_signature_check
 
 pytestmark = pytest.mark.integration
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -262,43 +266,31 @@ def test_description_cannot_inject_a_scriptlet(demo_appliance: DemoAppliance,
     assert "%post" in description and "%{getenv:HOME}" in description
 
 
-GPG_PARAMS = """%no-protection
-Key-Type: RSA
-Key-Length: 2048
-Name-Real: he-builder test key
-Name-Email: test@example.invalid
-Expire-Date: 0
-%commit
-"""
-
-
 @pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
 def test_signed_rpm_verifies_with_the_public_key(demo_appliance: DemoAppliance,
-                                                 tmp_path: Path) -> None:
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch"]
-    subprocess.run([*gpg, "--gen-key"], input=GPG_PARAMS, text=True, check=True,
-                   capture_output=True)
-    key = tmp_path / "secret.asc"
-    public = tmp_path / "public.asc"
-    key.write_bytes(subprocess.run([*gpg, "--armor", "--export-secret-keys"], check=True,
-                                   capture_output=True).stdout)
-    public.write_bytes(subprocess.run([*gpg, "--armor", "--export"], check=True,
-                                      capture_output=True).stdout)
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
-    out = tmp_path / "out"
-    out.mkdir()
+                                                 release_key: KeyFiles, tmp_path: Path) -> None:
+    """Signed with a passphrase-protected key (the passphrase from the environment), twice
+    with the same SOURCE_DATE_EPOCH: the same bytes, a signature rpm verifies with the public
+    key, no rpmlint error, and no agent or GnuPG home left behind."""
     recipe = load_recipe("debian-test")
-    signed = build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta, recipe.package,
-                       out, payload="speed", sign_key=key, console=Console(), env=EPOCH)
-    db = tmp_path / "rpmdb"
-    db.mkdir()
-    rpm("--dbpath", str(db), "--import", str(public))
-    checked = rpm("--dbpath", str(db), "-K", "-v", str(signed))
-    signature = [line for line in checked.splitlines() if "V4 RSA" in line]
-    assert signature and signature[0].strip().endswith(": OK"), checked
-    lint = subprocess.run(["rpmlint", str(signed)], capture_output=True, text=True, check=False)
+    homes_before = set(Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*"))
+    built = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        out.mkdir()
+        built.append(build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta,
+                               recipe.package, out, payload="speed",
+                               sign_key=release_key.signing_key(), console=Console(),
+                               env={**EPOCH, **release_key.env}))
+    assert built[0].read_bytes() == built[1].read_bytes()
+    assert set(Path(tempfile.gettempdir()).glob(f"{HOME_PREFIX}*")) <= homes_before
+    assert "TEST_PASSPHRASE" not in os.environ
+    assert rpm_signature_check(built[0], release_key.public, tmp_path / "rpmdb").endswith(
+        "digests signatures OK")
+    signature = rpm("-qp", "--qf", "%{RSAHEADER:pgpsig}", str(built[0]))
+    assert release_key.fingerprint[-16:].lower() in signature
+    lint = subprocess.run(["rpmlint", str(built[0])], capture_output=True, text=True,
+                          check=False)
     # rpmlint checks the key against the system's rpmdb, which does not know a throwaway key.
     errors = [line for line in lint.stdout.splitlines()
               if ": E: " in line and "unknown-key" not in line]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError
+from builder.gpg import parse_secret_keys
 from builder.release.gates import parse_rpmlint
-from builder.release.gpg import parse_secret_keys
 from builder.release.repo import RepoOptions, check_options, createrepo_argv, render_repo_file
 
 GOOD = RepoOptions(repo_id="ovirt-appliance", name="oVirt engine appliance",

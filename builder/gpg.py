@@ -471,13 +471,18 @@ def rpmsign_macros(signer: Signer) -> list[str]:
 
 def sign_rpm(signer: Signer, source: Path, dest: Path) -> Path:
     """A signed copy of `source` at `dest` (complete or absent); `source` is not touched."""
-    require_tool("rpmsign", package="rpm")
     if not source.is_file():
         raise InputError(f"RPM not found: {source}")
     with staged_file(dest, mode=0o644) as temp:
         shutil.copyfile(source, temp)
-        run(["rpmsign", "--addsign", *rpmsign_macros(signer), temp])
+        sign_rpm_in_place(signer, temp)
     return dest
+
+
+def sign_rpm_in_place(signer: Signer, rpm: Path) -> None:
+    """Add the signer's signature to `rpm` (rpmsign rewrites the file, then renames it)."""
+    require_tool("rpmsign", package="rpm")
+    run(["rpmsign", "--addsign", *rpmsign_macros(signer), rpm])
 
 
 def fingerprint_of(public_key: Path) -> str:
