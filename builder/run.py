@@ -4,7 +4,8 @@ A command dies with the process that ran it, even when that process is killed (k
 OOM killer): util-linux's `setpriv --pdeathsig KILL` has the kernel send it SIGKILL then. A
 `qemu-img convert` compressing a disk would otherwise run on for minutes, writing into a
 partial directory that the next build sweeps. A command that starts commands of its own
-(debootstrap: dpkg, the maintainer scripts) runs `with_descendants`, so they die with it."""
+(debootstrap: dpkg, the maintainer scripts; rpmbuild: its build scripts) runs
+`with_descendants`, so they die with it."""
 
 from __future__ import annotations
 
@@ -113,6 +114,26 @@ def with_descendants(args: Sequence[str], *, unshare: Sequence[str] = ()) -> tup
     `unshare` options given): when it dies, killed with the process that ran it or not, the
     kernel kills every process it started, and theirs. Needs root (CAP_SYS_ADMIN)."""
     return ("unshare", *unshare, "--pid", "--kill-child=SIGKILL", "--", *args)
+
+
+def with_descendants_where_possible(args: Sequence[str]) -> tuple[str, ...]:
+    """`with_descendants(args)` where this process can make a PID namespace: as root, or as
+    another user in a user namespace that maps the user to itself (files keep their owner);
+    `args` unchanged where it cannot (no unshare, or a container that forbids namespaces)."""
+    options = _pid_namespace_options()
+    return tuple(args) if options is None else with_descendants(args, unshare=options)
+
+
+@functools.cache
+def _pid_namespace_options() -> tuple[str, ...] | None:
+    """unshare's options for a PID namespace of this user's, None when none can be made (tried
+    once, with `true`)."""
+    if shutil.which("unshare") is None:
+        return None
+    options = () if os.geteuid() == 0 else ("--map-current-user",)
+    tried = subprocess.run(with_descendants(["true"], unshare=options), capture_output=True,
+                           check=False)
+    return options if tried.returncode == 0 else None
 
 
 @functools.cache

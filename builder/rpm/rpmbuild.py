@@ -19,7 +19,7 @@ from builder.ova.digests import FileDigests, known_digests
 from builder.repro import build_time, source_date_epoch
 from builder.rpm.metadata import ImageKind, RpmLayout, render_discovery, render_metadata, rpm_layout
 from builder.rpm.spec import render_readme, render_spec
-from builder.run import require_tool, run
+from builder.run import require_tool, run, with_descendants_where_possible
 
 PayloadChoice = Literal["speed", "size"]
 # For an image that is not compressed yet (a qcow2 built with --compress none): measured in
@@ -90,8 +90,7 @@ def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir
         spec = stage_sources(top, image.path, layout, meta=meta, names=names, digests=digests,
                              built_at=built_at)
         console.note(f"rpmbuild {layout.package} ({chosen})")
-        run(["rpmbuild", "-bb", *rpm_defines(top, chosen, epoch), spec],
-            env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else {})
+        run_rpmbuild(top, spec, chosen, epoch)
         built = top / "RPMS" / f"{layout.package}-{meta.version}-{meta.release}.noarch.rpm"
         if signer is not None:
             console.note(f"signing with key {signer.key_id}")
@@ -99,6 +98,16 @@ def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir
         final = out_dir / built.name
         built.replace(final)
     return final
+
+
+def run_rpmbuild(top: Path, spec: Path, payload: str, epoch: int | None) -> None:
+    """rpmbuild -bb in `top`, as the first process of a PID namespace where one can be made:
+    killed with he-build, it takes its build scripts (the %install shell and whatever it
+    runs) with it, so nothing writes on into a directory the next build sweeps."""
+    rpmbuild = require_tool("rpmbuild", package="rpm")
+    run(with_descendants_where_possible([rpmbuild, "-bb", *rpm_defines(top, payload, epoch),
+                                         str(spec)]),
+        env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else {})
 
 
 def stage_sources(top: Path, image: Path, layout: RpmLayout, *, meta: ApplianceMeta,

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import stat
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +27,7 @@ from builder.errors import CommandError, ExitCode, InputError, MissingPrerequisi
 from builder.lock import acquire_lock, holder_pid, is_held_elsewhere, locked, try_lock
 from builder.repro import source_date_epoch, stable_mac, stable_uuid
 from builder.run import redact, run
-from tests.fixtures.processes import alive, wait_until
+from tests.fixtures.processes import TOOL, alive, killed_build, wait_until
 
 
 def test_run_captures_output() -> None:
@@ -53,15 +49,7 @@ def test_run_missing_tool_is_a_prerequisite_error() -> None:
         run(["no-such-tool-here-12345"])
 
 
-# A tool that writes its PID where it is told, then runs on; and a build that runs it.
-# Writes its PID as this machine sees it (/proc is the host's even in a PID namespace).
-TOOL = """\
-import os, pathlib, sys, time
-partial = pathlib.Path(sys.argv[1] + ".partial")
-partial.write_text(os.readlink("/proc/self"))
-os.replace(partial, sys.argv[1])
-time.sleep(120)
-"""
+# A build that runs the tool (tests.fixtures.processes.TOOL).
 BUILD = """\
 import sys
 from builder.run import run
@@ -79,27 +67,6 @@ from builder.run import run, with_descendants
 argv = [sys.executable, "-c", sys.argv[2], sys.argv[3], sys.argv[4]]
 run(with_descendants(argv) if sys.argv[1] == "own" else argv)
 """
-
-
-@contextlib.contextmanager
-def killed_build(argv: list[str], pid_file: Path) -> Iterator[int]:
-    """Start `argv` (the stand-in he-build), wait for the tool to write its PID into
-    `pid_file`, kill the build alone and yield the tool's PID; the tool is killed afterwards
-    whatever happened."""
-    build = subprocess.Popen(argv)
-    tool = 0
-    try:
-        assert wait_until(pid_file.exists, 60)
-        tool = int(pid_file.read_text())
-        assert alive(tool)
-        build.kill()
-        build.wait(timeout=30)
-        yield tool
-    finally:
-        build.kill()
-        if tool:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(tool, signal.SIGKILL)
 
 
 def test_run_s_command_dies_with_a_killed_caller(tmp_path: Path) -> None:
