@@ -13,8 +13,9 @@ the cache or the output directory, that every cache entry's file still matches i
 SHA-256, and that the published disk, OVA and RPM have the reference's bytes.
 
 Kill points: the moment the stage's partial entry (or a temp file in the output directory)
-appears, plus a random part of the stage's measured length (tried again sooner when the build
-ended first); a random time over the run; and
+appears, plus a random part of the stage's measured length, killed only while that partial is
+still there (tried again sooner when the stage ended first, so the point is in its stage); a
+random time over the run; and
 syscalls found in a traced run (`strace -e inject=SYSCALL:signal=KILL:when=N`, he-build's own
 process only): the rename that puts the stage's entry in place, and the unlink of its lock
 right after it. A disk rebuilt after a kill can only match the reference if two clean builds
@@ -228,8 +229,10 @@ def _random_point(rng: random.Random, stage: str, reference: Reference, cache: P
     # and an untraced stage may end sooner than its full length after its partial appears.
     delay = rng.uniform(0.0, max(reference.lengths[stage] / 2, 0.1))
     where = f"{out}/.*.partial-*" if stage == "publish" else f"{cache}/{stage}/.*.partial-*"
+    # Killed only while the stage's partial is still there: a moment after the stage has
+    # ended belongs to a later stage (kill_before_the_end tries a shorter delay instead).
     return Plan(stage, KillPoint(label=f"{stage}: partial +{delay:.2f}s ({who})", delay_s=delay,
-                                 glob=where, group=group))
+                                 glob=where, group=group, while_present=True))
 
 
 def leftovers(cache: Path, out: Path) -> list[str]:
@@ -298,10 +301,10 @@ def kill_and_rerun(work: Path, plan: Plan, reference: Reference, counts: Counts)
 def kill_before_the_end(work: Path, plan: Plan,
                         reference: Reference) -> tuple[Path, tuple[int, bool, float], KillPoint]:
     """The build under `plan`'s kill point, from a fresh cache. A point after a partial
-    appears means a kill while the build still runs: when the build ended first (the delay
-    comes from the stage's length in the traced reference runs, which a busy machine can
-    stretch), it is tried again with half the delay, up to PARTIAL_ATTEMPTS times. The cache,
-    the outcome, the point used."""
+    appears means a kill while that partial is still there: when the stage ended first (the
+    delay comes from the stage's length in the traced reference runs, which a busy machine can
+    stretch or shrink), the build runs on unkilled and is tried again with half the delay, up
+    to PARTIAL_ATTEMPTS times. The cache, the outcome, the point used."""
     point = plan.point
     for _ in range(PARTIAL_ATTEMPTS):
         cache = fresh_cache(work / "cache", plan.stage, reference.cache)

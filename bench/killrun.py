@@ -6,7 +6,9 @@ A kill point is one of:
   kernel kills it on entering its Nth call of SYSCALL (before that call does anything): this
   is how a campaign hits the exact rename that switches a seed set, or the exact rename that
   puts a cache entry in place, which a timer would hit only by luck;
-- a path: SIGKILL `delay_s` after a file matching `glob` appears (e.g. a staging directory).
+- a path: SIGKILL `delay_s` after a file matching `glob` appears (e.g. a staging directory);
+  with `while_present`, only if one still matches then (else the command runs on, unkilled:
+  the moment fell after the step that file belongs to).
 
 `group` kills the whole process group (a CI timeout, a stopped systemd unit, a power cut);
 otherwise only the command's own process dies (kill -9 PID, the OOM killer), and whatever it
@@ -35,6 +37,7 @@ class KillPoint:
     nth: int = 0
     glob: str | None = None
     group: bool = True
+    while_present: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,7 @@ def run_with_kill(argv: Sequence[str], env: Mapping[str, str], point: KillPoint 
 def _kill_when_due(proc: subprocess.Popen[bytes], point: KillPoint, start: float,
                    timeout_s: float) -> bool:
     if point.glob is not None:
-        root = Path(point.glob.split("*", 1)[0]).parent
-        pattern = str(Path(point.glob).relative_to(root))
-        while proc.poll() is None and not any(root.glob(pattern)):
+        while proc.poll() is None and not _matches(point.glob):
             if time.monotonic() - start > timeout_s:
                 return False
             time.sleep(POLL_S)
@@ -98,11 +99,19 @@ def _kill_when_due(proc: subprocess.Popen[bytes], point: KillPoint, start: float
         time.sleep(POLL_S)
     if proc.poll() is not None:
         return False
+    if point.while_present and point.glob is not None and not _matches(point.glob):
+        return False
     if point.group:
         os.killpg(proc.pid, signal.SIGKILL)
     else:
         proc.kill()
     return True
+
+
+def _matches(glob: str) -> bool:
+    """Whether a file matches `glob` (its wildcards below a fixed directory)."""
+    root = Path(glob.split("*", 1)[0]).parent
+    return any(root.glob(str(Path(glob).relative_to(root))))
 
 
 def survivors(marker: str, *, grace_s: float = 3.0) -> list[int]:
