@@ -104,6 +104,8 @@ def signing_key_from_args(args: argparse.Namespace, env: dict[str, str]) -> Sign
         if args.sign_passphrase is not None:
             raise InputError("--sign-passphrase: there is no --sign-key to unlock")
         return None
+    if args.format == "ovf":
+        raise InputError("--sign-key: --format ovf builds no RPM to sign")
     if not args.sign_key.is_file():
         raise InputError(f"--sign-key: signing key not found: {args.sign_key}")
     if args.sign_passphrase is not None:

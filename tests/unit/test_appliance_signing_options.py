@@ -22,13 +22,14 @@ def key_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("options", "message"), [
     (["--sign-passphrase", "env:PW"], "--sign-passphrase: there is no --sign-key to unlock"),
     (["--sign-key", "{tmp}/missing.asc"], "--sign-key: signing key not found: {tmp}/missing.asc"),
+    (["--sign-key", "{key}", "--format", "ovf"], "--sign-key: --format ovf builds no RPM to sign"),
     (["--sign-key", "{key}", "--sign-passphrase", "env:HE_TEST_UNSET"],
      "signing key passphrase: environment variable HE_TEST_UNSET is not set"),
     (["--sign-key", "{key}", "--sign-passphrase", "hunter2"],
      "signing key passphrase: the reference is neither env:NAME nor file:PATH"),
     (["--sign-key", "{key}", "--sign-passphrase", "file:{tmp}/none"],
      "signing key passphrase: cannot read {tmp}/none: No such file or directory"),
-], ids=["passphrase without key", "missing key", "unset variable", "literal passphrase",
+], ids=["passphrase without key", "missing key", "no RPM", "unset variable", "literal passphrase",
         "missing file"])
 def test_a_signing_option_that_cannot_be_used_stops_the_build_first(
     options: list[str], message: str, key_file: Path, tmp_path: Path,
