@@ -21,6 +21,7 @@ import pytest
 
 from builder.console import Console
 from builder.disk.registry import load_recipe
+from builder.errors import InputError
 from builder.gpg import HOME_PREFIX
 from builder.model import BuiltDisk
 from builder.ova.digests import file_digests
@@ -295,3 +296,16 @@ def test_signed_rpm_verifies_with_the_public_key(demo_appliance: DemoAppliance,
     errors = [line for line in lint.stdout.splitlines()
               if ": E: " in line and "unknown-key" not in line]
     assert errors == [], lint.stdout
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+def test_a_passphrase_that_does_not_unlock_the_key_stops_before_rpmbuild(
+    demo_appliance: DemoAppliance, release_key: KeyFiles, tmp_path: Path,
+) -> None:
+    recipe = load_recipe("debian-test")
+    with pytest.raises(InputError, match="the passphrase from env:TEST_PASSPHRASE does not "
+                                         f"unlock key {release_key.fingerprint}"):
+        build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta, recipe.package,
+                  tmp_path, payload="speed", sign_key=release_key.signing_key(),
+                  console=Console(), env={**EPOCH, "TEST_PASSPHRASE": "not it"})
+    assert list(tmp_path.iterdir()) == []  # no rpmbuild directory was made
