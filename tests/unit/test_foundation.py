@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -346,3 +347,22 @@ def test_a_long_option_is_taken_only_as_written_in_full(
     assert main(argv) == ExitCode.BAD_INPUT
     assert capsys.readouterr().err.splitlines()[0] == (
         f"he-build: error: unrecognized arguments: {unrecognized}")
+
+
+@pytest.mark.parametrize("unshare", ["refuses", "missing"])
+def test_without_namespaces_a_command_runs_plainly(tmp_path: Path, unshare: str) -> None:
+    """Where unshare cannot make a namespace (a container that forbids them) or is not there,
+    with_descendants_where_possible leaves the command as it is, rather than failing it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if unshare == "refuses":
+        fake = bin_dir / "unshare"
+        fake.write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\n"
+                        "exit 1\n")
+        fake.chmod(0o755)
+    path = str(bin_dir) if unshare == "missing" else f"{bin_dir}:{os.environ['PATH']}"
+    script = ("from builder.run import with_descendants_where_possible as w\n"
+              "print(' '.join(w(['rpmbuild', '-bb'])))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PATH": path})
+    assert done.stdout == "rpmbuild -bb\n"
