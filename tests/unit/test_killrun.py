@@ -11,19 +11,20 @@ import pytest
 
 from bench.killrun import KillPoint, run_with_kill
 
-# A step that keeps a partial for half a second, then runs on for two more.
+# A step that keeps a partial for two seconds, then runs on for two more (margins of a second
+# or more either way, for a busy machine).
 STEP = """\
 import pathlib, sys, time
 partial = pathlib.Path(sys.argv[1]) / ".entry.partial-1"
 partial.write_text("x")
-time.sleep(0.5)
+time.sleep(2)
 partial.unlink()
 time.sleep(2)
 """
 
 
 @pytest.mark.parametrize(("delay", "while_present", "killed"), [
-    (0.05, True, True), (1.5, True, False), (1.5, False, True),
+    (0.05, True, True), (3.0, True, False), (3.0, False, True),
 ], ids=["while there", "after it went", "after it went, unconditional"])
 def test_a_path_point_while_present_kills_only_while_the_file_is_there(
     tmp_path: Path, delay: float, while_present: bool, killed: bool,
