@@ -30,6 +30,7 @@ PAYLOADS: Mapping[PayloadChoice, str] = {"speed": "w1T0.zstdio", "size": "w19T0.
 # every rpm reads (an "identity" payload, w0.ufdio, leaves PAYLOADCOMPRESSOR unset).
 STORED_PAYLOAD = "w0.gzdio"
 BUILD_HOST = "he-builder.localdomain"
+TOPDIR_SUBDIRS = ("SOURCES", "SPECS", "RPMS", "BUILD", "BUILDROOT", "tmp")
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,15 @@ def run_rpmbuild(top: Path, spec: Path, payload: str, epoch: int | None) -> None
         env={"SOURCE_DATE_EPOCH": str(epoch)} if epoch is not None else {})
 
 
+def make_topdir(top: Path) -> None:
+    """The directories `rpm_defines` points rpmbuild at, under `top`."""
+    for sub in TOPDIR_SUBDIRS:
+        (top / sub).mkdir(parents=True)
+
+
 def stage_sources(top: Path, image: Path, layout: RpmLayout, *, meta: ApplianceMeta,
                   names: PackageNames, digests: FileDigests, built_at: int) -> Path:
-    for sub in ("SOURCES", "SPECS", "RPMS", "BUILD", "BUILDROOT", "tmp"):
-        (top / sub).mkdir()
+    make_topdir(top)
     sources = top / "SOURCES"
     try:
         os.link(image, sources / image.name)

@@ -90,9 +90,9 @@ class HashesAhead:
             raise refused
         secrets = self._secrets.get(site.name)
         found = self._hashes.get(site.name)
-        if secrets is None or found is None or found.cancelled() or not found.done():
-            return secrets
-        if found.exception() is not None:
+        # A hash not made (dropped, or not finished) or that failed: the seed makes it.
+        if (secrets is None or found is None or not found.done() or found.cancelled()
+                or found.exception() is not None):
             return secrets
         return HashedSecrets(secrets.root_password, secrets.admin_password, found.result())
 

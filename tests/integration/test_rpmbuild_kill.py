@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.rpm.rpmbuild import make_topdir
 from builder.run import with_descendants_where_possible
 from tests.fixtures.processes import TOOL, alive, killed_build, wait_until
 
@@ -50,8 +51,7 @@ def test_a_killed_build_takes_rpmbuilds_scripts_with_it(tmp_path: Path, namespac
     if namespace == "own" and with_descendants_where_possible(["true"]) == ("true",):
         pytest.skip("no PID namespace can be made here")
     top = tmp_path / "top"
-    for sub in ("SOURCES", "SPECS", "RPMS", "BUILD", "BUILDROOT", "tmp"):
-        (top / sub).mkdir(parents=True)
+    make_topdir(top)
     tool, pid_file = tmp_path / "tool.py", tmp_path / "pid"
     tool.write_text(TOOL)
     spec = top / "SPECS" / "he-kill-test.spec"
