@@ -5,7 +5,9 @@ and verification. The passphrase never reaches argv or a file of ours."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -13,11 +15,13 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from builder.atomic import staged_file, write_atomic
 from builder.errors import CommandError, InputError, IntegrityError, MissingPrerequisiteError
 from builder.inventory.files import FileRefused, read_regular_file
 from builder.inventory.secrets import read_env
+from builder.repro import sha256_file
 from builder.run import require_tool, run
 
 # gpg-agent's socket lives in the home when /run/user/UID does not exist: a unix socket path
@@ -51,6 +55,9 @@ PROBE_ARGS = ("--detach-sign", "--local-user")
 # Seconds the operator's agent is given for the test signature (it never asks a pinentry).
 AGENT_PROBE_TIMEOUT = 60.0
 MAX_PASSPHRASE_BYTES = 4096
+# `agent:FINGERPRINT`: a key of the operator's own GnuPG home, unlocked in its gpg-agent.
+AGENT_PREFIX = "agent:"
+FINGERPRINT_PATTERN = re.compile(r"[0-9A-F]{40}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,53 @@ class AgentKey:
 
     @property
     def reference(self) -> str:
-        return f"agent:{self.fingerprint}"
+        return f"{AGENT_PREFIX}{self.fingerprint}"
+
+    @classmethod
+    def from_reference(cls, reference: str, env: Mapping[str, str]) -> AgentKey:
+        """`agent:FINGERPRINT` as a key of the operator's home (GNUPGHOME, else ~/.gnupg).
+        Whether that home holds it, unlocked, `agent_key_missing` and `signing_home` tell."""
+        return cls(agent_fingerprint(reference), gnupg_home(env))
+
+
+def is_agent_reference(reference: str) -> bool:
+    return reference.startswith(AGENT_PREFIX)
+
+
+def agent_fingerprint(reference: str) -> str:
+    """The fingerprint of `agent:FINGERPRINT`, spaces dropped, upper case; ValueError when it
+    is not a full one (a short key id may name several keys)."""
+    fingerprint = reference.removeprefix(AGENT_PREFIX).replace(" ", "").upper()
+    if not FINGERPRINT_PATTERN.fullmatch(fingerprint):
+        raise ValueError("agent:FINGERPRINT needs the key's full fingerprint, 40 hex digits "
+                         "(spaces allowed)")
+    return fingerprint
+
+
+def gnupg_home(env: Mapping[str, str]) -> Path:
+    """The operator's GnuPG home: GNUPGHOME from the environment, else ~/.gnupg."""
+    if env.get("GNUPGHOME"):
+        return Path(env["GNUPGHOME"]).absolute()
+    return Path(env.get("HOME") or Path.home()).absolute() / ".gnupg"
+
+
+def key_inputs(key: SigningKey | AgentKey) -> dict[str, Any]:
+    """What a signing stage's cache key holds of its key: a key file by its digest, an agent
+    key by its fingerprint and its public half (a new user id or expiry signs again, as a
+    changed key file does)."""
+    if isinstance(key, AgentKey):
+        return {"key": key.reference,
+                "public-key": hashlib.sha256(agent_public_key(key)).hexdigest()}
+    return {"key": sha256_file(key.key_file) if key.key_file.is_file() else str(key.key_file),
+            "fingerprint": key.fingerprint}
+
+
+def check_key_signs(key: SigningKey | AgentKey, env: Mapping[str, str]) -> None:
+    """The key imports and its passphrase unlocks it (an agent key: its agent holds it
+    unlocked): what a pipeline checks before any stage when a stage will sign, so a key that
+    cannot sign is one line at once, not after a long build."""
+    with signing_home(key, env):
+        pass
 
 
 @dataclass(frozen=True)
@@ -215,7 +268,7 @@ def agent_signer(key: AgentKey, *, signature_time: int | None = None) -> Signer:
     except CommandError as exc:
         raise InputError(f"{key.reference}: {_agent_refusal(exc.stderr_tail, key)}",
                          hint="unlock it in the agent first (gpg-preset-passphrase, or one "
-                              "signature made by hand); the release never asks for a "
+                              "signature made by hand); he-build never asks for a "
                               "passphrase") from exc
     return signer
 

@@ -18,7 +18,7 @@ from builder.model import FORMATS
 if TYPE_CHECKING:
     from builder.console import Console
     from builder.disk.recipe import Recipe
-    from builder.gpg import SigningKey
+    from builder.gpg import AgentKey, SigningKey
     from builder.pipeline.appliance import ApplianceBuild
 
 DEFAULT_RECIPE = "debian-test"
@@ -53,11 +53,13 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", choices=("speed", "size"), default="speed",
                         help="RPM payload compression, used only for an image not compressed "
                              "already (--format qcow2 --compress none) (default: %(default)s)")
-    parser.add_argument("--sign-key", type=Path, default=None, metavar="FILE",
-                        help="OpenPGP secret key file (as `gpg --export-secret-keys` writes "
-                             "it) to sign the RPM with")
+    parser.add_argument("--sign-key", default=None, metavar="FILE|agent:FINGERPRINT",
+                        help="key to sign the RPM with: an OpenPGP secret key file (as `gpg "
+                             "--export-secret-keys` writes it), or agent:FINGERPRINT, a key of "
+                             "your GnuPG home ($GNUPGHOME, else ~/.gnupg) that its running "
+                             "gpg-agent holds unlocked")
     parser.add_argument("--sign-passphrase", default=None, metavar="env:NAME|file:PATH",
-                        help="where the signing key's passphrase is: an environment variable "
+                        help="where the key file's passphrase is: an environment variable "
                              "or a file, never the passphrase itself")
     kickstart = parser.add_argument_group(
         "kickstart backend", "install the disk from a CentOS Stream tree with a kickstart")
@@ -95,10 +97,12 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     return CommandResult(data=describe(build), text=summary_table(build))
 
 
-def signing_key_from_args(args: argparse.Namespace, env: dict[str, str]) -> SigningKey | None:
+def signing_key_from_args(args: argparse.Namespace,
+                          env: dict[str, str]) -> SigningKey | AgentKey | None:
     """--sign-key and --sign-passphrase, checked before anything is built: the key file exists
-    and the passphrase can be read (whether it unlocks the key, the RPM stage tries first)."""
-    from builder.gpg import SigningKey, read_passphrase  # noqa: PLC0415
+    and the passphrase can be read, or the agent key is a full fingerprint (whether the key
+    signs, build_appliance tries before any stage runs)."""
+    from builder.gpg import SigningKey, is_agent_reference, read_passphrase  # noqa: PLC0415
 
     if args.sign_key is None:
         if args.sign_passphrase is not None:
@@ -106,11 +110,26 @@ def signing_key_from_args(args: argparse.Namespace, env: dict[str, str]) -> Sign
         return None
     if args.format == "ovf":
         raise InputError("--sign-key: --format ovf builds no RPM to sign")
-    if not args.sign_key.is_file():
-        raise InputError(f"--sign-key: signing key not found: {args.sign_key}")
+    if is_agent_reference(args.sign_key):
+        return agent_key_from_args(args, env)
+    key_file = Path(args.sign_key)
+    if not key_file.is_file():
+        raise InputError(f"--sign-key: signing key not found: {key_file}")
     if args.sign_passphrase is not None:
         read_passphrase(args.sign_passphrase, env)
-    return SigningKey(args.sign_key, passphrase=args.sign_passphrase)
+    return SigningKey(key_file, passphrase=args.sign_passphrase)
+
+
+def agent_key_from_args(args: argparse.Namespace, env: dict[str, str]) -> AgentKey:
+    from builder.gpg import AgentKey  # noqa: PLC0415
+
+    if args.sign_passphrase is not None:
+        raise InputError("--sign-passphrase: an agent: key is unlocked in its gpg-agent; no "
+                         "passphrase is read for it")
+    try:
+        return AgentKey.from_reference(args.sign_key, env)
+    except ValueError as exc:
+        raise InputError(f"--sign-key: {exc}") from None
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:

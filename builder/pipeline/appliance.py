@@ -22,14 +22,21 @@ from typing import Any
 from builder.console import Console
 from builder.disk.backend import BuildContext
 from builder.disk.registry import Recipe, create_backend
-from builder.gpg import SigningKey
+from builder.gpg import AgentKey, SigningKey, check_key_signs, key_inputs
 from builder.model import ApplianceFormat, BuiltDisk
 from builder.ova import pack_ova
 from builder.ova.digests import FileDigests, file_digests
 from builder.ova.pack import Compression, OvaLayout, check_source, convert_disk
-from builder.pipeline.stages import Built, Stage, StageContext, StageResult, run_stages
+from builder.pipeline.stages import (
+    Built,
+    Stage,
+    StageContext,
+    StageResult,
+    run_stages,
+    stages_to_run,
+)
 from builder.pipeline.store import StageCache, link_or_copy
-from builder.repro import build_time, sha256_file, source_date_epoch
+from builder.repro import build_time, source_date_epoch
 from builder.rpm import PayloadChoice, RpmImage, build_rpm
 from builder.rpm.metadata import ImageKind, rpm_layout
 from builder.rpm.spec import templates_digest
@@ -69,7 +76,7 @@ class BuildOptions:
     compression: Compression = "zlib"
     payload: PayloadChoice = "speed"
     format: ApplianceFormat = "ovirt"
-    sign_key: SigningKey | None = None
+    sign_key: SigningKey | AgentKey | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ def rpm_stage(recipe: Recipe, image_stage: str, options: BuildOptions,
     def inputs() -> dict[str, Any]:
         return {"kind": kind, "meta": asdict(recipe.meta), "package": asdict(recipe.package),
                 "payload": options.payload, "compressed": compressed,
-                "sign_key": sha256_file(options.sign_key.key_file) if options.sign_key else None,
+                "sign_key": key_inputs(options.sign_key) if options.sign_key else None,
                 "epoch": source_date_epoch(env),
                 "rpmbuild": tool_version("rpmbuild", "--version"),
                 "templates": templates_digest()}
@@ -228,7 +235,11 @@ def build_appliance(
     stages = appliance_stages(recipe, options, cache_root, env)
     if options.format != "ovf":
         note_role_firmware(recipe, console)
-    results = run_stages(stages, StageCache(cache_root, notify=console.note), console, env)
+    store = StageCache(cache_root, notify=console.note)
+    if options.sign_key is not None and "rpm" in stages_to_run(stages, store):
+        # Before any stage: a key that cannot sign is one line now, not after the disk build.
+        check_key_signs(options.sign_key, env)
+    results = run_stages(stages, store, console, env)
     return ApplianceBuild(tuple(publish_result(results[stage.name], recipe, out_dir, console)
                                 for stage in stages))
 

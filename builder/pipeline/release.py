@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +23,16 @@ from builder.atomic import staged_dir, sweep_stale_partials, write_atomic
 from builder.console import Console
 from builder.disk.registry import Recipe, load_recipe
 from builder.errors import BuilderError, ExitCode, InputError
+from builder.gpg import (
+    AgentKey,
+    SigningKey,
+    agent_key_missing,
+    check_key_signs,
+    export_public_key,
+    key_inputs,
+    sign_rpm,
+    signing_home,
+)
 from builder.model import PackageNames
 from builder.pipeline.appliance import BuildOptions, disk_stage, ova_stage, rpm_stage
 from builder.pipeline.stages import (
@@ -35,10 +44,10 @@ from builder.pipeline.stages import (
     StageResult,
     plan_stages,
     run_stages,
+    stages_to_run,
 )
 from builder.pipeline.store import StageCache
 from builder.release.config import (
-    AgentReference,
     ReleaseFile,
     passphrase_reference,
     signing_key_source,
@@ -47,7 +56,6 @@ from builder.repro import build_time, sha256_file, source_date_epoch
 from builder.run import require_tool, run, tied_to_this_process
 
 if TYPE_CHECKING:
-    from builder.gpg import AgentKey, SigningKey
     from builder.inventory.load import Inventory
     from builder.release.gates import GateResult
 
@@ -396,30 +404,15 @@ def sbom_stage(ctx: ReleaseContext) -> Stage:
 
 
 def signing_inputs(ctx: ReleaseContext) -> dict[str, Any]:
-    """A key file by its digest; an agent key by its fingerprint and its public half (a new
-    user id or expiry reruns the signing stages, as a changed key file does)."""
-    from builder.gpg import AgentKey, agent_public_key  # noqa: PLC0415
-
-    key = signing_key(ctx)
-    if isinstance(key, AgentKey):
-        return {"key": key.reference,
-                "public-key": hashlib.sha256(agent_public_key(key)).hexdigest(),
-                "epoch": ctx.epoch}
-    return {"key": sha256_file(key.key_file) if key.key_file.is_file() else str(key.key_file),
-            "fingerprint": ctx.release.model.signing.fingerprint, "epoch": ctx.epoch}
+    return {**key_inputs(signing_key(ctx)), "epoch": ctx.epoch}
 
 
 def signing_key(ctx: ReleaseContext) -> SigningKey | AgentKey:
     """The first usable `signing.key` reference: a key file with its passphrase reference, or
     a key of the operator's GnuPG home unlocked in its agent (no passphrase is read for it)."""
-    from builder.gpg import AgentKey, SigningKey, agent_key_missing  # noqa: PLC0415
-
-    def agent_check(agent: AgentReference) -> str | None:
-        return agent_key_missing(AgentKey(agent.fingerprint, agent.home))
-
-    source = signing_key_source(ctx.release, ctx.env, agent_check)
-    if isinstance(source, AgentReference):
-        return AgentKey(source.fingerprint, source.home)
+    source = signing_key_source(ctx.release, ctx.env, agent_key_missing)
+    if isinstance(source, AgentKey):
+        return source
     return SigningKey(source, passphrase=passphrase_reference(ctx.release, ctx.env),
                       fingerprint=ctx.release.model.signing.fingerprint)
 
@@ -434,7 +427,6 @@ def repo_stage(ctx: ReleaseContext) -> Stage:
                 "base_url": ctx.base_url}
 
     def build(sc: StageContext) -> Built:
-        from builder.gpg import signing_home  # noqa: PLC0415
         from builder.release.repo import RepoOptions, build_repository  # noqa: PLC0415
 
         signed = sc.upstream["rpm-sign"].artifact("rpm").path
@@ -454,8 +446,6 @@ def sign_stage(ctx: ReleaseContext) -> Stage:
     public half, before the gates judge it."""
 
     def build(sc: StageContext) -> Built:
-        from builder.gpg import export_public_key, sign_rpm, signing_home  # noqa: PLC0415
-
         rpm = sc.upstream["rpm"].artifact("rpm").path
         with signing_home(signing_key(ctx), sc.env, signature_time=ctx.epoch) as signer:
             signed = sign_rpm(signer, rpm, sc.work_dir / rpm.name)
@@ -527,7 +517,6 @@ def publish_stage(ctx: ReleaseContext) -> Stage:
     needs = ("repo", "sbom", "provenance", *ova_stages(ctx))
 
     def build(sc: StageContext) -> Built:
-        from builder.gpg import signing_home  # noqa: PLC0415
         from builder.release.checksums import sign_sha256sums, write_sha256sums  # noqa: PLC0415
 
         tree = sc.work_dir / "release"
@@ -562,9 +551,10 @@ def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
     directory. A failed stage raises StageFailedError; the publish directory is untouched."""
     stages = release_stages(ctx)
     store = StageCache(ctx.cache_root, notify=console.note)
-    running = {p.name for p in plan_stages(stages, store) if p.action == "run"}
+    running = stages_to_run(stages, store)
     if running & SIGNING_STAGES:
-        check_signing(ctx)
+        # Before any stage: a key that cannot sign is one line now, not after the build.
+        check_key_signs(signing_key(ctx), ctx.env)
     if "gates" in running:
         check_kickstart_gates(ctx)
     results = run_stages(stages, store, console, ctx.env)
@@ -572,16 +562,6 @@ def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
     swap_in(tree, ctx.publish, console)
     files = tuple((name, art.size, art.sha256) for name, art in sorted(tree.artifacts.items()))
     return ReleaseRun(tuple(results[s.name] for s in stages), ctx.publish, files)
-
-
-def check_signing(ctx: ReleaseContext) -> None:
-    """The key imports and its passphrase unlocks it (an agent key: the agent holds it
-    unlocked), before any stage runs: a wrong passphrase or a locked agent key is one line at
-    once, not after the build and the boot."""
-    from builder.gpg import signing_home  # noqa: PLC0415
-
-    with signing_home(signing_key(ctx), ctx.env):
-        pass
 
 
 def swap_in(tree: StageResult, target: Path, console: Console) -> None:

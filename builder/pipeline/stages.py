@@ -222,6 +222,11 @@ def plan_stages(stages: Sequence[Stage], store: StageCache) -> list[PlannedStage
     return plan
 
 
+def stages_to_run(stages: Sequence[Stage], store: StageCache) -> set[str]:
+    """The names of the stages a run would build (the others it would reuse)."""
+    return {planned.name for planned in plan_stages(stages, store) if planned.action == "run"}
+
+
 def results_table(results: Iterable[StageResult]) -> list[tuple[str, str, str, str, str]]:
     """Rows of (stage, reused/ran, duration, artifact, digest): one per artifact."""
     rows = [("STAGE", "RESULT", "TIME", "ARTIFACT", "SHA256")]

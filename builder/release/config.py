@@ -4,7 +4,6 @@ models that refuse unknown keys, every problem reported before anything runs, on
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from builder.console import counted
 from builder.errors import InputError
+from builder.gpg import AgentKey, agent_fingerprint, is_agent_reference
 from builder.inventory.counts import Count
 from builder.inventory.problems import in_line_order, model_problems, pydantic_message
 from builder.inventory.source import key_problems, read_yaml_file, text_keys_only
@@ -26,7 +26,6 @@ REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^\x00-\x1f]+)$"
 # A signing key may also be agent:FINGERPRINT: a secret key in the operator's own GnuPG home,
 # unlocked in its running gpg-agent (the fingerprint is checked by `_agent_fingerprint`).
 KEY_REFERENCE_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:[^\x00-\x1f]+|agent:[^\x00-\x1f]*)$"
-FINGERPRINT_PATTERN = re.compile(r"[0-9A-F]{40}")
 REPO_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 SITE_PATTERN = r"^[a-z][a-z0-9-]*$"
 RPM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
@@ -61,15 +60,9 @@ class RpmSection(Strict):
     payload: Literal["speed", "size"] = "speed"
 
 
-def agent_fingerprint(reference: str) -> str:
-    """The fingerprint of `agent:FINGERPRINT`, spaces dropped, upper case."""
-    return reference.removeprefix("agent:").replace(" ", "").upper()
-
-
 def _agent_fingerprint(value: str) -> str:
-    if value.startswith("agent:") and not FINGERPRINT_PATTERN.fullmatch(agent_fingerprint(value)):
-        raise ValueError("agent:FINGERPRINT needs the key's full fingerprint, 40 hex digits "
-                         "(spaces allowed)")
+    if is_agent_reference(value):
+        agent_fingerprint(value)
     return value
 
 
@@ -187,28 +180,8 @@ def load_release(path: Path) -> ReleaseFile:
     return ReleaseFile(path, model)
 
 
-@dataclass(frozen=True)
-class AgentReference:
-    """`agent:FINGERPRINT`: the secret key `fingerprint` (40 hex digits, upper case) in the
-    operator's GnuPG home `home`, unlocked in its gpg-agent."""
-
-    fingerprint: str
-    home: Path
-
-    @property
-    def reference(self) -> str:
-        return f"agent:{self.fingerprint}"
-
-
-# Why an agent reference cannot be used ("no secret key ... in HOME"), None when it can.
-AgentCheck = Callable[[AgentReference], str | None]
-
-
-def gnupg_home(env: Mapping[str, str]) -> Path:
-    """The operator's GnuPG home: GNUPGHOME from the environment, else ~/.gnupg."""
-    if env.get("GNUPGHOME"):
-        return Path(env["GNUPGHOME"]).absolute()
-    return Path(env.get("HOME") or Path.home()).absolute() / ".gnupg"
+# Why an agent key cannot be used ("no secret key ... in HOME"), None when it can.
+AgentCheck = Callable[[AgentKey], str | None]
 
 
 def first_reference(references: Sequence[str], env: Mapping[str, str],
@@ -225,15 +198,15 @@ def first_reference(references: Sequence[str], env: Mapping[str, str],
 
 
 def signing_key_source(release: ReleaseFile, env: Mapping[str, str],
-                       agent_check: AgentCheck) -> Path | AgentReference:
+                       agent_check: AgentCheck) -> Path | AgentKey:
     """The first usable `signing.key` reference: a key file (`env:NAME` names a variable
     holding its path), or an agent key that `agent_check` finds in the operator's home."""
     signing = release.model.signing
     tried: list[str] = []
     for reference in signing.key:
         kind = reference.partition(":")[0]
-        if kind == "agent":
-            agent = AgentReference(agent_fingerprint(reference), gnupg_home(env))
+        if is_agent_reference(reference):
+            agent = AgentKey.from_reference(reference, env)
             reason = agent_check(agent)
             if reason is None:
                 return agent

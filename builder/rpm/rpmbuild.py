@@ -13,7 +13,7 @@ from typing import Literal
 
 from builder.console import Console
 from builder.errors import InputError
-from builder.gpg import SigningKey, sign_rpm_in_place, signing_home
+from builder.gpg import AgentKey, SigningKey, sign_rpm_in_place, signing_home
 from builder.model import ApplianceMeta, PackageNames
 from builder.ova.digests import FileDigests, known_digests
 from builder.repro import build_time, source_date_epoch
@@ -65,11 +65,12 @@ def rpm_defines(top: Path, payload: str, epoch: int | None) -> list[str]:
 
 
 def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir: Path, *,
-              payload: PayloadChoice, sign_key: SigningKey | None, console: Console,
+              payload: PayloadChoice, sign_key: SigningKey | AgentKey | None, console: Console,
               env: Mapping[str, str]) -> Path:
     """Build `<package>-<version>-<release>.noarch.rpm` holding `image` into `out_dir`, signed
-    with `sign_key` when given (builder.gpg: a private GnuPG home, its agent stopped after;
-    with SOURCE_DATE_EPOCH, the signature carries that time, so a rebuild is the same bytes).
+    with `sign_key` when given (builder.gpg: a key file in a private GnuPG home, its agent
+    stopped after, or a key the operator's gpg-agent holds unlocked; with SOURCE_DATE_EPOCH,
+    the signature carries that time, so a rebuild is the same bytes).
 
     The image's digests are taken from `image.digests` (the packing stage computed them) or
     from the sidecar kept beside it; the file is read again only when neither is there."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.console import Console
+from builder.disk.registry import load_recipe
 from builder.errors import InputError
 from builder.gpg import (
     AgentKey,
@@ -35,6 +37,8 @@ from builder.gpg import (
     verify_detached,
 )
 from builder.resources import data_path
+from builder.rpm import RpmImage, build_rpm
+from tests.fixtures.appliance import DemoAppliance
 from tests.fixtures.release import EPOCH, KeyFiles, gpg_verify, rpm_signature_check
 
 pytestmark = pytest.mark.integration
@@ -300,10 +304,46 @@ def test_a_release_with_a_locked_agent_key_stops_before_any_stage(untouched: Ope
     assert lines[0] == (f"he-build: error: agent:{untouched.locked}: key {untouched.locked} is "
                         f"not unlocked in the gpg-agent of {untouched.home}")
     assert lines[1:] == ["he-build: hint: unlock it in the agent first (gpg-preset-passphrase, "
-                         "or one signature made by hand); the release never asks for a "
+                         "or one signature made by hand); he-build never asks for a "
                          "passphrase"]  # no stage started
     assert not (tmp_path / "publish").exists()
     assert not cache.exists() or not any(cache.glob("*/*"))  # nothing stored
+
+
+# --- through he-build appliance ------------------------------------------------------------
+
+
+def test_the_appliance_rpm_signed_by_an_agent_key_verifies(untouched: OperatorHome,
+                                                           demo_appliance: DemoAppliance,
+                                                           tmp_path: Path) -> None:
+    recipe = load_recipe("debian-test")
+    built = build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta, recipe.package,
+                      tmp_path, payload="speed",
+                      sign_key=AgentKey(DEMO_FINGERPRINT, untouched.home), console=Console(),
+                      env={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    assert rpm_signature_check(built, KEYS / "demo-release.pub.asc", tmp_path / "db").endswith(
+        "digests signatures OK")
+
+
+def appliance_argv(out: Path, key: str) -> list[str]:
+    return [sys.executable, "-m", "builder.cli.he_build", "appliance", "--out", str(out),
+            "--sign-key", key]
+
+
+@pytest.mark.parametrize("which", ["locked", "unknown"])
+def test_an_appliance_with_an_agent_key_that_cannot_sign_stops_before_any_stage(
+        which: str, untouched: OperatorHome, tmp_path: Path) -> None:
+    fingerprint = untouched.locked if which == "locked" else "0" * 40
+    reason = (f"key {fingerprint} is not unlocked in the gpg-agent of {untouched.home}"
+              if which == "locked" else f"no secret key {fingerprint} in {untouched.home}")
+    cache = tmp_path / "cache"
+    env = {**untouched.env, "HE_BUILDER_CACHE": str(cache)}
+    done = subprocess.run(appliance_argv(tmp_path / "out", f"agent:{fingerprint.lower()}"),
+                          capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0] == f"he-build: error: agent:{fingerprint}: {reason}"
+    assert not (tmp_path / "out").exists()
+    assert not cache.exists() or not any(cache.glob("*/*"))  # no stage ran
 
 
 def test_a_signature_time_before_the_signing_subkey_is_clamped_to_it(tmp_path: Path) -> None:

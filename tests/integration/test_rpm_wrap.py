@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -320,3 +321,24 @@ def test_a_passphrase_that_does_not_unlock_the_key_stops_before_rpmbuild(
                   tmp_path, payload="speed", sign_key=release_key.signing_key(),
                   console=Console(), env={**EPOCH, "TEST_PASSPHRASE": "not it"})
     assert list(tmp_path.iterdir()) == []  # no rpmbuild directory was made
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+def test_a_passphrase_that_does_not_unlock_the_key_stops_the_appliance_before_any_stage(
+    release_key: KeyFiles, tmp_path: Path,
+) -> None:
+    """Through `he-build appliance`: the key is tried before the disk stage, so a wrong
+    passphrase is one line at once, not after the disk and OVA are built."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HE_BUILDER_CACHE": str(cache), "TEST_PASSPHRASE": "not it"}
+    done = subprocess.run([sys.executable, "-m", "builder.cli.he_build", "appliance", "--out",
+                           str(tmp_path / "out"), "--sign-key", str(release_key.secret),
+                           "--sign-passphrase", "env:TEST_PASSPHRASE"],
+                          capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        f"he-build: error: {release_key.secret}: the passphrase from env:TEST_PASSPHRASE does "
+        f"not unlock key {release_key.fingerprint}")
+    assert "not it" not in done.stderr + done.stdout
+    assert not (tmp_path / "out").exists()
+    assert not cache.exists() or not any(cache.glob("*/*"))  # no stage ran

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from builder.errors import InputError
+from builder.gpg import AgentKey, gnupg_home
 from builder.release.config import (
-    AgentReference,
     ReleaseFile,
-    gnupg_home,
     load_release,
     passphrase_reference,
     signing_key_source,
@@ -33,10 +32,10 @@ smoke:
 """
 
 
-def key_file(release: ReleaseFile, env: dict[str, str]) -> Path | AgentReference:
+def key_file(release: ReleaseFile, env: dict[str, str]) -> Path | AgentKey:
     """The key a release without agent references resolves to (none is ever asked for:
     tests/integration/test_release_agent_key.py resolves them with a real gpg-agent)."""
-    def no_agent(agent: AgentReference) -> str:
+    def no_agent(agent: AgentKey) -> str:
         raise AssertionError(f"{agent.reference} is not in this release file")
 
     return signing_key_source(release, env, no_agent)
@@ -184,9 +183,9 @@ def test_agent_references_need_a_full_fingerprint(tmp_path: Path) -> None:
     lines = AGENT_RELEASE.splitlines()
     valid = write(tmp_path, "\n".join(lines[:4] + lines[8:]) + "\n")
     release = load_release(valid)
-    asked: list[AgentReference] = []
+    asked: list[AgentKey] = []
 
-    def absent(agent: AgentReference) -> str:
+    def absent(agent: AgentKey) -> str:
         asked.append(agent)
         return "not here"
 
@@ -194,8 +193,7 @@ def test_agent_references_need_a_full_fingerprint(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         signing_key_source(release, env, absent)
     # Spaces dropped, upper case; the home is the environment's.
-    assert asked == [AgentReference("2EC3AEDE1EE9F3D790D266DF646642753200F72A",
-                                    Path("/srv/gnupg"))]
+    assert asked == [AgentKey("2EC3AEDE1EE9F3D790D266DF646642753200F72A", Path("/srv/gnupg"))]
     assert caught.value.message == (
         f"{valid}: signing.key: none of agent:2EC3 AEDE 1EE9 F3D7 90D2  66DF 6466 4275 3200 "
         "F72a (not here) is set or exists")
