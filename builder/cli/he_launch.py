@@ -28,6 +28,7 @@ from builder.launch.options import (
     check_options,
     quoted,
     storage_problem,
+    uri_problem,
 )
 from builder.launch.report import LaunchReport
 
@@ -214,7 +215,7 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
     from builder.launch.prune import prune_storage, report_data  # noqa: PLC0415
 
     storage = args.storage.absolute()
-    problem = storage_problem(storage)
+    problem = uri_problem(args.uri) or storage_problem(storage)
     if problem:
         raise InputError(problem, hint=PRUNE_HINT)
     report = prune_storage(storage, args.uri, unused_since=time.time() - args.unused_for * DAY_S,

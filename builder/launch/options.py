@@ -153,10 +153,17 @@ def _vm_problems(opts: LaunchOptions) -> list[str]:
                                ("--vcpus", opts.vcpus, MAX_VCPUS)):
         if value is not None and not 1 <= value <= limit:
             problems.append(f"{flag} {value}: must be from 1 to {limit:,}")
-    if not opts.uri or BLANK_OR_CONTROL_RE.search(opts.uri):
-        problems.append(f"--uri {quoted(opts.uri)}: not a libvirt URI (an empty one would "
-                        "connect to libvirt's default)")
-    return problems
+    uri = uri_problem(opts.uri)
+    return problems if uri is None else [*problems, uri]
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why `--uri` is not a libvirt URI, None when it may be one: an empty value (an unset
+    shell variable) would connect to libvirt's own default, not to qemu:///system."""
+    if not uri or BLANK_OR_CONTROL_RE.search(uri):
+        return (f"--uri {quoted(uri)}: not a libvirt URI (an empty one would connect to "
+                "libvirt's default)")
+    return None
 
 
 def _mac_problems(mac: str) -> list[str]:

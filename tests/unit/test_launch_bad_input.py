@@ -247,6 +247,9 @@ ROWS = [
         f"error: --storage '/var/tmp': {SYSTEM}", BAD),
     Row("pruning a file", prune("--storage", "{w}/appliance.ova"),
         "error: --storage 'appliance.ova': a regular file, not a directory", BAD),
+    Row("pruning with an empty URI", prune("--uri", ""),
+        "error: --uri '': not a libvirt URI (an empty one would connect to libvirt's default)",
+        BAD),
 ]
 
 
