@@ -1,8 +1,14 @@
-"""What the user sees: progress and notes on stderr, results on stdout (text or JSON)."""
+"""What the user sees: progress and notes on stderr, results on stdout (text or JSON).
+
+A reader that has gone (`he-build cache list | head -1`) is not a failure of the command: what
+it would have read is dropped, the work goes on, and the exit status is the command's own."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +33,7 @@ class Console:
     def note(self, message: str) -> None:
         """A one-line status message (stderr, so stdout stays machine-readable)."""
         self._end_progress_line()
-        print(message, file=self.err, flush=True)
+        write_or_drop(self.err, message + "\n")
 
     def step(self, message: str) -> None:
         self.note(f"==> {message}")
@@ -46,15 +52,14 @@ class Console:
         else:
             text = f"{label} {done}"
         if self.interactive:
-            self.err.write("\r\x1b[K" + text + ("\n" if final else ""))
-            self.err.flush()
+            write_or_drop(self.err, "\r\x1b[K" + text + ("\n" if final else ""))
             self._open_line = not final
         else:
-            print(text, file=self.err, flush=True)
+            write_or_drop(self.err, text + "\n")
 
     def _end_progress_line(self) -> None:
         if self._open_line:
-            self.err.write("\n")
+            write_or_drop(self.err, "\n")
             self._open_line = False
 
     def emit(self, data: dict[str, Any], text: str, *, verbatim: bool = False) -> None:
@@ -62,20 +67,30 @@ class Console:
         one newline), or exactly `text` when `verbatim`."""
         self._end_progress_line()
         if self.json_mode:
-            self.out.write(as_json(data))
+            write_or_drop(self.out, as_json(data))
         elif verbatim:
-            self.out.write(text)
+            write_or_drop(self.out, text)
         elif text:
-            self.out.write(text.rstrip("\n") + "\n")
-        self.out.flush()
+            write_or_drop(self.out, text.rstrip("\n") + "\n")
 
     def emit_error(self, prog: str, data: dict[str, Any], lines: list[str]) -> None:
         self._end_progress_line()
         if self.json_mode:
-            self.out.write(as_json(data))
-            self.out.flush()
-        for line in lines:
-            print(f"{prog}: {line}", file=self.err, flush=True)
+            write_or_drop(self.out, as_json(data))
+        write_or_drop(self.err, "".join(f"{prog}: {line}\n" for line in lines))
+
+
+def write_or_drop(stream: TextIO, text: str) -> None:
+    """`text` written and flushed; when the reader has closed the pipe, this and every later
+    write to `stream` go to /dev/null instead (so the exit's own flush cannot fail either)."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 def as_json(data: dict[str, Any]) -> str:

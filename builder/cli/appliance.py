@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.atomic import check_directory_target, write_atomic
-from builder.cli.handler import CommandResult, Subcommands
+from builder.cli.handler import CommandResult, Subcommands, a_path, a_value
 from builder.console import human_size, text_table
 from builder.errors import InputError
 from builder.model import FORMATS
@@ -32,13 +32,13 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
         description="Build the appliance from a recipe: disk, then OVA (or qcow2), then RPM. "
                     "Stages whose inputs did not change are reused from the cache "
                     "($HE_BUILDER_CACHE, else ~/.cache/he-builder).")
-    parser.add_argument("--recipe", default=None,
+    parser.add_argument("--recipe", type=a_value, default=None,
                         help=f"bundled recipe name or path to a recipe YAML (default: "
                              f"{DEFAULT_RECIPE}, or {DEFAULT_KICKSTART_RECIPE} with the "
                              f"kickstart options)")
     parser.add_argument("--list-recipes", action="store_true",
                         help="list the bundled recipes and where they are; build nothing")
-    parser.add_argument("--out", type=Path, default=Path("out"),
+    parser.add_argument("--out", type=a_path, default=Path("out"),
                         help="where the disk, OVA and RPM are published (default: %(default)s)")
     parser.add_argument("--format", choices=FORMATS, default="ovirt",
                         help="what to build after the disk: ovirt = gzip OVA in oVirt's layout "
@@ -53,7 +53,7 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", choices=("speed", "size"), default="speed",
                         help="RPM payload compression, used only for an image not compressed "
                              "already (--format qcow2 --compress none) (default: %(default)s)")
-    parser.add_argument("--sign-key", default=None, metavar="FILE|agent:FINGERPRINT",
+    parser.add_argument("--sign-key", type=a_value, default=None, metavar="FILE|agent:FINGERPRINT",
                         help="key to sign the RPM with: an OpenPGP secret key file (as `gpg "
                              "--export-secret-keys` writes it), or agent:FINGERPRINT, a key of "
                              "your GnuPG home ($GNUPGHOME, else ~/.gnupg) that its running "
@@ -63,15 +63,15 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
                              "or a file, never the passphrase itself")
     kickstart = parser.add_argument_group(
         "kickstart backend", "install the disk from a CentOS Stream tree with a kickstart")
-    kickstart.add_argument("--kickstart", type=Path, default=None,
+    kickstart.add_argument("--kickstart", type=a_path, default=None,
                            help="kickstart file: *.j2 is rendered with the recipe's values, "
                                 "anything else is used as is (must end with poweroff)")
-    kickstart.add_argument("--install-tree", default=None, metavar="URL|DIR",
+    kickstart.add_argument("--install-tree", type=a_value, default=None, metavar="URL|DIR",
                            help="tree with images/pxeboot/{vmlinuz,initrd.img}")
     kickstart.add_argument("--repo-url", default=None, metavar="URL",
                            help="where the installer gets stage2 and packages (needed for a DIR "
                                 "tree)")
-    kickstart.add_argument("--render-kickstart", type=Path, default=None, metavar="FILE",
+    kickstart.add_argument("--render-kickstart", type=a_path, default=None, metavar="FILE",
                            help="write the kickstart the installer would get to FILE (mode "
                                 "0600; - for stdout) and stop: nothing is downloaded or built")
     parser.set_defaults(handler=run_appliance)

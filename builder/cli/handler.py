@@ -12,10 +12,11 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TypeAlias
 
-from builder.console import Console
+from builder.console import Console, write_or_drop
 from builder.errors import BuilderError, ExitCode, InputError, file_error
 
 # Control characters, line and paragraph separators, and invisible format characters (bidi
@@ -56,6 +57,13 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise InputError(message, hint=self.hint or f"see {self.prog} --help")
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """--help, --version and usage go out as every other output does (builder.console):
+        a reader that has gone (`he-build --help | head -1`) is no traceback. `file` is
+        sys.stdout or sys.stderr (argparse's choice)."""
+        if message:
+            write_or_drop(file or sys.stderr, message)
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: None = None) -> argparse.Namespace:
@@ -138,6 +146,21 @@ def common_options() -> argparse.ArgumentParser:
     parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="log every step and show tracebacks")
     return parent
+
+
+def a_value(text: str) -> str:
+    """The type of an option whose empty value would read as "not given" (a site, a recipe)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty value")
+    return text
+
+
+def a_path(text: str) -> Path:
+    """The type of every path option: never empty. Path("") is ".", the current directory,
+    which nobody means; an empty value is an unset shell variable (`--out "$OUT"`)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
 
 
 def configure_logging(debug: bool) -> None:

@@ -8,13 +8,13 @@ import sys
 import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
-from pathlib import Path
 
 from builder import __version__
 from builder.cli.cache import DAY_S, DEFAULT_UNUSED_DAYS, days
 from builder.cli.handler import (
     CommandParser,
     CommandResult,
+    a_path,
     configure_logging,
     parse_command_line,
     run_command,
@@ -143,13 +143,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="default http://FQDN/ovirt-engine/services/health")
     group.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     group.add_argument("--debug", action="store_true", help="log every step, show tracebacks")
-
-
-def a_path(text: str) -> Path:
-    if not text:
-        # Path("") is ".": the current directory, which nobody means.
-        raise argparse.ArgumentTypeError("an empty path")
-    return Path(text)
 
 
 def a_whole_number(text: str) -> int:

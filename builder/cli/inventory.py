@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.handler import CommandResult, Subcommands
+from builder.cli.handler import CommandResult, Subcommands, a_path
 from builder.console import counted, text_table
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def add_inventory_option(parser: argparse.ArgumentParser, *, secrets: bool = False) -> None:
     """`--inventory FILE`, shared by every command that reads the inventory (and, for those
     that check or read `file:` secrets, `--allow-secrets-from DIR`)."""
-    parser.add_argument("--inventory", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--inventory", type=a_path, default=None, metavar="FILE",
                         help="the inventory YAML file (default: the bundled example)")
     if secrets:
         add_allow_secrets_option(parser)
@@ -37,7 +37,7 @@ def load_from_args(args: argparse.Namespace, on_site: SiteLoaded | None = None) 
 def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:
     """`--allow-secrets-from DIR` (repeatable): where `file:` secrets outside the inventory's
     directory may be read from (he-launch adds it to its own parser too)."""
-    parser.add_argument("--allow-secrets-from", type=Path, action="append", default=[],
+    parser.add_argument("--allow-secrets-from", type=a_path, action="append", default=[],
                         metavar="DIR", help="allow file: secrets in DIR too (absolute paths "
                         "in the inventory; repeatable); by default only files inside the "
                         "inventory's directory are allowed")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.cli.handler import CommandResult, Subcommands
+from builder.cli.handler import CommandResult, Subcommands, a_path
 from builder.errors import InputError
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
     verify = actions.add_parser("verify", parents=[parent],
                                 help="check the manifest and the OVF, gzip or plain tar "
                                      "(exit 5 when tampered)")
-    verify.add_argument("file", type=Path, metavar="OVA", help="the OVA file")
+    verify.add_argument("file", type=a_path, metavar="OVA", help="the OVA file")
     verify.set_defaults(handler=run_verify)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.atomic import check_directory_target
-from builder.cli.handler import CommandResult, Subcommands
+from builder.cli.handler import CommandResult, Subcommands, a_path
 from builder.console import text_table
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
                     "SHA256SUMS; then swap the publish directory in at once. Stages whose "
                     "inputs did not change are reused from the stage store "
                     "($HE_BUILDER_CACHE, else ~/.cache/he-builder).")
-    parser.add_argument("--file", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--file", type=a_path, default=None, metavar="FILE",
                         help="the release file (default: the bundled pipelines/release.yaml)")
-    parser.add_argument("--publish", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--publish", type=a_path, default=None, metavar="DIR",
                         help="the publish directory (default: the release file's `publish`)")
     parser.add_argument("--plan", action="store_true",
                         help="print each stage's cache key and whether it would run; run "

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.cli.handler import CommandResult, Subcommands
+from builder.cli.handler import CommandResult, Subcommands, a_path, a_value
 from builder.cli.inventory import add_inventory_option, load_from_args
 from builder.console import counted, text_table
 
@@ -37,11 +37,11 @@ def register(subparsers: Subcommands, parent: argparse.ArgumentParser) -> None:
                     "same OUT waits for the first.",
     )
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--site", action="append", metavar="NAME",
+    which.add_argument("--site", type=a_value, action="append", metavar="NAME",
                        help="a site of the inventory (repeatable)")
     which.add_argument("--all", action="store_true", help="every site of the inventory")
     add_inventory_option(parser, secrets=True)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+    parser.add_argument("--out", type=a_path, default=DEFAULT_OUT, metavar="DIR",
                         help=f"output directory (default: {DEFAULT_OUT})")
     parser.add_argument("--dhcp-export", action="store_true",
                         help="also write dnsmasq, ISC dhcpd and zone-file records to OUT/dhcp/")

@@ -1,0 +1,71 @@
+"""A reader that has gone (`he-build cache list | head -1`): what it would have read is dropped,
+the work is done, the exit status is the command's own, and no traceback is printed.
+
+Each command runs as its own process with stdout (and in one case stderr too) the write end of
+a pipe whose read end is already closed: every write fails with EPIPE, as after `head` exits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.errors import ExitCode
+from builder.resources import data_path
+
+INVENTORY = data_path("examples", "inventory.yaml")
+
+
+@pytest.fixture
+def gone() -> Iterator[int]:
+    """The write end of a pipe nobody reads."""
+    read, write = os.pipe()
+    os.close(read)
+    yield write
+    os.close(write)
+
+
+def run(program: str, *argv: str | Path, stdout: int,
+        stderr: int = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", f"builder.cli.{program}", *map(str, argv)],
+                          stdout=stdout, stderr=stderr, text=True, check=False, timeout=120)
+
+
+@pytest.mark.parametrize("argv", [
+    ("he_build", "--help"),
+    ("he_build", "--version"),
+    ("he_build", "seed", "--help"),
+    ("he_launch", "--help"),
+    ("he_launch", "--version"),
+    ("he_build", "inventory", "schema"),  # more than a pipe holds
+    ("he_build", "appliance", "--list-recipes", "--json"),
+], ids=" ".join)
+def test_output_nobody_reads_is_dropped_without_a_traceback(argv: tuple[str, ...],
+                                                            gone: int) -> None:
+    done = run(argv[0], *argv[1:], stdout=gone)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_the_work_is_done_and_its_status_stands(gone: int, tmp_path: Path) -> None:
+    done = run("he_build", "seed", "--site", "dc1", "--inventory", INVENTORY, "--out",
+               tmp_path / "out", "--json", stdout=gone)
+    assert done.returncode == 0
+    assert done.stderr.startswith(f"published {tmp_path / 'out'}: generation 1, 1 site")
+    assert (tmp_path / "out" / "dc1" / "seed.iso").is_file()
+    refused = run("he_build", "seed", "--site", "nope", "--inventory", INVENTORY, "--out",
+                  tmp_path / "out", "--json", stdout=gone)
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert refused.stderr.startswith("he-build: error: inventory ")
+    assert "Traceback" not in refused.stderr
+
+
+def test_with_stderr_gone_too_the_seeds_are_still_published(gone: int, tmp_path: Path) -> None:
+    done = run("he_build", "seed", "--all", "--inventory", INVENTORY, "--out", tmp_path / "out",
+               stdout=gone, stderr=gone)
+    assert done.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_symlink()) == [
+        "dc1", "dc2"]
