@@ -11,7 +11,9 @@ negative numbers, odd URL schemes, a directory, a FIFO, an empty file, random by
 whose OVF quotes an XPath), an option's value replaced, an option dropped, a stray word. Every
 case runs `he-build` or `he-launch` in a directory of its own holding a copy of the examples,
 with its own cache, storage and output; that directory is two levels below the case's own, so
-that a value's `../../` stays in it.
+that a value's `../../` stays in it. One mutated case in ten runs with stdout a pipe nobody reads
+(its reader gone, as after `| head -1`): the same judge, but for the --json object, which
+nobody can read there.
 
 The campaign stays on this machine and stays short: libvirt is only ever the test driver
 (`test:///default`) or a URI that cannot connect, no appliance it is given boots, `he-build
@@ -87,12 +89,19 @@ PATH_WORDS = ("FILE", "DIR", "OVA", "ISO", "RPM", "PATH", "RECIPE", "OUT", "KEY"
 TIMEOUT_FLAGS = ("--boot-timeout", "--setup-timeout", "--health-timeout")
 
 
+# The share of the mutated cases whose stdout nobody reads (a pipe whose reader has gone, as
+# after `| head -1`): drawn apart from the command lines, so a seed's command lines stay those
+# it gave before.
+CLOSED_STDOUT_SHARE = 0.1
+
+
 @dataclass(frozen=True)
 class Case:
     index: int
     program: str
     base: str
     argv: tuple[str, ...]
+    closed_stdout: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,9 @@ def generate(seed: int, count: int) -> Iterator[Case]:
             for flag, share in (("--json", 0.3), ("--debug", 0.2)):
                 if rng.random() < share:
                     mutated.insert(rng.randrange(len(mutated) + 1), flag)
-        yield Case(index, program, base, tuple(contained(base, mutated)))
+        closed = (index >= len(names)
+                  and random.Random(f"{seed}:{index}").random() < CLOSED_STDOUT_SHARE)
+        yield Case(index, program, base, tuple(contained(base, mutated)), closed)
 
 
 def lay_out(root: Path) -> None:
@@ -284,9 +295,11 @@ def run_case(case: Case, scratch: Path, timeout: float, known: dict[str, str]) -
 def evaluate(case: Case, root: Path, timeout: float, known: dict[str, str]) -> Outcome:
     env = {**os.environ, "HOME": str(root), "HE_BUILDER_CACHE": str(root / "cache"),
            "SOURCE_DATE_EPOCH": "1700000000"}
-    proc = subprocess.Popen(
-        [str(BIN / case.program), *case.argv], cwd=root, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    with contextlib.ExitStack() as stack:
+        stdout = stack.enter_context(reader_gone()) if case.closed_stdout else subprocess.PIPE
+        proc = subprocess.Popen(
+            [str(BIN / case.program), *case.argv], cwd=root, env=env, stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -295,8 +308,20 @@ def evaluate(case: Case, root: Path, timeout: float, known: dict[str, str]) -> O
         return Outcome("hang", f"past {timeout:g} s")
     finally:
         kill_group(proc.pid)
-    return judge(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
-                 known, debug="--debug" in case.argv, argv=case.argv)
+    return judge(proc.returncode, (out or b"").decode(errors="replace"),
+                 err.decode(errors="replace"), known, debug="--debug" in case.argv,
+                 argv=case.argv, stdout_read=not case.closed_stdout)
+
+
+@contextlib.contextmanager
+def reader_gone() -> Iterator[int]:
+    """The write end of a pipe whose read end is closed: every write to it fails (EPIPE)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        yield write
+    finally:
+        os.close(write)
 
 
 def kill_group(pgid: int) -> None:
@@ -305,9 +330,10 @@ def kill_group(pgid: int) -> None:
 
 
 def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
-          argv: tuple[str, ...] = ()) -> Outcome:
+          argv: tuple[str, ...] = (), stdout_read: bool = True) -> Outcome:
     """A traceback is a bug unless --debug asked for it; exit 1 always is. A secret printed is
-    a leak, even when the command line handed over its file."""
+    a leak, even when the command line handed over its file. With nobody reading stdout
+    (`stdout_read` False), its --json object is not looked for."""
     if code < 0:
         return Outcome("crash", f"signal {-code}")
     leaked = {path for path, secret in known.items() if secret in out or secret in err}
@@ -320,7 +346,7 @@ def judge(code: int, out: str, err: str, known: dict[str, str], *, debug: bool,
         return Outcome("internal error", "traceback: " + last_line(err))
     if code not in {int(c) for c in ExitCode} or code == ExitCode.INTERNAL:
         return Outcome("internal error", f"exit {code}: {last_line(err)}")
-    if json_mode(argv) and not json_answer(out, code):
+    if stdout_read and json_mode(argv) and not json_answer(out, code):
         return Outcome("internal error", f"exit {code} under --json without its JSON object: "
                                          f"{last_line(out)}")
     return Outcome("done") if code == 0 else Outcome("refused", refusal(code, err))
@@ -389,11 +415,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(case: Case, outcome: Outcome) -> None:
         by_base[(case.base, outcome.kind)] += 1
+        by_base[("any, stdout closed", outcome.kind)] += case.closed_stdout
         if outcome.kind == "refused":
             refusals.setdefault(case.base, set()).add(outcome.detail)
         if outcome.kind in FAILURES:
             print(f"case {case.index} ({case.base}): {outcome.kind}: {outcome.detail}\n"
-                  f"  argv: {case.program} {' '.join(repr(a) for a in case.argv)}", flush=True)
+                  f"  argv: {case.program} {' '.join(repr(a) for a in case.argv)}"
+                  + ("  (stdout closed)" if case.closed_stdout else ""), flush=True)
 
     counts = run_campaign(generate(args.seed, args.cases), jobs=args.jobs,
                           timeout=args.timeout, report=report)
@@ -406,7 +434,7 @@ def print_summary(args: argparse.Namespace, counts: Counter[str],
                   elapsed: float) -> None:
     print(f"{sum(counts.values())} command lines (seed {args.seed}, {args.jobs} jobs) in "
           f"{elapsed:.1f} s: " + ", ".join(f"{counts[k]} {k}" for k in OUTCOMES))
-    for base in sorted({b for b, _ in by_base}):
+    for base in sorted({b for b, _ in +by_base}):
         row = ", ".join(f"{by_base[(base, k)]} {k}" for k in OUTCOMES if by_base[(base, k)])
         distinct = len(refusals.get(base, ()))
         print(f"  {base}: {row}" + (f" ({distinct} distinct refusals)" if distinct else ""))

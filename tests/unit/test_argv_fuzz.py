@@ -130,3 +130,18 @@ def test_a_refusal_is_grouped_by_the_clis_own_error_line_not_a_line_of_the_trace
     assert refusal(2, err) == "2 inventory i.yaml has no site a\\x0ahe-build"
     assert refusal(2, "he-build: error: no site 'x'\n") == "2 no site "
     assert refusal(6, "something else\n") == "6 something else"
+
+
+def test_a_case_whose_stdout_nobody_reads_is_judged_by_its_status_and_stderr(
+        tmp_path: Path) -> None:
+    """More output than a pipe holds, under --json, to a reader that has gone: done, as long
+    as the command neither fails nor prints a traceback (it did both before it dropped such
+    output)."""
+    case = Case(0, "he-build", "inventory schema", ("inventory", "schema", "--json"),
+                closed_stdout=True)
+    outcomes: list[Outcome] = []
+    run_campaign(iter([case]), jobs=1, timeout=120,
+                 report=lambda _case, outcome: outcomes.append(outcome), scratch_parent=tmp_path)
+    assert outcomes == [Outcome("done")]
+    cases = list(generate(SEED, 1000))
+    assert 50 < sum(case.closed_stdout for case in cases) < 150
