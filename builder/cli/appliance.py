@@ -85,7 +85,7 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     # The build machinery imports libvirt and libguestfs: only this command pays for them, so
     # `he-build seed` and `inventory` run on a controller that has neither.
     from builder.pipeline.appliance import BuildOptions, build_appliance, describe  # noqa: PLC0415
-    from builder.pipeline.store import default_cache_root  # noqa: PLC0415
+    from builder.pipeline.store import usable_cache_root  # noqa: PLC0415
 
     env = dict(os.environ)
     recipe = recipe_from_args(args)
@@ -93,7 +93,7 @@ def run_appliance(args: argparse.Namespace, console: Console) -> CommandResult:
     options = BuildOptions(compression=args.compress, payload=args.payload, format=args.format,
                            sign_key=signing_key_from_args(args, env))
     build = build_appliance(recipe, out_dir=args.out, options=options,
-                            cache_root=default_cache_root(env), console=console, env=env)
+                            cache_root=usable_cache_root(env), console=console, env=env)
     return CommandResult(data=describe(build), text=summary_table(build))
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult, Subcommands
 from builder.console import counted, human_size, text_table, utc_time
-from builder.errors import InputError
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -93,12 +92,9 @@ def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
 
 
 def _cache() -> StageCache:
-    from builder.pipeline.store import StageCache, default_cache_root  # noqa: PLC0415
+    from builder.pipeline.store import StageCache, usable_cache_root  # noqa: PLC0415
 
-    root = default_cache_root(dict(os.environ))
-    if root.exists() and not root.is_dir():
-        raise InputError(f"the cache {root} is not a directory")
-    return StageCache(root)
+    return StageCache(usable_cache_root(dict(os.environ)))
 
 
 def _entry_data(entry: CacheEntry) -> dict[str, Any]:

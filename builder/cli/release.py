@@ -49,13 +49,13 @@ def run_release_command(args: argparse.Namespace, console: Console) -> CommandRe
     # command pays for them.
     from builder.pipeline import release as pipeline  # noqa: PLC0415
     from builder.pipeline.stages import StageFailedError  # noqa: PLC0415
-    from builder.pipeline.store import default_cache_root  # noqa: PLC0415
+    from builder.pipeline.store import usable_cache_root  # noqa: PLC0415
     from builder.release.config import load_release  # noqa: PLC0415
 
     env = dict(os.environ)
     release = load_release(args.file or default_release_file())
     ctx = pipeline.release_context(release, publish=args.publish,
-                                   cache_root=default_cache_root(env), env=env)
+                                   cache_root=usable_cache_root(env), env=env)
     check_directory_target(ctx.publish, "the publish directory")
     if args.plan:
         plan = pipeline.plan_release(ctx)

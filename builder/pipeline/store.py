@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.atomic import (
+    check_directory_target,
     lock_path,
     partial_dir,
     partial_prefix,
@@ -49,6 +50,14 @@ def default_cache_root(env: Mapping[str, str]) -> Path:
     if override:
         return Path(override)
     return Path(env.get("HOME", str(Path.home()))) / ".cache" / "he-builder"
+
+
+def usable_cache_root(env: Mapping[str, str]) -> Path:
+    """`default_cache_root`, refused (InputError, one line) when it can never be a directory:
+    before any stage runs, not at the first lock file inside it."""
+    root = default_cache_root(env)
+    check_directory_target(root, "the cache")
+    return root
 
 
 def hash_inputs(inputs: Mapping[str, Any]) -> str:

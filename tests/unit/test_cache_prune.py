@@ -208,6 +208,8 @@ ROWS = [
      "he-build: error: argument --unused-for: must be from 0 to 999999 days, "
      "got 'nan'", 2),
     (["cache", "list"], "he-build: error: the cache CACHE is not a directory", 2),
+    (["cache", "list"], "he-build: error: the cache CACHE/sub lies under CACHE, which is not a "
+                        "directory", 2),
 ]
 
 
@@ -217,7 +219,8 @@ def test_bad_input_row(argv: list[str], line: str, code: int, tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
     not_a_directory = tmp_path / "cache"
     not_a_directory.write_text("")
-    got, _, err = run_cli(argv, not_a_directory, monkeypatch, capsys)
+    cache = not_a_directory / "sub" if "/sub" in line else not_a_directory
+    got, _, err = run_cli(argv, cache, monkeypatch, capsys)
     assert got == code
     lines = [x for x in err.splitlines() if x.startswith("he-build: error: ")]
     assert [x.replace(str(not_a_directory), "CACHE") for x in lines] == [line]
@@ -225,6 +228,25 @@ def test_bad_input_row(argv: list[str], line: str, code: int, tmp_path: Path,
 
 def test_the_documented_table_is_the_tested_one() -> None:
     section = DOCS.read_text().split("## The stage cache", 1)[1].split("\n## ", 1)[0]
-    documented = [line.split("|")[2].strip().strip("`") for line in section.splitlines()
+    documented = [line.split("|")[2].strip().split("` (")[0].strip("`")
+                  for line in section.splitlines()
                   if line.startswith("| `he-build cache") or line.startswith("| `HE_BUILDER")]
     assert documented == [line for _, line, _ in ROWS]
+
+
+@pytest.mark.parametrize("argv", [["appliance", "--out", "OUT"],
+                                  ["release", "--plan", "--publish", "OUT"]],
+                         ids=["appliance", "release"])
+def test_a_cache_that_cannot_be_a_directory_stops_a_build_before_any_stage(
+        argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The same line as `he-build cache list`, exit 2, instead of a lock file that cannot be
+    opened (exit 6) once the first stage starts."""
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("")
+    out = str(tmp_path / "out")
+    got, _, err = run_cli([a.replace("OUT", out) for a in argv], not_a_directory, monkeypatch,
+                          capsys)
+    assert got == 2
+    assert err.splitlines()[0] == f"he-build: error: the cache {not_a_directory} is not a directory"
+    assert not (tmp_path / "out").exists()
