@@ -201,4 +201,6 @@ def summary_table(build: ApplianceBuild) -> str:
     for a in build.artifacts:
         rows.append((a.stage, "hit" if a.reused else "built", human_size(a.size),
                      a.sha256[:16], str(a.path)))
-    return text_table(rows)
+    signed = [f"{a.path.name} is signed by key {a.signed_by}"
+              for a in build.artifacts if a.signed_by is not None]
+    return "\n".join([text_table(rows), *signed])

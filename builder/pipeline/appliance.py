@@ -48,7 +48,7 @@ DISK_FORMAT = "2"  # the stage table's entry layout
 OVA_FORMAT = "4"  # gzip oVirt layout, manifest last, BiosType, XSD-valid standard OVF,
 # the disk's populated size from its length (reproducible)
 QCOW2_FORMAT = "2"
-RPM_FORMAT = "4"  # discovery file, README, metadata v2, provides, stored payload
+RPM_FORMAT = "5"  # discovery file, README, metadata v2, provides, stored payload, signer fact
 # The Ansible role boots appliances of this version and later under UEFI (he_vm_boot_flags).
 ROLE_UEFI_FROM = (4, 5, 1)
 
@@ -63,10 +63,13 @@ class Published:
     size: int
     sha256: str
     reused: bool
+    # The RPM's: the fingerprint of the key that signed it, None when it is not signed.
+    signed_by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "path": str(self.path), "size": self.size,
-                "sha256": self.sha256, "cache": "hit" if self.reused else "built"}
+        described = {"stage": self.stage, "path": str(self.path), "size": self.size,
+                     "sha256": self.sha256, "cache": "hit" if self.reused else "built"}
+        return described | ({"signed_by": self.signed_by} if self.stage == "rpm" else {})
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def rpm_stage(recipe: Recipe, image_stage: str, options: BuildOptions,
         built = build_rpm(image, recipe.meta, recipe.package, ctx.work_dir,
                           payload=options.payload, sign_key=options.sign_key,
                           console=ctx.console, env=ctx.env)
-        return Built(files={"rpm": built})
+        return Built(files={"rpm": built.path}, facts={"signed_by": built.signed_by})
 
     return Stage("rpm", (image_stage,), inputs, build, version=RPM_FORMAT,
                  title=f"wrapping the {kind} in an RPM")
@@ -253,7 +256,8 @@ def publish_result(result: StageResult, recipe: Recipe, out_dir: Path,
     final = out_dir / (f"{recipe.meta.name}{art.path.suffix}" if is_disk else art.path.name)
     link_or_copy(art.path, final, link=not is_disk)
     console.note(f"{result.stage}: {final}")
-    return Published(result.stage, final, art.size, art.sha256, result.reused)
+    return Published(result.stage, final, art.size, art.sha256, result.reused,
+                     signed_by=result.facts.get("signed_by"))
 
 
 def note_role_firmware(recipe: Recipe, console: Console) -> None:

@@ -2,6 +2,6 @@
 get the image back out."""
 
 from builder.rpm.extract import extract_appliance_from_rpm
-from builder.rpm.rpmbuild import PayloadChoice, RpmImage, build_rpm
+from builder.rpm.rpmbuild import BuiltRpm, PayloadChoice, RpmImage, build_rpm
 
-__all__ = ["PayloadChoice", "RpmImage", "build_rpm", "extract_appliance_from_rpm"]
+__all__ = ["BuiltRpm", "PayloadChoice", "RpmImage", "build_rpm", "extract_appliance_from_rpm"]

@@ -34,6 +34,15 @@ TOPDIR_SUBDIRS = ("SOURCES", "SPECS", "RPMS", "BUILD", "BUILDROOT", "tmp")
 
 
 @dataclass(frozen=True)
+class BuiltRpm:
+    """The package in its directory, and the fingerprint of the key that signed it (None:
+    not signed)."""
+
+    path: Path
+    signed_by: str | None = None
+
+
+@dataclass(frozen=True)
 class RpmImage:
     """What the RPM ships: the image file, what it is, and what is known about its bytes."""
 
@@ -66,7 +75,7 @@ def rpm_defines(top: Path, payload: str, epoch: int | None) -> list[str]:
 
 def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir: Path, *,
               payload: PayloadChoice, sign_key: SigningKey | AgentKey | None, console: Console,
-              env: Mapping[str, str]) -> Path:
+              env: Mapping[str, str]) -> BuiltRpm:
     """Build `<package>-<version>-<release>.noarch.rpm` holding `image` into `out_dir`, signed
     with `sign_key` when given (builder.gpg: a key file in a private GnuPG home, its agent
     stopped after, or a key the operator's gpg-agent holds unlocked; with SOURCE_DATE_EPOCH,
@@ -99,7 +108,7 @@ def build_rpm(image: RpmImage, meta: ApplianceMeta, names: PackageNames, out_dir
             sign_rpm_in_place(signer, built)
         final = out_dir / built.name
         built.replace(final)
-    return final
+    return BuiltRpm(final, None if signer is None else signer.fingerprint)
 
 
 def run_rpmbuild(top: Path, spec: Path, payload: str, epoch: int | None) -> None:

@@ -4,6 +4,7 @@ SOURCE_DATE_EPOCH, one-line errors and nothing published on bad input."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from builder.pipeline.appliance import disk_stage
 from builder.pipeline.stages import stage_key
 from builder.pipeline.store import StageCache, default_cache_root
 from tests.fixtures.appliance import DemoAppliance
+from tests.fixtures.release import KeyFiles
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +58,7 @@ def test_rerun_hits_the_cache_and_builds_are_reproducible(
     cache_a = seeded_cache(tmp_path, "cache-a", ("disk",))
     first = build(monkeypatch, capsys, cache_a, tmp_path / "out1")
     assert [first[s]["cache"] for s in ("disk", "ova", "rpm")] == ["hit", "built", "built"]
+    assert first["rpm"]["signed_by"] is None and "signed_by" not in first["ova"]
     second = build(monkeypatch, capsys, cache_a, tmp_path / "out2")
     assert {a["cache"] for a in second.values()} == {"hit"}
     cache_b = seeded_cache(tmp_path, "cache-b", ("disk",))
@@ -83,6 +86,28 @@ def test_text_summary_table(demo_appliance: DemoAppliance, tmp_path: Path,
     assert [line.split()[0] for line in lines[1:]] == stages
     assert sorted(p.suffix for p in (tmp_path / "o").iterdir()) == sorted(
         {"disk": ".raw", "ova": ".ova", "qcow2": ".qcow2", "rpm": ".rpm"}[s] for s in stages)
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+def test_the_output_names_the_key_that_signed_the_rpm(
+        demo_appliance: DemoAppliance, release_key: KeyFiles, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json` and the text summary say which key signed the RPM, also when the signed RPM
+    comes from the cache (no key is tried then, the stage entry remembers it)."""
+    cache = seeded_cache(tmp_path, "c", ("disk",))
+    for name, value in release_key.env.items():
+        monkeypatch.setenv(name, value)
+    signing = ("--sign-key", str(release_key.secret), "--sign-passphrase", "env:TEST_PASSPHRASE")
+    built = build(monkeypatch, capsys, cache, tmp_path / "o1", *signing)
+    assert (built["rpm"]["cache"], built["rpm"]["signed_by"]) == ("built", release_key.fingerprint)
+    monkeypatch.delenv("TEST_PASSPHRASE")
+    assert main(["appliance", "--recipe", "debian-test", "--out", str(tmp_path / "o2"),
+                 "--sign-key", str(release_key.secret)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rpm_name = Path(built["rpm"]["path"]).name
+    assert [line.split()[:2] for line in lines[1:4]] == [["disk", "hit"], ["ova", "hit"],
+                                                         ["rpm", "hit"]]
+    assert lines[4:] == [f"{rpm_name} is signed by key {release_key.fingerprint}"]
 
 
 def test_missing_recipe_is_one_line_and_publishes_nothing(

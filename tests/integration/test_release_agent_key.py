@@ -321,7 +321,8 @@ def test_the_appliance_rpm_signed_by_an_agent_key_verifies(untouched: OperatorHo
                       tmp_path, payload="speed",
                       sign_key=AgentKey(DEMO_FINGERPRINT, untouched.home), console=Console(),
                       env={"SOURCE_DATE_EPOCH": str(EPOCH)})
-    assert rpm_signature_check(built, KEYS / "demo-release.pub.asc", tmp_path / "db").endswith(
+    assert built.signed_by == DEMO_FINGERPRINT
+    assert rpm_signature_check(built.path, KEYS / "demo-release.pub.asc", tmp_path / "db").endswith(
         "digests signatures OK")
 
 

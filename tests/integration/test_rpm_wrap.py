@@ -170,7 +170,7 @@ def test_rpmlint_would_see_a_licence_that_is_not_spdx(demo_appliance: DemoApplia
     out.mkdir()
     image = RpmImage(demo_appliance.ova, "ova", compressed=True)
     built = build_rpm(image, recipe.meta, names, out, payload="speed", sign_key=None,
-                      console=Console(), env=EPOCH)
+                      console=Console(), env=EPOCH).path
     assert any("invalid-license GPLv2" in p for p in rpmlint(built, tmp_path))
 
 
@@ -208,7 +208,7 @@ def test_an_uncompressed_image_gets_a_compressed_payload(debian_test_disk: Path,
     out = tmp_path / "out"
     out.mkdir()
     built = build_rpm(RpmImage(qcow2, "qcow2", compressed=False), recipe.meta, recipe.package,
-                      out, payload="speed", sign_key=None, console=Console(), env=EPOCH)
+                      out, payload="speed", sign_key=None, console=Console(), env=EPOCH).path
     assert rpm("-qp", "--qf", "%{PAYLOADCOMPRESSOR}", str(built)) == "zstd"
     assert built.stat().st_size < qcow2.stat().st_size // 2
 
@@ -233,7 +233,7 @@ def test_two_builds_with_epoch_are_identical(demo_appliance: DemoAppliance,
         out.mkdir()
         image = RpmImage(demo_appliance.ova, "ova", compressed=True)
         built.append(build_rpm(image, recipe.meta, recipe.package, out, payload="speed",
-                               sign_key=None, console=Console(), env=EPOCH))
+                               sign_key=None, console=Console(), env=EPOCH).path)
     assert built[0].read_bytes() == built[1].read_bytes()
     assert [p.name for p in (tmp_path / "a").iterdir()] == [built[0].name]
 
@@ -249,7 +249,7 @@ def test_the_rpm_stage_takes_the_digests_it_is_given(demo_appliance: DemoApplian
     out.mkdir()
     built = build_rpm(RpmImage(demo_appliance.ova, "ova", True, told), recipe.meta,
                       recipe.package, out, payload="speed", sign_key=None, console=Console(),
-                      env=EPOCH)
+                      env=EPOCH).path
     root = unpack_payload(built, tmp_path / "root")
     assert role_finds(built, root)[2] == "0" * 40
 
@@ -263,7 +263,7 @@ def test_description_cannot_inject_a_scriptlet(demo_appliance: DemoAppliance,
     tiny = tmp_path / OVA_NAME
     tiny.write_bytes(b"not really an OVA, but rpmbuild only packs it")
     built = build_rpm(RpmImage(tiny, "ova", True), meta, recipe.package, out, payload="speed",
-                      sign_key=None, console=Console(), env=EPOCH)
+                      sign_key=None, console=Console(), env=EPOCH).path
     assert rpm("-qp", "--scripts", str(built)) == ""
     description = rpm("-qp", "--qf", "%{DESCRIPTION}", str(built))
     assert "%post" in description and "%{getenv:HOME}" in description
@@ -291,10 +291,12 @@ def test_signed_rpm_verifies_with_the_public_key(demo_appliance: DemoAppliance,
     for name in ("one", "two"):
         out = tmp_path / name
         out.mkdir()
-        built.append(build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta,
-                               recipe.package, out, payload="speed",
-                               sign_key=release_key.signing_key(), console=Console(),
-                               env={**EPOCH, **release_key.env}))
+        rpm_file = build_rpm(RpmImage(demo_appliance.ova, "ova", True), recipe.meta,
+                             recipe.package, out, payload="speed",
+                             sign_key=release_key.signing_key(), console=Console(),
+                             env={**EPOCH, **release_key.env})
+        assert rpm_file.signed_by == release_key.fingerprint
+        built.append(rpm_file.path)
     assert built[0].read_bytes() == built[1].read_bytes()
     assert signing_homes_of_this_process() == []
     assert "TEST_PASSPHRASE" not in os.environ
