@@ -13,7 +13,8 @@ case runs `he-build` or `he-launch` in a directory of its own holding a copy of 
 with its own cache, storage and output; that directory is two levels below the case's own, so
 that a value's `../../` stays in it. One mutated case in ten runs with stdout a pipe nobody reads
 (its reader gone, as after `| head -1`): the same judge, but for the --json object, which
-nobody can read there.
+nobody can read there; half of those have no reader of stderr either, and are judged by their
+exit status alone (with `--debug`, a traceback nobody read made it 1).
 
 The campaign stays on this machine and stays short: libvirt is only ever the test driver
 (`test:///default`) or a URI that cannot connect, no appliance it is given boots, `he-build
@@ -93,6 +94,8 @@ TIMEOUT_FLAGS = ("--boot-timeout", "--setup-timeout", "--health-timeout")
 # after `| head -1`): drawn apart from the command lines, so a seed's command lines stay those
 # it gave before.
 CLOSED_STDOUT_SHARE = 0.1
+# The share of those whose stderr nobody reads either.
+CLOSED_STDERR_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Case:
     base: str
     argv: tuple[str, ...]
     closed_stdout: bool = False
+    closed_stderr: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,9 +237,10 @@ def generate(seed: int, count: int) -> Iterator[Case]:
             for flag, share in (("--json", 0.3), ("--debug", 0.2)):
                 if rng.random() < share:
                     mutated.insert(rng.randrange(len(mutated) + 1), flag)
-        closed = (index >= len(names)
-                  and random.Random(f"{seed}:{index}").random() < CLOSED_STDOUT_SHARE)
-        yield Case(index, program, base, tuple(contained(base, mutated)), closed)
+        streams = random.Random(f"{seed}:{index}")
+        closed = index >= len(names) and streams.random() < CLOSED_STDOUT_SHARE
+        closed_err = closed and streams.random() < CLOSED_STDERR_SHARE
+        yield Case(index, program, base, tuple(contained(base, mutated)), closed, closed_err)
 
 
 def lay_out(root: Path) -> None:
@@ -297,9 +302,10 @@ def evaluate(case: Case, root: Path, timeout: float, known: dict[str, str]) -> O
            "SOURCE_DATE_EPOCH": "1700000000"}
     with contextlib.ExitStack() as stack:
         stdout = stack.enter_context(reader_gone()) if case.closed_stdout else subprocess.PIPE
+        stderr = stack.enter_context(reader_gone()) if case.closed_stderr else subprocess.PIPE
         proc = subprocess.Popen(
             [str(BIN / case.program), *case.argv], cwd=root, env=env, stdin=subprocess.DEVNULL,
-            stdout=stdout, stderr=subprocess.PIPE, start_new_session=True)
+            stdout=stdout, stderr=stderr, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -309,7 +315,7 @@ def evaluate(case: Case, root: Path, timeout: float, known: dict[str, str]) -> O
     finally:
         kill_group(proc.pid)
     return judge(proc.returncode, (out or b"").decode(errors="replace"),
-                 err.decode(errors="replace"), known, debug="--debug" in case.argv,
+                 (err or b"").decode(errors="replace"), known, debug="--debug" in case.argv,
                  argv=case.argv, stdout_read=not case.closed_stdout)
 
 
@@ -416,17 +422,24 @@ def main(argv: list[str] | None = None) -> int:
     def report(case: Case, outcome: Outcome) -> None:
         by_base[(case.base, outcome.kind)] += 1
         by_base[("any, stdout closed", outcome.kind)] += case.closed_stdout
+        by_base[("any, stdout and stderr closed", outcome.kind)] += case.closed_stderr
         if outcome.kind == "refused":
             refusals.setdefault(case.base, set()).add(outcome.detail)
         if outcome.kind in FAILURES:
             print(f"case {case.index} ({case.base}): {outcome.kind}: {outcome.detail}\n"
                   f"  argv: {case.program} {' '.join(repr(a) for a in case.argv)}"
-                  + ("  (stdout closed)" if case.closed_stdout else ""), flush=True)
+                  + closed_note(case), flush=True)
 
     counts = run_campaign(generate(args.seed, args.cases), jobs=args.jobs,
                           timeout=args.timeout, report=report)
     print_summary(args, counts, by_base, refusals, time.monotonic() - started)
     return 0 if not any(counts[kind] for kind in FAILURES) else 1
+
+
+def closed_note(case: Case) -> str:
+    if case.closed_stderr:
+        return "  (stdout and stderr closed)"
+    return "  (stdout closed)" if case.closed_stdout else ""
 
 
 def print_summary(args: argparse.Namespace, counts: Counter[str],

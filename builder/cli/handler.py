@@ -261,7 +261,7 @@ def run_command(
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
         if debug:
-            sys.stderr.write(traceback_text(exc))
+            write_or_drop(sys.stderr, traceback_text(exc))
         known = exc if isinstance(exc, BuilderError) else (
             file_error(exc) if isinstance(exc, OSError) else None)
         if known is not None:

@@ -145,3 +145,17 @@ def test_a_case_whose_stdout_nobody_reads_is_judged_by_its_status_and_stderr(
     assert outcomes == [Outcome("done")]
     cases = list(generate(SEED, 1000))
     assert 50 < sum(case.closed_stdout for case in cases) < 150
+    assert 20 < sum(case.closed_stderr for case in cases) < 80
+    assert all(case.closed_stdout for case in cases if case.closed_stderr)
+
+
+def test_a_case_nobody_hears_at_all_is_judged_by_its_status(tmp_path: Path) -> None:
+    """A refusal under --debug with neither stdout nor stderr read: its status stands (it was
+    1, an internal error, when the traceback's write failed)."""
+    case = Case(0, "he-build", "seed site",
+                ("--debug", "seed", "--site", "nope", "--inventory", "examples/inventory.yaml",
+                 "--out", "out"), closed_stdout=True, closed_stderr=True)
+    outcomes: list[Outcome] = []
+    run_campaign(iter([case]), jobs=1, timeout=120,
+                 report=lambda _case, outcome: outcomes.append(outcome), scratch_parent=tmp_path)
+    assert [outcome.kind for outcome in outcomes] == ["refused"]

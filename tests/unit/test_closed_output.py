@@ -7,10 +7,12 @@ a pipe whose read end is already closed: every write fails with EPIPE, as after 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +73,41 @@ def test_with_stderr_gone_too_the_seeds_are_still_published(gone: int, tmp_path:
     assert done.returncode == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_symlink()) == [
         "dc1", "dc2"]
+
+
+@pytest.fixture
+def readable_secrets(tmp_path: Path) -> Path:
+    """The example inventory beside copies of its secrets that others can read: loading it
+    logs a WARNING (through logging, not the console)."""
+    shutil.copy(INVENTORY, tmp_path / "inventory.yaml")
+    shutil.copytree(INVENTORY.parent / "secrets", tmp_path / "secrets")
+    for secret in (tmp_path / "secrets").glob("dc*"):
+        secret.chmod(0o644)
+    return tmp_path / "inventory.yaml"
+
+
+def debug_case(status: ExitCode, warns: bool, *argv: str) -> Any:
+    return pytest.param(argv, status, warns, id=" ".join(argv))
+
+
+@pytest.mark.parametrize(("argv", "status", "warns"), [
+    debug_case(ExitCode.OK, True, "seed", "--site", "dc1", "--debug"),
+    debug_case(ExitCode.BAD_INPUT, False, "seed", "--site", "nope", "--debug"),
+    debug_case(ExitCode.BAD_INPUT, False, "--debug", "seed", "--site", "dc1", "--inventory",
+               "/nonexistent/inventory.yaml"),
+    debug_case(ExitCode.BAD_INPUT, False, "--debug", "appliance", "--recipe", "nope"),
+])
+def test_under_debug_with_every_stream_gone_the_status_stands(
+        argv: tuple[str, ...], status: ExitCode, warns: bool, gone: int,
+        readable_secrets: Path, tmp_path: Path) -> None:
+    """--debug's log lines and traceback go to stderr: nobody reads it, the status is the
+    command's own (it was 1: the traceback's write failed in the error handler)."""
+    inventory = () if "--inventory" in argv or "appliance" in argv else (
+        "--inventory", readable_secrets)
+    command = (*argv, *inventory, "--out", tmp_path / "out")
+    heard = run("he_build", *command, stdout=subprocess.DEVNULL)
+    assert heard.returncode == status
+    # What the closed stream loses: a WARNING (through logging) and, on failure, a traceback.
+    assert ("WARNING" in heard.stderr, "Traceback" in heard.stderr) == (
+        warns, status != ExitCode.OK)
+    assert run("he_build", *command, stdout=gone, stderr=gone).returncode == status
