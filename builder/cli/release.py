@@ -67,7 +67,7 @@ def run_release_command(args: argparse.Namespace, console: Console) -> CommandRe
     except StageFailedError as exc:
         raise pipeline.release_failed(exc) from exc
     data = {"ok": True, "file": str(release.path), "publish": str(done.publish),
-            "stages": pipeline.describe_results(done.results),
+            "signed_by": done.signed_by, "stages": pipeline.describe_results(done.results),
             "files": [{"name": n, "size": s, "sha256": d} for n, s, d in done.files]}
     return CommandResult(data=data, text=results_text(done))
 
@@ -83,6 +83,7 @@ def results_text(done: ReleaseRun) -> str:
     from builder.pipeline.stages import results_table  # noqa: PLC0415
 
     reused = sum(1 for r in done.results if r.reused)
+    signed = f", signed by key {done.signed_by}" if done.signed_by else ""
     return (text_table(results_table(done.results)) +
             f"\n\n{reused} of {len(done.results)} stages reused; published {done.publish} "
-            f"({len(done.files)} files)")
+            f"({len(done.files)} files){signed}")

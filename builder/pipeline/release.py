@@ -545,6 +545,13 @@ class ReleaseRun:
     publish: Path
     files: tuple[tuple[str, int, str], ...]  # (name, size, sha256)
 
+    @property
+    def signed_by(self) -> str | None:
+        """The fingerprint of the key that signed the RPM, the repository and the checksums,
+        as the signing stage recorded it (also when it was reused)."""
+        signing = next((r for r in self.results if r.stage == "rpm-sign"), None)
+        return None if signing is None else signing.facts.get("fingerprint")
+
 
 def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:
     """Every stage (reused where its key is stored), then the tree swapped into the publish

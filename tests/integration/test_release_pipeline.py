@@ -170,6 +170,7 @@ def test_a_rerun_reuses_every_stage_and_publishes_the_same_files(runs: Runs,
     assert list(stage_results(runs.first)) == ALL_STAGES
     assert set(stage_results(runs.second).values()) == {"reused"}
     assert runs.second["files"] == runs.first["files"]
+    assert runs.first["signed_by"] == runs.second["signed_by"] == FINGERPRINT
     assert [row["key"] for row in runs.second["stages"]] == [
         row["key"] for row in runs.first["stages"]]
     names = [row["name"] for row in runs.first["files"]]
