@@ -76,14 +76,17 @@ def test_with_stderr_gone_too_the_seeds_are_still_published(gone: int, tmp_path:
 
 
 @pytest.fixture
-def readable_secrets(tmp_path: Path) -> Path:
+def readable_secrets(tmp_path: Path) -> Iterator[Path]:
     """The example inventory beside copies of its secrets that others can read: loading it
-    logs a WARNING (through logging, not the console)."""
+    logs a WARNING (through logging, not the console). The copies go when the test ends:
+    pytest keeps its recent temporary directories."""
     shutil.copy(INVENTORY, tmp_path / "inventory.yaml")
-    shutil.copytree(INVENTORY.parent / "secrets", tmp_path / "secrets")
-    for secret in (tmp_path / "secrets").glob("dc*"):
+    secrets = tmp_path / "secrets"
+    shutil.copytree(INVENTORY.parent / "secrets", secrets)
+    for secret in secrets.glob("dc*"):
         secret.chmod(0o644)
-    return tmp_path / "inventory.yaml"
+    yield tmp_path / "inventory.yaml"
+    shutil.rmtree(secrets)
 
 
 def debug_case(status: ExitCode, warns: bool, *argv: str) -> Any:
