@@ -59,7 +59,8 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
     cache = _cache()
     entries = cache.entries()
     total = sum(e.size for e in entries)
-    data = {"ok": True, "root": str(cache.root), "entries": [_entry_data(e) for e in entries],
+    data = {"ok": True, "root": str(cache.root),
+            "entries": [{**_entry_data(e), **_recorded(e)} for e in entries],
             "total_size": total}
     if not entries:
         return CommandResult(data=data, text=f"{cache.root}: empty")
@@ -95,6 +96,19 @@ def _cache() -> StageCache:
     from builder.pipeline.store import StageCache, usable_cache_root  # noqa: PLC0415
 
     return StageCache(usable_cache_root(dict(os.environ)))
+
+
+def _recorded(entry: CacheEntry) -> dict[str, Any]:
+    """The entry's artifacts and facts from its stage record; null for an entry without a
+    readable one (kept there by another step, such as a debootstrap tree, or damaged)."""
+    from builder.errors import IntegrityError  # noqa: PLC0415
+    from builder.pipeline.stages import describe_result, load_result  # noqa: PLC0415
+
+    try:
+        result = load_result(entry.stage, entry.key, entry.path, reused=True, seconds=0.0)
+    except IntegrityError:
+        return {"artifacts": None, "facts": None}
+    return describe_result(result)
 
 
 def _entry_data(entry: CacheEntry) -> dict[str, Any]:

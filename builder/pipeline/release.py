@@ -42,6 +42,7 @@ from builder.pipeline.stages import (
     StageContext,
     StageFailedError,
     StageResult,
+    describe_result,
     plan_stages,
     run_stages,
     stages_to_run,
@@ -598,10 +599,7 @@ def describe_plan(plan: Sequence[PlannedStage]) -> list[dict[str, Any]]:
 
 def describe_results(results: Sequence[StageResult]) -> list[dict[str, Any]]:
     return [{"stage": r.stage, "key": r.key, "result": "reused" if r.reused else "ran",
-             "seconds": r.seconds,
-             "artifacts": [{"name": name, "file": art.path.name, "size": art.size,
-                            "sha256": art.sha256} for name, art in sorted(r.artifacts.items())]}
-            for r in results]
+             "seconds": r.seconds, **describe_result(r)} for r in results]
 
 
 def release_failed(exc: StageFailedError) -> BuilderError:

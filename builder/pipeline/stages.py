@@ -203,6 +203,14 @@ def load_result(stage: str, key: str, entry: Path, *, reused: bool,
     return StageResult(stage, key, reused, round(seconds, 3), artifacts, facts)
 
 
+def describe_result(result: StageResult) -> dict[str, Any]:
+    """A stage's entry as --json shows it: its artifacts (name, file, size, SHA-256) and the
+    facts it recorded for the stages after it (a disk's format, the key that signed)."""
+    return {"artifacts": [{"name": name, "file": art.path.name, "size": art.size,
+                           "sha256": art.sha256} for name, art in sorted(result.artifacts.items())],
+            "facts": dict(result.facts)}
+
+
 def plan_stages(stages: Sequence[Stage], store: StageCache) -> list[PlannedStage]:
     """Each stage's key and whether a run would reuse or build it, without building anything.
     A stage after one that must run cannot know its key: its inputs' digests do not exist yet."""

@@ -183,6 +183,18 @@ def test_a_rerun_reuses_every_stage_and_publishes_the_same_files(runs: Runs,
     smoke = next(r for r in runs.first["stages"] if r["stage"] == "smoke")
     report = next(a for a in smoke["artifacts"] if a["name"] == "smoke")
     assert report["file"] == "smoke.json"
+    # Each stage's facts, the same whether it ran or was reused.
+    facts = {row["stage"]: row["facts"] for row in runs.first["stages"]}
+    assert facts == {row["stage"]: row["facts"] for row in runs.second["stages"]}
+    assert facts["smoke"] == {"exit_status": 0}
+    assert facts["seed"] == {"site": SITE, "fqdn": f"engine.{SITE}.example.com"}
+    assert facts["rpm-sign"] == facts["repo"] == {"fingerprint": FINGERPRINT}
+    assert facts["rpm"] == {"signed_by": None}  # signed by the rpm-sign stage
+    assert facts["provenance"] == facts["publish"] == {}
+    assert facts["disk"] == {"format": "raw"}
+    assert [len(facts[stage]["sha1"]) for stage in ("ova", "ova-ovf")] == [40, 40]
+    assert facts["sbom"]["packages"] > 0
+    assert {row["gate"]: row["passed"] for row in facts["gates"]["gates"]}["rpmlint"] is True
     # No domain is left behind by the smoke test.
     domains = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
                              capture_output=True, text=True, check=True).stdout.split()

@@ -7,6 +7,7 @@ SIGKILL of a real process."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from builder.atomic import lock_path
 from builder.cli.he_build import main
 from builder.lock import try_lock
+from builder.pipeline.stages import RECORD, Built, write_record
 from builder.pipeline.store import StageCache
 
 DAY_S = 86400
@@ -186,6 +188,30 @@ def test_list_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert out.splitlines()[-1].startswith("removed 1 entry (")
     code, out, _ = run_cli(["--json", "cache", "list"], tmp_path, monkeypatch, capsys)
     assert json.loads(out)["entries"] == [] and json.loads(out)["ok"] is True
+
+
+def test_the_json_list_gives_each_entry_its_artifacts_and_facts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What a stage recorded (the key that signed an RPM, a disk's format) is in the listing;
+    an entry without a readable record (another step's tree, a damaged one) has null."""
+    cache = StageCache(tmp_path)
+    with cache.store("rpm", "k1") as work:
+        (work / "a.rpm").write_bytes(b"rpm bytes")
+        write_record(work, "rpm", "k1", Built(files={"rpm": work / "a.rpm"},
+                                              facts={"signed_by": "0123ABCD"}))
+    stored(cache, "rootfs", "tree")
+    damaged = stored(cache, "disk", "k2")
+    (damaged / RECORD).write_text("{not json")
+    code, out, _ = run_cli(["--json", "cache", "list"], tmp_path, monkeypatch, capsys)
+    assert code == 0
+    entries = {entry["stage"]: entry for entry in json.loads(out)["entries"]}
+    assert entries["rpm"]["facts"] == {"signed_by": "0123ABCD"}
+    assert entries["rpm"]["artifacts"] == [
+        {"name": "rpm", "file": "a.rpm", "size": 9,
+         "sha256": hashlib.sha256(b"rpm bytes").hexdigest()}]
+    for stage in ("rootfs", "disk"):
+        assert (entries[stage]["facts"], entries[stage]["artifacts"]) == (None, None)
 
 
 def test_an_absent_cache_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
