@@ -73,20 +73,22 @@ def run_list(args: argparse.Namespace, console: Console) -> CommandResult:
 def run_prune(args: argparse.Namespace, console: Console) -> CommandResult:
     cache = _cache()
     unused_since = time.time() - args.unused_for * DAY_S
-    removed: list[CacheEntry] = []
+    removed: list[tuple[CacheEntry, dict[str, Any]]] = []
     kept = 0
     for entry in cache.entries():
+        recorded = _recorded(entry)  # read while the entry is there
         if cache.remove(entry, unused_since=unused_since, dry_run=args.dry_run):
-            removed.append(entry)
+            removed.append((entry, recorded))
         else:
             kept += 1
-    freed = sum(e.size for e in removed)
+    freed = sum(e.size for e, _ in removed)
     verb = "would remove" if args.dry_run else "removed"
     data = {"ok": True, "root": str(cache.root), "dry_run": args.dry_run,
             "unused_for_days": args.unused_for,
-            "removed": [_entry_data(e) for e in removed], "freed": freed, "kept": kept}
+            "removed": [{**_entry_data(e), **recorded} for e, recorded in removed],
+            "freed": freed, "kept": kept}
     lines = [f"{verb} {e.stage}/{e.key} ({human_size(e.size)}, last used {utc_time(e.last_used)})"
-             for e in removed]
+             for e, _ in removed]
     lines.append(f"{verb} {counted(len(removed), 'entry', 'entries')} ({human_size(freed)}), "
                  f"kept {kept}")
     return CommandResult(data=data, text="\n".join(lines))

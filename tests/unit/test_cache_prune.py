@@ -214,6 +214,28 @@ def test_the_json_list_gives_each_entry_its_artifacts_and_facts(
         assert (entries[stage]["facts"], entries[stage]["artifacts"]) == (None, None)
 
 
+def test_the_json_prune_gives_each_removed_entry_its_artifacts_and_facts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What went is described as the listing described it, read before it was removed."""
+    cache = StageCache(tmp_path)
+    with cache.store("rpm", "k1") as work:
+        (work / "a.rpm").write_bytes(b"rpm bytes")
+        write_record(work, "rpm", "k1", Built(files={"rpm": work / "a.rpm"},
+                                              facts={"signed_by": "0123ABCD"}))
+    stamp = time.time() - 2 * DAY_S
+    os.utime(cache.entry("rpm", "k1"), (stamp, stamp))
+    stored(cache, "rootfs", "tree", age_days=2)
+    code, out, _ = run_cli(["--json", "cache", "prune", "--unused-for", "1"], tmp_path,
+                           monkeypatch, capsys)
+    assert code == 0
+    removed = {entry["stage"]: entry for entry in json.loads(out)["removed"]}
+    assert cache.entries() == []
+    assert removed["rpm"]["facts"] == {"signed_by": "0123ABCD"}
+    assert [a["file"] for a in removed["rpm"]["artifacts"]] == ["a.rpm"]
+    assert (removed["rootfs"]["facts"], removed["rootfs"]["artifacts"]) == (None, None)
+
+
 def test_an_absent_cache_lists_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(["cache", "list"], tmp_path / "none", monkeypatch, capsys)
