@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import filecmp
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ import pytest
 
 from bench.killrun import KillPoint, run_with_kill
 from builder.disk.registry import resolve_recipe_path
-from builder.pipeline.store import default_cache_root
+from builder.pipeline.store import StageCache, default_cache_root
 from builder.resources import data_path
 from tests.fixtures.release import gpg_verify
 from tests.integration.test_release_repo import dnf_install, installed
@@ -38,6 +39,7 @@ FINGERPRINT = "2EC3AEDE1EE9F3D790D266DF646642753200F72A"
 RPM = "ovirt-engine-appliance-4.5.0-0.debiantest.noarch.rpm"
 ALL_STAGES = ["disk", "ova", "ova-ovf", "rpm", "rpm-sign", "seed", "smoke", "gates", "sbom",
               "repo", "provenance", "publish"]
+RUN_SPECIFIC_STAGES = ("repo", "provenance", "publish")
 INVENTORY = f"""\
 sites:
   {SITE}:
@@ -126,15 +128,30 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(setup: Setup) -> Runs:
-    """--plan, a full run, then the same command again."""
+def runs(setup: Setup) -> Iterator[Runs]:
+    """--plan, a full run, then the same command again, in the shared store (the appliance's
+    stages are reused across runs of the suite)."""
     code, plan, stderr = he_build_release(setup, "--publish", str(setup.publish), "--plan")
     assert code == 0, stderr
     code, first, stderr = he_build_release(setup, "--publish", str(setup.publish))
     assert code == 0, stderr
     code, second, stderr = he_build_release(setup, "--publish", str(setup.publish))
     assert code == 0, stderr
-    return Runs(plan, first, second, stderr)
+    yield Runs(plan, first, second, stderr)
+    remove_entries_of_this_run(first)
+
+
+def remove_entries_of_this_run(run: dict[str, Any]) -> None:
+    """The entries whose keys hold this module's temporary paths can never be reused (the
+    publish directory is in the repository's base URL, the launcher's storage in the
+    provenance's parameters): they leave the shared store, as `he-build cache prune` would
+    take them after 30 days."""
+    made = {(row["stage"], row["key"]) for row in run["stages"]
+            if row["stage"] in RUN_SPECIFIC_STAGES and row["result"] == "ran"}
+    cache = StageCache(default_cache_root(os.environ))
+    for entry in cache.entries():
+        if (entry.stage, entry.key) in made:
+            cache.remove(entry, unused_since=math.inf)
 
 
 def stage_results(data: dict[str, Any]) -> dict[str, str]:
