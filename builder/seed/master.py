@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.atomic import create_new, staged_dir
+from builder.atomic import FlushAhead, create_new, staged_dir
 from builder.console import counted
 from builder.errors import InputError, StorageError
 from builder.inventory.models import Site
@@ -39,6 +39,10 @@ PUBLIC_MODE = 0o644
 # than it saves.
 POOL_THRESHOLD = 16
 POOL_CHUNK = 32
+# Once this share of a pooled batch is written, the staging set's writeback begins in a
+# thread (atomic.FlushAhead): the flush before the switch then waits for the rest only, not
+# for all of it with every CPU idle.
+FLUSH_AHEAD_SHARE = 0.7
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 Progress = Callable[[int, int], None]
@@ -262,14 +266,19 @@ def write_seeds(
 
     Big batches are written by the pool's workers, each site by the worker that rendered it.
     `meanwhile` runs in this process once the work is handed out (while a pool's workers
-    render). Every bad value of every site is collected into one InputError: the caller drops
-    the staging directory, with whatever sites were written into it.
+    render). A big batch's writeback begins before its last sites are written
+    (FLUSH_AHEAD_SHARE); the caller's flush makes it durable. Every bad value of every site is
+    collected into one InputError: the caller drops the staging directory, with whatever sites
+    were written into it.
     """
     written: list[WrittenSeed] = []
     problems: list[str] = []
     work = _write_each(jobs, epoch, directory, meanwhile or _nothing)
-    with contextlib.closing(work) as outcomes:
+    flush_at = round(len(jobs) * FLUSH_AHEAD_SHARE) if len(jobs) >= POOL_THRESHOLD else 0
+    with contextlib.closing(work) as outcomes, FlushAhead(directory) as flush:
         for done, outcome in enumerate(outcomes, start=1):
+            if done == flush_at:
+                flush.start()
             if isinstance(outcome, WriteFailed):
                 raise StorageError(outcome.message)
             if isinstance(outcome, WrittenSeed):

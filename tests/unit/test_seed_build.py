@@ -8,13 +8,16 @@ import hashlib
 import io
 import json
 import stat
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pycdlib
 import pytest
 
+from builder.atomic import FlushAhead
 from builder.errors import InputError
-from builder.seed.master import build_seeds, write_site_seed
+from builder.seed.master import FLUSH_AHEAD_SHARE, build_seeds, write_site_seed
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -141,3 +144,38 @@ def test_big_batches_on_a_process_pool_match_single_site_builds(tmp_path: Path) 
     for site, batch in zip(sites[:3], artifacts, strict=False):
         single = write_site_seed(site, Secrets(), tmp_path / "one", env={"SOURCE_DATE_EPOCH": "0"})
         assert single.checksums == batch.checksums
+
+
+class RecordedFlushAhead(FlushAhead):
+    """The real flush ahead, noting how many site directories were complete when it began."""
+
+    started_with: ClassVar[list[int]] = []
+
+    def start(self) -> None:
+        self.started_with.append(len(list(self._directory.glob("*/manifest.json"))))
+        super().start()
+
+
+def test_a_big_batch_begins_its_writeback_before_its_last_sites(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("builder.seed.master.FlushAhead", RecordedFlushAhead)
+    monkeypatch.setattr(RecordedFlushAhead, "started_with", [])
+    sites = [dhcp_site(name=f"s{i:02d}", fqdn=f"engine.s{i:02d}.example.com") for i in range(20)]
+    build_seeds([(site, Secrets()) for site in sites], tmp_path / "batch", epoch=0)
+    (complete,) = RecordedFlushAhead.started_with  # once
+    assert complete >= round(20 * FLUSH_AHEAD_SHARE)
+    assert visible(tmp_path / "batch") == [s.name for s in sites]
+
+    RecordedFlushAhead.started_with.clear()
+    build_seeds([(dhcp_site(), Secrets())], tmp_path / "small", epoch=0)
+    assert RecordedFlushAhead.started_with == []  # a few files are fsynced one by one
+
+
+def test_a_flush_ahead_that_fails_is_left_to_the_flush_that_must_succeed(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    threads = threading.active_count()
+    with FlushAhead(tmp_path / "gone") as flush:
+        flush.start()
+        flush.start()
+    assert threading.active_count() == threads  # one thread, waited for
+    assert capfd.readouterr().err == ""  # no traceback from the thread
