@@ -39,9 +39,9 @@ PUBLIC_MODE = 0o644
 # than it saves.
 POOL_THRESHOLD = 16
 POOL_CHUNK = 32
-# Once this share of a pooled batch is written, the staging set's writeback begins in a
-# thread (atomic.FlushAhead): the flush before the switch then waits for the rest only, not
-# for all of it with every CPU idle.
+# Once this share of a batch of POOL_THRESHOLD sites or more is written, the staging set's
+# writeback begins in a thread (atomic.FlushAhead): the flush before the switch then waits
+# for the rest only, not for all of it with every CPU idle.
 FLUSH_AHEAD_SHARE = 0.7
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
