@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from builder.atomic import check_directory_target
 from builder.cli.handler import CommandResult, Subcommands, a_path
-from builder.console import text_table
+from builder.console import counted, text_table
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -86,4 +86,4 @@ def results_text(done: ReleaseRun) -> str:
     signed = f", signed by key {done.signed_by}" if done.signed_by else ""
     return (text_table(results_table(done.results)) +
             f"\n\n{reused} of {len(done.results)} stages reused; published {done.publish} "
-            f"({len(done.files)} files){signed}")
+            f"({counted(len(done.files), 'file')}){signed}")

@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from builder.release.gates import GateResult
 
 RELEASE_FORMAT = "1"
+# rpm-sign and repo record the signing key as `signed_by`, as the appliance's rpm stage does.
+SIGNED_FORMAT = "2"
 SBOM_NAME = "sbom.spdx.json"
 PROVENANCE_NAME = "provenance.intoto.json"
 REPO_DIR = "repo"
@@ -436,9 +438,9 @@ def repo_stage(ctx: ReleaseContext) -> Stage:
         with signing_home(signing_key(ctx), sc.env, signature_time=ctx.epoch) as signer:
             build_repository([signed], sc.work_dir / REPO_DIR, signer=signer, options=options)
         return Built(files=tree_files(sc.work_dir / REPO_DIR, prefix=REPO_DIR),
-                     facts={"fingerprint": signer.fingerprint})
+                     facts={"signed_by": signer.fingerprint})
 
-    return Stage("repo", ("rpm-sign", "gates"), inputs, build,
+    return Stage("repo", ("rpm-sign", "gates"), inputs, build, version=SIGNED_FORMAT,
                  title="the yum repository (createrepo_c, signed repomd.xml)")
 
 
@@ -452,9 +454,9 @@ def sign_stage(ctx: ReleaseContext) -> Stage:
             signed = sign_rpm(signer, rpm, sc.work_dir / rpm.name)
             public = export_public_key(signer, sc.work_dir / "public-key.asc")
         return Built(files={"rpm": signed, "public-key": public},
-                     facts={"fingerprint": signer.fingerprint})
+                     facts={"signed_by": signer.fingerprint})
 
-    return Stage("rpm-sign", ("rpm",), lambda: signing_inputs(ctx), build,
+    return Stage("rpm-sign", ("rpm",), lambda: signing_inputs(ctx), build, version=SIGNED_FORMAT,
                  title="signing the RPM with the release key")
 
 
@@ -551,7 +553,7 @@ class ReleaseRun:
         """The fingerprint of the key that signed the RPM, the repository and the checksums,
         as the signing stage recorded it (also when it was reused)."""
         signing = next((r for r in self.results if r.stage == "rpm-sign"), None)
-        return None if signing is None else signing.facts.get("fingerprint")
+        return None if signing is None else signing.facts.get("signed_by")
 
 
 def run_release(ctx: ReleaseContext, console: Console) -> ReleaseRun:

@@ -205,7 +205,7 @@ def test_a_rerun_reuses_every_stage_and_publishes_the_same_files(runs: Runs,
     assert facts == {row["stage"]: row["facts"] for row in runs.second["stages"]}
     assert facts["smoke"] == {"exit_status": 0}
     assert facts["seed"] == {"site": SITE, "fqdn": f"engine.{SITE}.example.com"}
-    assert facts["rpm-sign"] == facts["repo"] == {"fingerprint": FINGERPRINT}
+    assert facts["rpm-sign"] == facts["repo"] == {"signed_by": FINGERPRINT}
     assert facts["rpm"] == {"signed_by": None}  # signed by the rpm-sign stage
     assert facts["provenance"] == facts["publish"] == {}
     assert facts["disk"] == {"format": "raw"}

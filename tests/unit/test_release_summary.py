@@ -20,11 +20,11 @@ def result(stage: str, *, reused: bool, **facts: str) -> StageResult:
 
 def test_the_summary_names_the_key_the_signing_stage_recorded() -> None:
     done = ReleaseRun((result("rpm", reused=True),
-                       result("rpm-sign", reused=True, fingerprint=FINGERPRINT)),
+                       result("rpm-sign", reused=True, signed_by=FINGERPRINT)),
                       Path("/srv/publish"), (("SHA256SUMS", 100, "1" * 64),))
     assert done.signed_by == FINGERPRINT
     assert results_text(done).splitlines()[-1] == (
-        f"2 of 2 stages reused; published /srv/publish (1 files), signed by key {FINGERPRINT}")
+        f"2 of 2 stages reused; published /srv/publish (1 file), signed by key {FINGERPRINT}")
 
 
 def test_without_a_signing_stage_no_key_is_named() -> None:
