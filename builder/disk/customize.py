@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from builder.console import counted
 from builder.disk.backend import BuildContext
 from builder.disk.customize_ops import (
     InstallOp,
@@ -210,7 +211,8 @@ class CustomizeBackend:
         ops = [crypt_password(self.passwords[i], identity=self.cache_key(),
                               field=f"operations.{i}: root_password")
                if i in self.passwords else op for i, op in enumerate(self.operations)]
-        ctx.console.step(f"customizing {self.base.name}: {len(ops)} operations, one launch")
+        ctx.console.step(f"customizing {self.base.name}: {counted(len(ops), 'operation')}, "
+                         "one launch")
         with open_guest(overlay, disk_format="qcow2", env=ctx.env,
                         notify=ctx.console.note) as guest:
             for number, op in enumerate(ops, start=1):
