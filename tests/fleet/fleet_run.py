@@ -91,11 +91,17 @@ def prepare_run(scratch: Path, fleet: Fleet, sites: Sequence[SiteSpec],
         # this machine's libvirtd.
         "he_deploy_uri": "test:///default",
         "he_deploy_poll_interval": 1,
-        "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": str(standin_seconds),
-                                         "HE_STANDIN_REAL_HE_LAUNCH": tool("he-launch")},
+        "he_deploy_launch_environment": launch_environment(standin_seconds),
     }))
     return FleetRun(source, inventory, extra_vars, out, remote_dir, storage, tuple(secrets),
                     fleet_env(scratch, fleet, out, collections))
+
+
+def launch_environment(standin_seconds: float) -> dict[str, str]:
+    """The stand-in's environment on the hosts: how long it "boots", and the real he-launch
+    (its option checks, --prune-images)."""
+    return {"HE_STANDIN_SECONDS": str(standin_seconds),
+            "HE_STANDIN_REAL_HE_LAUNCH": tool("he-launch")}
 
 
 def fleet_env(scratch: Path, fleet: Fleet, out: Path, collections: Path) -> dict[str, str]:

@@ -8,6 +8,9 @@ label, meta-data, user-data and its own answer file with `isoinfo`), keeps he-la
 OVESETUP_STANDIN/exitCode=int:N (the test's way to make one site fail through its real seed).
 HE_STANDIN_SECONDS (default 0) is the time the stand-in "boots", for the fleet benchmark.
 `--prune-images` runs the real he-launch ($HE_STANDIN_REAL_HE_LAUNCH) on the real storage.
+Every other command line is first read by the real he-launch's own parser and option checks
+(the Python of its virtualenv): one it refuses is refused here with its message, its `--json`
+error and its exit status, so a deployment cannot pass an option a real host would refuse.
 Runs with the hosts' /usr/bin/python3 and the standard library only (plus isoinfo).
 """
 
@@ -25,8 +28,40 @@ from pathlib import Path
 
 EXIT_CODE_KEY = re.compile(r"OVESETUP_STANDIN/exitCode=int:(-?\d+)")
 PRUNE_FLAG = "--prune-images"
-# `--prune-images` is handed to the real he-launch named by this variable.
+# The real he-launch, in its virtualenv: `--prune-images` is handed to it, and every other
+# command line is checked by that virtualenv's Python first (CHECK_OPTIONS).
 REAL_HE_LAUNCH = "HE_STANDIN_REAL_HE_LAUNCH"
+
+# The real he-launch up to its option checks: the same parser, the same checks, the same
+# report of a refusal (stderr, the --json error on stdout, the exit status); nothing else.
+CHECK_OPTIONS = """\
+import sys
+from builder.cli.handler import parse_command_line, report_usage_error
+from builder.cli.he_launch import PROG, build_parser, options_from_args
+from builder.errors import InputError
+args = parse_command_line(build_parser(), sys.argv[1:])
+if isinstance(args, int):
+    sys.exit(args)
+try:
+    options_from_args(args)
+except InputError as exc:
+    sys.exit(report_usage_error(PROG, exc, json_mode=bool(args.json), debug=bool(args.debug)))
+"""
+
+
+def real_he_launch() -> Path:
+    real = os.environ.get(REAL_HE_LAUNCH)
+    if not real:
+        raise SystemExit(f"stand-in he-launch: {REAL_HE_LAUNCH} names no he-launch")
+    return Path(real)
+
+
+def check_options(argv: list[str]) -> None:
+    """Exit as the real he-launch does when it refuses `argv`, before it would boot."""
+    python = real_he_launch().with_name("python")
+    checked = subprocess.run([str(python), "-c", CHECK_OPTIONS, *argv], check=False)
+    if checked.returncode != 0:
+        raise SystemExit(checked.returncode)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,7 +71,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--site", required=True)
     parser.add_argument("--storage", type=Path, default=Path("/var/tmp/he-launch"))
     parser.add_argument("--json", action="store_true")
-    options, _ = parser.parse_known_args(argv)  # --uri, --no-network, timeouts: accepted as is
+    options, _ = parser.parse_known_args(argv)  # the rest: checked by check_options
     return options
 
 
@@ -71,7 +106,9 @@ def netns() -> str:
 def main(argv: list[str]) -> int:
     if PRUNE_FLAG in argv:
         # No VM, but the storage is real: the real he-launch prunes it.
-        os.execv(os.environ[REAL_HE_LAUNCH], [os.environ[REAL_HE_LAUNCH], *argv])
+        real = real_he_launch()
+        os.execv(real, [str(real), *argv])
+    check_options(argv)
     opts = parse_args(argv)
     started = time.monotonic()
     workdir = opts.storage / opts.site

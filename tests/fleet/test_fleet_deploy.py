@@ -25,7 +25,13 @@ import pytest
 from tests.fixtures.processes import alive
 from tests.fixtures.storage import unpacked_image
 from tests.fleet.ansible_env import run, tool
-from tests.fleet.fleet_run import FleetRun, SiteSpec, playbook_argv, prepare_run
+from tests.fleet.fleet_run import (
+    FleetRun,
+    SiteSpec,
+    launch_environment,
+    playbook_argv,
+    prepare_run,
+)
 from tests.fleet.netns import PREFIX, Fleet, namespaces, ssh_fleet
 
 pytestmark = [
@@ -167,7 +173,7 @@ def test_a_stopped_he_launch_is_cleaned_up_as_he_launch_would_have(
                            collections=collections_path)
         short = {"he_deploy_boot_timeout": 1, "he_deploy_setup_timeout": 1,
                  "he_deploy_async_margin": 3,
-                 "he_deploy_launch_environment": {"HE_STANDIN_SECONDS": "300"}}
+                 "he_deploy_launch_environment": launch_environment(300)}
         copy_of_he_launch = run_.storage / "echo" / "seed.iso"
 
         def deploy(**more: object) -> dict[str, Any]:
