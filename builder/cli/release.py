@@ -84,6 +84,6 @@ def results_text(done: ReleaseRun) -> str:
 
     reused = sum(1 for r in done.results if r.reused)
     signed = f", signed by key {done.signed_by}" if done.signed_by else ""
+    stages, files = counted(len(done.results), "stage"), counted(len(done.files), "file")
     return (text_table(results_table(done.results)) +
-            f"\n\n{reused} of {len(done.results)} stages reused; published {done.publish} "
-            f"({counted(len(done.files), 'file')}){signed}")
+            f"\n\n{reused} of {stages} reused; published {done.publish} ({files}){signed}")

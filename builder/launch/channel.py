@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from builder.console import counted
 from builder.errors import BootTimeoutError, ChannelClosedError, SetupTimeoutError
 from builder.seed.protocol import NETWORK_TAG, RC_LINE, SCRUB_TAG, SSH_TAG, VERDICTS
 
@@ -173,4 +174,4 @@ def _raise_closed(report: ChannelReport) -> None:
         report.exit_code = report.final_exit_code()
         return
     raise ChannelClosedError(
-        f"the report channel closed without an exit status after {report.lines} lines")
+        f"the report channel closed without an exit status after {counted(report.lines, 'line')}")

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.console import Console
+from builder.console import Console, counted
 from builder.errors import BuilderError, InputError, MissingPrerequisiteError, SecretOnDiskError
 from builder.launch.channel import ChannelReport, Deadlines, connect_channel, read_report
 from builder.launch.guest_console import schema_refusals
@@ -333,8 +333,8 @@ def _waiting_display(
         if report.first_line_at is None:
             label, since, limit = "boot: waiting for the guest", started, deadlines.boot_s
         else:
-            label, since, limit = (f"setup: {report.lines} lines so far", report.first_line_at,
-                                   deadlines.setup_s)
+            label, since, limit = (f"setup: {counted(report.lines, 'line')} so far",
+                                   report.first_line_at, deadlines.setup_s)
         console.progress(f"{label}, {now - since:.0f} s of {limit:g} s", int(now - since),
                          int(limit))
     return show
@@ -409,8 +409,9 @@ def scan_overlay(overlay: Path, seed: SeedPlan, run: Launch, report: LaunchRepor
     report.secret_scan = SecretScan(str(overlay), scanned.bytes_read, scanned.found)
     mib = scanned.bytes_read / (1 << 20)
     if scanned.found:
-        run.console.note(f"the engine's disk still holds {scanned.found} copies of the answer "
-                         f"file's password lines ({mib:.0f} MiB read)")
+        copies = counted(scanned.found, "copy", "copies")
+        run.console.note(f"the engine's disk still holds {copies} of the answer file's password "
+                         f"lines ({mib:.0f} MiB read)")
     else:
         run.console.note(f"the engine's disk holds no copy of the answer file's password lines "
                          f"({mib:.0f} MiB read)")

@@ -215,6 +215,8 @@ def test_the_command_prints_what_went_and_why_the_rest_stays(
     assert text.splitlines()[-1].startswith(
         "would remove 2 images, 1 RPM extract, 2 records (")
     assert text.splitlines()[-1].endswith("; kept 3 in use, 2 used in the last 30 days")
+    assert main([*argv, "--dry-run", "--unused-for", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(" used in the last 1 day")
     assert main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and data["dry_run"] is False

@@ -91,6 +91,17 @@ def test_a_channel_closed_without_status_is_exit_23(
     assert caught.value.exit_code == 23 and "2 lines" in caught.value.message
 
 
+def test_a_channel_closed_after_one_line_says_one_line(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    host, guest = pair
+    guest.sendall(b"some output\n")
+    guest.shutdown(socket.SHUT_WR)
+    with pytest.raises(ChannelClosedError) as caught:
+        read(host)
+    assert caught.value.message.endswith("without an exit status after 1 line")
+
+
 def test_a_silent_guest_is_a_boot_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
     host, _ = pair
     with pytest.raises(BootTimeoutError) as caught:

@@ -30,4 +30,4 @@ def test_the_summary_names_the_key_the_signing_stage_recorded() -> None:
 def test_without_a_signing_stage_no_key_is_named() -> None:
     done = ReleaseRun((result("rpm", reused=False),), Path("/p"), ())
     assert done.signed_by is None
-    assert results_text(done).splitlines()[-1] == "0 of 1 stages reused; published /p (0 files)"
+    assert results_text(done).splitlines()[-1] == "0 of 1 stage reused; published /p (0 files)"
