@@ -80,26 +80,20 @@ def test_a_verdict_without_rc_settles_when_the_channel_closes(
     assert report.final_exit_code() == 0
 
 
-def test_a_channel_closed_without_status_is_exit_23(
-    pair: tuple[socket.socket, socket.socket],
+@pytest.mark.parametrize(("sent", "lines"), [
+    (b"HE_APPLIANCE_NETWORK lo\nsome output\n", "2 lines"),
+    (b"some output\n", "1 line"),
+])
+def test_a_channel_closed_without_status_is_exit_23_and_counts_its_lines(
+    pair: tuple[socket.socket, socket.socket], sent: bytes, lines: str,
 ) -> None:
     host, guest = pair
-    guest.sendall(b"HE_APPLIANCE_NETWORK lo\nsome output\n")
+    guest.sendall(sent)
     guest.shutdown(socket.SHUT_WR)
     with pytest.raises(ChannelClosedError) as caught:
         read(host)
-    assert caught.value.exit_code == 23 and "2 lines" in caught.value.message
-
-
-def test_a_channel_closed_after_one_line_says_one_line(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    host, guest = pair
-    guest.sendall(b"some output\n")
-    guest.shutdown(socket.SHUT_WR)
-    with pytest.raises(ChannelClosedError) as caught:
-        read(host)
-    assert caught.value.message.endswith("without an exit status after 1 line")
+    assert caught.value.exit_code == 23
+    assert caught.value.message.endswith(f"without an exit status after {lines}")
 
 
 def test_a_silent_guest_is_a_boot_timeout(pair: tuple[socket.socket, socket.socket]) -> None:
