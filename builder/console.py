@@ -11,9 +11,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
+
+# A command's result for --json, or the function that makes it.
+JsonData: TypeAlias = "dict[str, Any] | Callable[[], dict[str, Any]]"
 
 
 @dataclass
@@ -62,12 +65,12 @@ class Console:
             write_or_drop(self.err, "\n")
             self._open_line = False
 
-    def emit(self, data: dict[str, Any], text: str, *, verbatim: bool = False) -> None:
-        """A command's result: `data` as JSON with --json, else `text` for people (ending in
-        one newline), or exactly `text` when `verbatim`."""
+    def emit(self, data: JsonData, text: str, *, verbatim: bool = False) -> None:
+        """A command's result: `data` (made now if a function) as JSON with --json, else `text`
+        for people (ending in one newline), or exactly `text` when `verbatim`."""
         self._end_progress_line()
         if self.json_mode:
-            write_or_drop(self.out, as_json(data))
+            write_or_drop(self.out, as_json(data() if callable(data) else data))
         elif verbatim:
             write_or_drop(self.out, text)
         elif text:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TypeAlias
 
-from builder.console import Console, write_or_drop
+from builder.console import Console, JsonData, write_or_drop
 from builder.errors import BuilderError, ExitCode, InputError, file_error
 
 # Control characters, line and paragraph separators, and invisible format characters (bidi
@@ -35,10 +35,11 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 @dataclass
 class CommandResult:
-    """What a command returns: `data` for --json, `text` for people (`verbatim`: exactly these
-    characters, for a document written to stdout)."""
+    """What a command returns: `data` for --json (or the function that makes it, for data only
+    worth making when asked for), `text` for people (`verbatim`: exactly these characters, for a
+    document written to stdout)."""
 
-    data: dict[str, Any]
+    data: JsonData
     text: str
     exit_code: int = 0
     verbatim: bool = False

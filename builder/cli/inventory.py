@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder.cli.handler import CommandResult, Subcommands, a_path
 from builder.console import counted, text_table
+from builder.heap import collection_paused, frozen_at_exit
 
 if TYPE_CHECKING:
     from builder.console import Console
@@ -27,11 +28,17 @@ def add_inventory_option(parser: argparse.ArgumentParser, *, secrets: bool = Fal
 
 def load_from_args(args: argparse.Namespace, on_site: SiteLoaded | None = None) -> Inventory:
     """The inventory `--inventory` names (else the bundled example), loaded and validated
-    (`on_site`: builder.inventory.load.SiteLoaded)."""
+    (`on_site`: builder.inventory.load.SiteLoaded). The sites live until the command ends: they
+    are made with the collector paused, and the collections of the process's exit skip them
+    (builder.heap)."""
     from builder.inventory.load import DEFAULT_INVENTORY, load_inventory  # noqa: PLC0415
 
     path: Path = DEFAULT_INVENTORY if args.inventory is None else args.inventory
-    return load_inventory(path, allow_secrets_from=args.allow_secrets_from, on_site=on_site)
+    with collection_paused():
+        inventory = load_inventory(path, allow_secrets_from=args.allow_secrets_from,
+                                   on_site=on_site)
+    frozen_at_exit()
+    return inventory
 
 
 def add_allow_secrets_option(parser: argparse.ArgumentParser | Any) -> None:

@@ -70,7 +70,7 @@ def run_seed(args: argparse.Namespace, console: Console) -> CommandResult:
         dhcp=export, notify=console.note)
     console.note(publication_note(args.out, published, len(artifacts)))
     dhcp = _dhcp_data(export, args.out) if export is not None else None
-    return CommandResult(data=result_data(args.out, artifacts, dhcp, published),
+    return CommandResult(data=lambda: result_data(args.out, artifacts, dhcp, published),
                          text=result_text(artifacts, dhcp))
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from builder.atomic import FlushAhead, create_new, staged_dir
 from builder.console import counted
 from builder.errors import InputError, StorageError
+from builder.heap import frozen_for_fork
 from builder.inventory.models import Site
 from builder.lock import Notify
 from builder.repro import build_time
@@ -315,7 +316,9 @@ def _write_each(
 
     with ProcessPoolExecutor(max_workers=_cpu_count(), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        outcomes = pool.map(_seed_job, jobs, epochs, stages, chunksize=POOL_CHUNK)
+        # The workers fork at the first job: they inherit the sites frozen (builder.heap).
+        with frozen_for_fork():
+            outcomes = pool.map(_seed_job, jobs, epochs, stages, chunksize=POOL_CHUNK)
         try:
             meanwhile()
         except BaseException:
