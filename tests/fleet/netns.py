@@ -27,7 +27,6 @@ from tests.fixtures.processes import alive, wait_until
 
 SUBNET = "198.18.46"
 PREFIX = "he6fleet"
-STALE = re.compile(rf"^{PREFIX}(\d+)-")
 SSHD = "/usr/sbin/sshd"
 
 
@@ -70,11 +69,12 @@ def remove_namespace(name: str) -> None:
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
-def remove_stale_namespaces() -> None:
+def remove_stale_namespaces(prefix: str) -> None:
     """Namespaces of an earlier run whose process is gone (killed before it cleaned up)."""
+    stale = re.compile(rf"^{re.escape(prefix)}(\d+)-")
     for line in run("ip", "netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""
-        match = STALE.match(name)
+        match = stale.match(name)
         if match and not Path(f"/proc/{match.group(1)}").exists():
             remove_namespace(name)
 
@@ -84,10 +84,13 @@ def namespaces() -> list[str]:
 
 
 @contextlib.contextmanager
-def ssh_fleet(workdir: Path, count: int) -> Iterator[Fleet]:
-    remove_stale_namespaces()
+def ssh_fleet(workdir: Path, count: int, prefix: str = PREFIX) -> Iterator[Fleet]:
+    """`count` hosts in namespaces named `prefix`PID-... (a module running beside the fleet's
+    own, in another lane, takes a prefix of its own: the fleet's modules check theirs are
+    gone)."""
+    remove_stale_namespaces(prefix)
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tag = f"{PREFIX}{os.getpid()}"
+    tag = f"{prefix}{os.getpid()}"
     controller = f"{tag}-ctl"
     created: list[str] = []
     try:
