@@ -1,6 +1,8 @@
 """The cyclic garbage collector around the moments a command makes, shares or leaves many objects
 that live until it ends, such as an inventory's sites: collections that would only walk them are
-skipped. Nothing here changes what is freed, only when the collector looks."""
+skipped. While the command runs, nothing here changes what is freed, only when the collector
+looks; at its exit, what is still alive is left to the end of the process (as Python allows:
+it never promised finalizers then, and every file here is closed before a command returns)."""
 
 from __future__ import annotations
 
