@@ -97,6 +97,12 @@ def prepare_run(scratch: Path, fleet: Fleet, sites: Sequence[SiteSpec],
                     fleet_env(scratch, fleet, out, collections))
 
 
+def left_behind(run_: FleetRun) -> list[Path]:
+    """Seed copies anywhere: on the hosts (placed and he-launch's), on the controller."""
+    return [*run_.remote_dir.glob("*/seed.iso"), *run_.storage.glob("*/seed.iso"),
+            *run_.out.glob("*/seed")]
+
+
 def launch_environment(standin_seconds: float) -> dict[str, str]:
     """The stand-in's environment on the hosts: how long it "boots", and the real he-launch
     (its option checks, --prune-images)."""

@@ -29,6 +29,7 @@ from tests.fleet.fleet_run import (
     FleetRun,
     SiteSpec,
     launch_environment,
+    left_behind,
     playbook_argv,
     prepare_run,
 )
@@ -61,12 +62,6 @@ def summary_of(run_: FleetRun) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((run_.out / "summary.json").read_text())
     document["by_site"] = {row["site"]: row for row in document["sites"]}
     return document
-
-
-def left_behind(run_: FleetRun) -> list[Path]:
-    """Seed copies anywhere: on the hosts (placed and he-launch's), on the controller."""
-    return [*run_.remote_dir.glob("*/seed.iso"), *run_.storage.glob("*/seed.iso"),
-            *run_.out.glob("*/seed")]
 
 
 def aged_image(storage: Path, days: int) -> Path:

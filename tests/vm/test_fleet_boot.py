@@ -11,6 +11,7 @@ can exist here). One boot, a few minutes under TCG: the test checks all it can o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -20,9 +21,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
-from tests.fixtures.libvirt import fresh_domain
+from tests.fixtures.libvirt import domain_state, fresh_domain
 from tests.fleet.ansible_env import tool
-from tests.fleet.fleet_run import FleetRun, SiteSpec, playbook_argv, prepare_run
+from tests.fleet.fleet_run import FleetRun, SiteSpec, left_behind, playbook_argv, prepare_run
 from tests.fleet.netns import namespaces, ssh_fleet
 
 pytestmark = [
@@ -36,7 +37,7 @@ PREFIX = "he6boot"
 TIMEOUT = 400  # he-launch's boot and setup timeouts, each (TCG)
 
 
-def use_real_he_launch(run_: FleetRun, appliance: Path, uri: str, storage: Path) -> None:
+def use_real_he_launch(run_: FleetRun, appliance: Path, uri: str, storage: Path) -> FleetRun:
     """The run prepare_run made for the stand-in, made for the real he-launch and a small VM."""
     variables = json.loads(run_.extra_vars.read_text())
     variables.update({
@@ -52,22 +53,17 @@ def use_real_he_launch(run_: FleetRun, appliance: Path, uri: str, storage: Path)
     run_.extra_vars.write_text(json.dumps(variables))
     run_.inventory.write_text("defaults:\n  vcpus: 1\n  memory_mib: 1024\n"
                               + run_.inventory.read_text())
-
-
-def domain_state(uri: str, name: str) -> str:
-    done = subprocess.run(["virsh", "-c", uri, "domstate", name], capture_output=True,
-                          text=True, check=False)
-    return done.stdout.strip() if done.returncode == 0 else "absent"
+    return dataclasses.replace(run_, storage=storage)
 
 
 def test_the_role_deploys_a_site_with_the_real_he_launch(
     demo_appliance: DemoAppliance, libvirt_uri: str, launch_storage: Path, tmp_path: Path,
 ) -> None:
-    storage = launch_storage / "fleet"
     with ssh_fleet(tmp_path / "net", 1, prefix=PREFIX) as fleet, \
             fresh_domain(libvirt_uri, f"he-engine-{SITE}") as domain:
-        run_ = prepare_run(tmp_path, fleet, [SiteSpec(SITE, fleet.hosts[0].address)])
-        use_real_he_launch(run_, demo_appliance.ova, libvirt_uri, storage)
+        run_ = use_real_he_launch(
+            prepare_run(tmp_path, fleet, [SiteSpec(SITE, fleet.hosts[0].address)]),
+            demo_appliance.ova, libvirt_uri, launch_storage / "fleet")
         proc = subprocess.run(playbook_argv(fleet, run_, 1), env=run_.env, capture_output=True,
                               text=True, check=False, timeout=3 * TIMEOUT)
         output = proc.stdout + proc.stderr
@@ -90,8 +86,7 @@ def test_the_role_deploys_a_site_with_the_real_he_launch(
         # The engine VM runs on; no seed copy is left (the role's, he-launch's, the
         # controller's), and no secret was printed or recorded.
         assert domain_state(libvirt_uri, domain) == "running"
-        assert [*run_.remote_dir.glob("*/seed.iso"), *storage.glob("*/seed.iso"),
-                *run_.out.glob("*/seed")] == []
+        assert left_behind(run_) == []
         recorded = (run_.out / "summary.json").read_text() + Path(row["result"]).read_text()
         for secret in run_.secrets:
             assert secret not in output and secret not in recorded

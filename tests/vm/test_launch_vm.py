@@ -32,7 +32,7 @@ from builder.seed.iso import write_iso
 from builder.seed.master import write_site_seed
 from tests.fixtures.appliance import DemoAppliance, demo_appliance
 from tests.fixtures.health_page import HEALTHY, health_page
-from tests.fixtures.libvirt import fresh_domain
+from tests.fixtures.libvirt import domain_state, fresh_domain
 from tests.fixtures.signals import INTERRUPTIBLE
 
 pytestmark = pytest.mark.vm
@@ -87,8 +87,7 @@ def he_launch(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[s
 
 
 def domain_exists(uri: str, name: str) -> bool:
-    done = subprocess.run(["virsh", "-c", uri, "domstate", name], capture_output=True, check=False)
-    return done.returncode == 0
+    return domain_state(uri, name) != "absent"
 
 
 @pytest.fixture
