@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,9 @@ MAX_HOME_PARENT = 60
 HOME_PREFIX = "he-gpg-"
 # The pid of the process a signing home belongs to: a home whose process is gone is swept.
 OWNER_FILE = "owner.pid"
+# A home with no readable owner this long after its last change was left by a process killed
+# while making it (the owner is written before any key is imported): it is swept too.
+UNOWNED_HOME_GRACE_S = 60.0
 GPG_CONF = (
     "batch\n"
     "no-tty\n"
@@ -224,7 +228,7 @@ def _private_home(key: SigningKey, env: Mapping[str, str], *,
     home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX, dir=_short_temp_dir()))
     try:
         home.chmod(0o700)
-        (home / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        write_atomic(home / OWNER_FILE, f"{os.getpid()}\n".encode(), mode=0o600)
         (home / "gpg.conf").write_text(GPG_CONF, encoding="utf-8")
         (home / "gpg-agent.conf").write_text(AGENT_CONF, encoding="utf-8")
         secret = _import_secret_key(gpg, home, key)
@@ -327,19 +331,37 @@ def agent_public_key(key: AgentKey) -> bytes:
 
 def sweep_stale_homes(parent: Path) -> list[Path]:
     """Remove the signing homes of processes that are gone (a release killed while signing
-    left its home, holding the imported key, and its agent): the agent is stopped first."""
+    left its home, holding the imported key, and its agent): the agent is stopped first.
+    Only this user's homes are looked at."""
+    now = time.time()
     removed = []
     for home in parent.glob(f"{HOME_PREFIX}*"):
-        try:
-            owner = int((home / OWNER_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # not ours, or still being set up
-        if _alive(owner):
+        if not _stale_home(home, now):
             continue
         stop_agent(home)
         remove_home(home)
         removed.append(home)
     return removed
+
+
+def _stale_home(home: Path, now: float) -> bool:
+    try:
+        info = home.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    owner = _home_owner(home)
+    if owner is None:
+        return info.st_mtime < now - UNOWNED_HOME_GRACE_S
+    return not _alive(owner)
+
+
+def _home_owner(home: Path) -> int | None:
+    try:
+        return int((home / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def remove_home(home: Path, *, grace: float = AGENT_STOP_GRACE) -> None:
