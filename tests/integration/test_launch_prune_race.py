@@ -116,17 +116,16 @@ def test_a_launch_that_loses_every_time_says_so_and_leaves_no_overlay(
     assert not overlay.exists()
 
 
-def rpm_racing(monkeypatch: pytest.MonkeyPatch, *, times: int) -> list[tuple[Path, int]]:
+def rpm_racing(monkeypatch: pytest.MonkeyPatch, *, times: int) -> list[Path]:
     """prepare_disk, with a prune taking the RPM's OVA (its whole rpms/KEY entry) just before
-    it reads it, the first `times` calls; returns the OVAs it took (path, inode)."""
-    taken: list[tuple[Path, int]] = []
+    it reads it, the first `times` calls; returns the OVAs it took."""
+    taken: list[Path] = []
 
     def prepare(appliance: Path, images: Path, overlay: Path,
                 modes: StorageModes | None = None) -> PreparedDisk:
         if len(taken) < times:
-            inode = appliance.stat().st_ino
             assert prune_now(appliance.parent)
-            taken.append((appliance, inode))
+            taken.append(appliance)
         return prepare_disk(appliance, images, overlay, modes)
 
     monkeypatch.setattr(image, "prepare_disk", prepare)
@@ -147,7 +146,7 @@ def test_an_rpm_ova_pruned_before_it_was_read_is_taken_out_again(
 
     monkeypatch.setattr(image, "locate_appliance", locate_counted)
     disk = prepare_appliance_disk(demo_appliance.rpm, rpms, images, overlay)
-    [(pruned, _)] = taken
+    [pruned] = taken
     # Taken out of the RPM again, to the same place: a second extraction, not the inode number
     # (the filesystem may give the new file the pruned one's).
     assert located == [pruned, pruned] and disk.appliance == pruned and pruned.is_file()
