@@ -111,9 +111,11 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """`1 site`, `2 sites`; `plural` where English does not just add an s (`3 entries`)."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+def counted(count: float, noun: str, plural: str | None = None) -> str:
+    """`1 site`, `2 sites`, `0.5 days`; `plural` where English does not just add an s
+    (`3 entries`). A float is written as short as it reads (`1` for 1.0)."""
+    figure = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{figure} {noun if count == 1 else plural or noun + 's'}"
 
 
 def utc_time(stamp: float) -> str:

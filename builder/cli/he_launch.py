@@ -224,9 +224,8 @@ def prune_images(args: argparse.Namespace) -> CommandResult:
                        for kind, noun in (("image", "image"), ("rpm", "RPM extract"),
                                           ("record", "record")))
     unsure = f", {report.unsure} for those chains" if report.unreadable else ""
-    days = "day" if args.unused_for == 1 else "days"
     lines.append(f"{verb} {counts} ({human_size(report.freed)}); kept {len(report.in_use)} in "
-                 f"use, {report.recent} used in the last {args.unused_for:g} {days}{unsure}")
+                 f"use, {report.recent} used in the last {counted(args.unused_for, 'day')}{unsure}")
     return CommandResult(data={"ok": True, **report_data(report, args.unused_for)},
                          text="\n".join(lines))
 

@@ -10,6 +10,8 @@ def test_counted_agrees_with_its_figure() -> None:
     assert [counted(n, "problem") for n in (0, 2)] == ["0 problems", "2 problems"]
     assert counted(3, "entry", "entries") == "3 entries"
     assert counted(1, "entry", "entries") == "1 entry"
+    assert [counted(d, "day") for d in (1.0, 0.5, 30.0, 999999.0)] == [
+        "1 day", "0.5 days", "30 days", "999999 days"]
 
 
 def test_human_size_keeps_bytes_whole_and_stops_at_gib() -> None:
