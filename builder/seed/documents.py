@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from builder.seed.block_yaml import WIDTH, dump_block_yaml
+
 # libyaml's emitter when PyYAML was built with it (it is on Debian and in PyPI wheels).
 _BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -27,9 +29,16 @@ SeedDumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(data: Any, *, header: str = "") -> str:
-    """`header` (e.g. "#cloud-config\\n") then the document, keys in the order given."""
+    """`header` (e.g. "#cloud-config\\n") then the document, keys in the order given: written
+    directly where its text is certain (builder.seed.block_yaml), else by libyaml."""
+    body = dump_block_yaml(data)
+    return header + (libyaml_dump(data) if body is None else body)
+
+
+def libyaml_dump(data: Any) -> str:
+    """The document as PyYAML's emitter (libyaml's where built with it) writes it."""
     body: str = yaml.dump(
         data, Dumper=SeedDumper, sort_keys=False, default_flow_style=False,
-        allow_unicode=True, width=120,
+        allow_unicode=True, width=WIDTH,
     )
-    return header + body
+    return body
