@@ -134,24 +134,45 @@ class SeedFile:
 
 @dataclass(frozen=True)
 class SeedArtifacts:
-    """What was written for one site: paths, checksums, and the ids the launcher needs."""
+    """What was written for one site: paths, checksums, and the ids the launcher needs (the
+    paths are made when asked for: a thousand sites' worth is 8,000 of them)."""
 
-    site: str
     directory: Path
-    iso: Path
-    files: tuple[SeedFile, ...]
-    instance_id: str
-    mac: str
+    written: WrittenSeed
+
+    @property
+    def site(self) -> str:
+        return self.written.site
+
+    @property
+    def instance_id(self) -> str:
+        return self.written.instance_id
+
+    @property
+    def mac(self) -> str:
+        return self.written.mac
+
+    @property
+    def iso(self) -> Path:
+        return self.directory / ISO_NAME
+
+    @property
+    def files(self) -> tuple[SeedFile, ...]:
+        return tuple(self._described(f) for f in self.written.files)
 
     @property
     def checksums(self) -> dict[str, str]:
-        return {f.name: f.sha256 for f in self.files}
+        return {f.name: f.sha256 for f in self.written.files}
 
     def file(self, name: str) -> SeedFile:
-        for entry in self.files:
+        for entry in self.written.files:
             if entry.name == name:
-                return entry
+                return self._described(entry)
         raise KeyError(name)
+
+    def _described(self, entry: WrittenFile) -> SeedFile:
+        return SeedFile(entry.name, self.directory / entry.name, entry.sha256, entry.size,
+                        entry.mode)
 
 
 def render_seed(site: Site, secrets: SeedSecrets) -> RenderedSeed:
@@ -187,7 +208,7 @@ def write_site_seed(
     final = directory / site.name
     with staged_dir(final) as temp:
         written = _write_site(temp, outcome)
-    return _artifacts(written, final)
+    return SeedArtifacts(final, written)
 
 
 def build_seeds(
@@ -237,7 +258,7 @@ def publish_seeds(
         except BaseException:
             generations.unlink_unpublished(seeds, to_link)
             raise
-    return [_artifacts(seed, out_root / seed.site) for seed in written], published
+    return [SeedArtifacts(out_root / seed.site, seed) for seed in written], published
 
 
 def _complete_set(seeds: generations.SeedSet, stage: Path, kept: Sequence[str],
@@ -411,10 +432,4 @@ def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, 
     manifest = {"site": rendered.site, "fqdn": rendered.fqdn,
                 "instance_id": rendered.instance_id, "mac": rendered.mac, "files": files}
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-def _artifacts(seed: WrittenSeed, final: Path) -> SeedArtifacts:
-    files = tuple(SeedFile(f.name, final / f.name, f.sha256, f.size, f.mode) for f in seed.files)
-    return SeedArtifacts(site=seed.site, directory=final, iso=final / ISO_NAME, files=files,
-                         instance_id=seed.instance_id, mac=seed.mac)
 
