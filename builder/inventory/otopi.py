@@ -61,7 +61,7 @@ DERIVED_ANSWER_KEYS: dict[str, str] = {
 
 def str_problem(text: str) -> str | None:
     """Why `KEY=str:text` would not reach engine-setup as `text`; None when it would."""
-    if any(char in FILE_LINE_BREAKS for char in text):
+    if not FILE_LINE_BREAKS.isdisjoint(text):
         return "contains a line break, which the answer file cannot carry"
     if text[-1:].isspace():
         return "ends with whitespace, which engine-setup's parser strips"
@@ -80,7 +80,7 @@ def multi_str_problem(items: Sequence[str]) -> str | None:
 
 
 def _item_problem(item: str, *, first: bool) -> str | None:
-    if any(char in SPLITLINES_BREAKS for char in item):
+    if not SPLITLINES_BREAKS.isdisjoint(item):
         return "contains a line break, which splits the item in two"
     if item[-1:].isspace():
         return "ends with whitespace, which engine-setup's parser strips"

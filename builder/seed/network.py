@@ -24,6 +24,8 @@ from builder.seed.documents import dump_yaml
 # keyfile into the disk replaces this one instead of adding a second profile for the NIC.
 NM_PROFILE = "hosted-engine"
 NM_KEYFILE = f"/etc/NetworkManager/system-connections/{NM_PROFILE}.nmconnection"
+# What would end, escape or split a keyfile value.
+_KEYFILE_BREAKING = frozenset("\\\n\r")
 NM_HEADER = "# Written by he-builder's seed: the engine VM's NIC, matched by its MAC address.\n"
 
 
@@ -163,6 +165,6 @@ def check_dns_families(site: Site) -> None:
 def _keyfile_value(value: str) -> str:
     """Every value here is a validated address, name or constant; a keyfile separator or
     escape in one would be a bug upstream, not something to encode."""
-    if any(char in value for char in "\\\n\r") or not value.isprintable():
+    if not _KEYFILE_BREAKING.isdisjoint(value) or not value.isprintable():
         raise ValueError(f"not a plain keyfile value: {value!r}")
     return value

@@ -6,6 +6,8 @@ import configparser
 import os
 import stat
 import subprocess
+import sys
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,12 @@ from builder.seed.documents import dump_yaml
 from builder.seed.master import render_seed
 from builder.seed.network import NM_KEYFILE, NM_PROFILE, render_nm_keyfile
 from builder.seed.passwords import derive_salt, hash_root_password
-from builder.seed.userdata import SSHD_DROP_IN, build_user_data, render_user_data
+from builder.seed.userdata import (
+    CONTROL_CHARACTER,
+    SSHD_DROP_IN,
+    build_user_data,
+    render_user_data,
+)
 from tests.fixtures.passwords import openssl_sha512_crypt, verify_sha512_crypt
 from tests.fixtures.seeds import SSH_KEY, Secrets, dhcp_site, static_site
 
@@ -117,6 +124,13 @@ def test_unhashable_root_passwords_are_refused(password: str, message: str) -> N
     with pytest.raises(InputError) as info:
         render_seed(dhcp_site(), Secrets(root_password=password))
     assert info.value.message == message
+
+
+def test_the_control_character_pattern_is_unicodes_control_and_surrogate_categories() -> None:
+    differ = [code for code in range(sys.maxunicode + 1)
+              if bool(CONTROL_CHARACTER.search(chr(code)))
+              != (unicodedata.category(chr(code)) in ("Cc", "Cs"))]
+    assert differ == []
 
 
 def test_ssh_key_with_a_hidden_second_line_is_refused() -> None:
