@@ -424,12 +424,20 @@ def seed_contents(seed: MasteredSeed) -> dict[str, tuple[bytes, int]]:
 def render_manifest(rendered: RenderedSeed, contents: Mapping[str, tuple[bytes, int]],
                     digests: Mapping[str, str]) -> bytes:
     """manifest.json: the SHA-256, size and mode of every other file, plus what identifies the
-    engine VM (site, FQDN, MAC, instance-id): builder.seed.read takes them from here."""
-    files = {
-        name: {"sha256": digests[name], "size": len(data), "mode": f"{mode:04o}"}
-        for name, (data, mode) in sorted(contents.items())
-    }
-    manifest = {"site": rendered.site, "fqdn": rendered.fqdn,
-                "instance_id": rendered.instance_id, "mac": rendered.mac, "files": files}
-    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    engine VM (site, FQDN, MAC, instance-id): builder.seed.read takes them from here.
+
+    The text of `json.dumps(..., indent=2, sort_keys=True)` plus a line break, written
+    directly (the json module writes indented JSON in Python, a string alone in C)."""
+    files = ",\n".join(
+        f'    {_json_text(name)}: {{\n      "mode": "{mode:04o}",\n'
+        f'      "sha256": {_json_text(digests[name])},\n      "size": {len(data)}\n    }}'
+        for name, (data, mode) in sorted(contents.items()))
+    text = (f'{{\n  "files": {{\n{files}\n  }},\n  "fqdn": {_json_text(rendered.fqdn)},\n'
+            f'  "instance_id": {_json_text(rendered.instance_id)},\n'
+            f'  "mac": {_json_text(rendered.mac)},\n  "site": {_json_text(rendered.site)}\n}}\n')
+    return text.encode("utf-8")
+
+
+def _json_text(text: str) -> str:
+    return json.dumps(text)
 

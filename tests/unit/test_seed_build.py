@@ -17,7 +17,13 @@ import pytest
 
 from builder.atomic import FlushAhead
 from builder.errors import InputError
-from builder.seed.master import FLUSH_AHEAD_SHARE, build_seeds, write_site_seed
+from builder.seed.master import (
+    FLUSH_AHEAD_SHARE,
+    RenderedSeed,
+    build_seeds,
+    render_manifest,
+    write_site_seed,
+)
 from tests.fixtures.seeds import Secrets, dhcp_site, static_site
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000"}
@@ -65,6 +71,24 @@ def test_manifest_describes_every_file(tmp_path: Path) -> None:
     assert sorted(manifest["files"]) == sorted(f.name for f in artifacts.files
                                                if f.name != "manifest.json")
     assert artifacts.checksums["seed.iso"] == manifest["files"]["seed.iso"]["sha256"]
+    # Written directly, as json.dumps writes it indented, keys sorted.
+    text = (tmp_path / "dc2" / "manifest.json").read_text()
+    assert text == json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+@pytest.mark.parametrize("odd", ["", "a\"b\\c", "\u00e9t\u00e9 \U0001f600", "line\nbreak\t\x00",
+                                 "z" * 300])
+def test_manifest_text_is_json_dumps_text_for_any_strings(odd: str) -> None:
+    rendered = RenderedSeed(site=odd, user_data="", meta_data="", network_config=None,
+                            answers="", instance_id=odd + "-id", mac=odd, fqdn=odd)
+    contents = {odd + "f": (b"x" * 3, 0o600), "b": (b"", 0o644), "a" + odd: (b"yy", 0o640)}
+    digests = {name: hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+               for name in contents}
+    manifest = {"site": odd, "fqdn": odd, "instance_id": odd + "-id", "mac": odd,
+                "files": {name: {"sha256": digests[name], "size": len(data), "mode": f"{mode:04o}"}
+                          for name, (data, mode) in contents.items()}}
+    expected = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    assert render_manifest(rendered, contents, digests) == expected
 
 
 def test_iso_holds_the_rendered_files(tmp_path: Path) -> None:
