@@ -129,11 +129,16 @@ def result_data(out: Path, artifacts: Sequence[SeedArtifacts], dhcp: dict[str, A
     return data
 
 
+def _row(artifacts: SeedArtifacts) -> tuple[str, str, str, str]:
+    iso = artifacts.iso
+    return artifacts.site, artifacts.mac, str(iso), artifacts.digest(iso.name)
+
+
 def result_text(artifacts: Sequence[SeedArtifacts], dhcp: dict[str, Any] | None) -> str:
     """One row a site: its MAC, its seed ISO and the ISO's SHA-256. Every file's checksum and
     mode are in the site's manifest.json and under --json."""
     rows = [("SITE", "MAC", "ISO", "SHA256")]
-    rows += [(a.site, a.mac, str(a.iso), a.file(a.iso.name).sha256) for a in artifacts]
+    rows += [_row(a) for a in artifacts]
     lines = [text_table(rows)]
     if dhcp is not None:
         lines.append("")

@@ -164,6 +164,10 @@ class SeedArtifacts:
     def checksums(self) -> dict[str, str]:
         return {f.name: f.sha256 for f in self.written.files}
 
+    def digest(self, name: str) -> str:
+        """The SHA-256 of the file `name` (KeyError when the seed has none)."""
+        return self.checksums[name]
+
     def file(self, name: str) -> SeedFile:
         for entry in self.written.files:
             if entry.name == name:
