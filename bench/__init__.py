@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from builder.cli.handler import error_lines
 from builder.errors import BuilderError, file_error
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one case of a fuzz campaign came to: its kind, and what happened when it failed."""
+
+    kind: str
+    detail: str = ""
 
 
 def run_bench(main: Callable[[], int | None]) -> NoReturn:

@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import run_bench
+from bench import Outcome, run_bench
 from builder.cli import he_build, he_launch
 from builder.cli.handler import CommandParser
 from builder.errors import ExitCode
@@ -106,12 +106,6 @@ class Case:
     argv: tuple[str, ...]
     closed_stdout: bool = False
     closed_stderr: bool = False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str
-    detail: str = ""
 
 
 def baselines() -> dict[str, tuple[str, list[str]]]:

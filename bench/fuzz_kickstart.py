@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from bench import run_bench
+from bench import Outcome, run_bench
 from builder.disk import kickstart
 from builder.disk.kickstart import (
     KickstartInputs,
@@ -102,12 +102,6 @@ class Case:
     text: str
     version: str
     password: str  # the core of every password the case holds
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str
-    detail: str = ""
 
 
 def generate(seed: int, count: int) -> Iterator[Case]:

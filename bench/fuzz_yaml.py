@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench import run_bench
+from bench import Outcome, run_bench
 from builder.seed.block_yaml import dump_block_yaml
 from builder.seed.documents import libyaml_dump
 
@@ -51,12 +51,6 @@ KEYS = ["path", "content", "owner", "permissions", "on", "1", "ethernets", "a-b"
 class Case:
     index: int
     document: Any
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str
-    detail: str = ""
 
 
 def generate(seed: int, count: int) -> Iterator[Case]:

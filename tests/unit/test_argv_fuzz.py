@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from bench import Outcome
 from bench.fuzz_argv import (
     FAILURES,
     Case,
-    Outcome,
     baselines,
     generate,
     judge,

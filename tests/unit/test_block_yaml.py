@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench.fuzz_yaml import Case, Outcome, generate, run_campaign
+from bench import Outcome
+from bench.fuzz_yaml import Case, generate, run_campaign
 from bench.seeds import EPOCH, generated_site, secrets_of
 from builder.inventory.load import DEFAULT_INVENTORY, load_inventory
 from builder.seed import documents

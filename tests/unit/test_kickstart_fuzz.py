@@ -10,8 +10,9 @@ from collections import Counter
 
 import pytest
 
+from bench import Outcome
 from bench import fuzz_kickstart as fuzz
-from bench.fuzz_kickstart import Case, Outcome, generate, run_campaign
+from bench.fuzz_kickstart import Case, generate, run_campaign
 from builder.errors import InputError
 
 SAMPLE = 300
