@@ -13,6 +13,7 @@ from typing import Any
 
 from builder.errors import InputError
 from builder.inventory.models import HOST_NAME_PATTERN, Site
+from builder.inventory.syntax import CONTROL_RE
 from builder.seed import runner
 from builder.seed.answers import LINE_BREAKS
 from builder.seed.documents import dump_yaml
@@ -33,8 +34,6 @@ SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-he-root-login.conf"
 # prohibit-password: root's password works over SSH only when the inventory asks for it.
 ROOT_SSH = {"key": ("prohibit-password", "no"), "password": ("yes", "yes")}
 HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
-# Unicode's control characters (category Cc) and lone surrogates (Cs), exactly.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def build_user_data(site: Site, *, root_hash: str) -> dict[str, Any]:
@@ -154,7 +153,7 @@ def _check_ssh_keys(site: Site) -> None:
 def _check_single_line(site: Site, field: str, text: str) -> None:
     if not LINE_BREAKS.isdisjoint(text):
         raise _refused(site, field, "contains a line break")
-    if CONTROL_CHARACTER.search(text):
+    if CONTROL_RE.search(text):
         raise _refused(site, field, "contains a control character")
 
 

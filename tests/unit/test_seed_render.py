@@ -18,6 +18,7 @@ import yaml
 
 from builder.errors import InputError
 from builder.inventory.problems import InvalidFields
+from builder.inventory.syntax import CONTROL_RE
 from builder.repro import stable_mac
 from builder.resources import SEED_RUNNER_TEMPLATE
 from builder.seed import protocol, runner
@@ -26,12 +27,7 @@ from builder.seed.documents import dump_yaml
 from builder.seed.master import render_seed
 from builder.seed.network import NM_KEYFILE, NM_PROFILE, render_nm_keyfile
 from builder.seed.passwords import derive_salt, hash_root_password
-from builder.seed.userdata import (
-    CONTROL_CHARACTER,
-    SSHD_DROP_IN,
-    build_user_data,
-    render_user_data,
-)
+from builder.seed.userdata import SSHD_DROP_IN, build_user_data, render_user_data
 from tests.fixtures.passwords import openssl_sha512_crypt, verify_sha512_crypt
 from tests.fixtures.seeds import SSH_KEY, Secrets, dhcp_site, static_site
 
@@ -126,10 +122,12 @@ def test_unhashable_root_passwords_are_refused(password: str, message: str) -> N
     assert info.value.message == message
 
 
-def test_the_control_character_pattern_is_unicodes_control_and_surrogate_categories() -> None:
+def test_the_control_character_pattern_is_unicodes_control_surrogate_and_separator_ones() -> None:
+    """The pattern the inventory and the seed's render-time check share: categories Cc and
+    Cs, and the line and paragraph separators (Zl, Zp), exactly."""
     differ = [code for code in range(sys.maxunicode + 1)
-              if bool(CONTROL_CHARACTER.search(chr(code)))
-              != (unicodedata.category(chr(code)) in ("Cc", "Cs"))]
+              if bool(CONTROL_RE.search(chr(code)))
+              != (unicodedata.category(chr(code)) in ("Cc", "Cs", "Zl", "Zp"))]
     assert differ == []
 
 
