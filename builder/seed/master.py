@@ -107,8 +107,15 @@ class WrittenSeed:
     mac: str
     files: tuple[WrittenFile, ...]
 
+    def entry(self, name: str) -> WrittenFile:
+        """The file `name` (KeyError when the seed has none)."""
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
     def digest(self, name: str) -> str:
-        return next(f.sha256 for f in self.files if f.name == name)
+        return self.entry(name).sha256
 
 
 @dataclass(frozen=True)
@@ -166,13 +173,10 @@ class SeedArtifacts:
 
     def digest(self, name: str) -> str:
         """The SHA-256 of the file `name` (KeyError when the seed has none)."""
-        return self.checksums[name]
+        return self.written.digest(name)
 
     def file(self, name: str) -> SeedFile:
-        for entry in self.written.files:
-            if entry.name == name:
-                return self._described(entry)
-        raise KeyError(name)
+        return self._described(self.written.entry(name))
 
     def _described(self, entry: WrittenFile) -> SeedFile:
         return SeedFile(entry.name, self.directory / entry.name, entry.sha256, entry.size,
